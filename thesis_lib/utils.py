@@ -1,0 +1,174 @@
+"""Small shared helpers: devices, seeds, atomic files, provenance (git commit, hardware).
+
+Everything a result file needs to say where it came from lives here, so that every JSON the
+project writes carries the same provenance fields (RobustBench-style: results are data).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "ThesisError",
+    "get_device",
+    "seed_everything",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_json",
+    "git_commit",
+    "hardware_info",
+    "provenance",
+    "parse_number",
+    "progress_disabled",
+]
+
+
+class ThesisError(Exception):
+    """A user-facing error: its message is one sentence that says what is wrong and how to fix it.
+
+    The command line prints it without a traceback and exits with status 2.
+    """
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """`None` or "auto" picks CUDA when present, else CPU; anything else is parsed by torch."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:  # e.g. "gpu"
+        raise ThesisError(f"Unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ThesisError(f"Device {device!r} was requested but CUDA is not available on this machine.")
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy (if present) and torch; return a CPU generator seeded the same way."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, (Path, torch.device, torch.dtype)):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):  # numpy arrays
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomic, stable JSON (sorted keys, 2-space indent, trailing newline) so diffs stay readable."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ThesisError(f"Expected a JSON file at {path}, but it does not exist.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ThesisError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); delete it and re-run.") from e
+
+
+def git_commit(short: bool = False) -> str:
+    """The commit of the code that produced a result ("unknown" outside a git checkout).
+
+    A "+dirty" suffix says the working tree had uncommitted changes.
+    """
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short" if short else "HEAD", *([] if not short else ["HEAD"])],
+            cwd=here, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def hardware_info(device: torch.device | str | None = None) -> dict:
+    """What the numbers were measured on: CPU, thread count, GPU name, torch version."""
+    info = {
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    dev = torch.device(device) if device is not None else None
+    if dev is not None:
+        info["device"] = str(dev)
+        if dev.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(dev)
+    return info
+
+
+def provenance(device: torch.device | str | None = None) -> dict:
+    """The fields every result JSON carries besides its config and metrics."""
+    return {"git_commit": git_commit(), "hardware": hardware_info(device)}
+
+
+def parse_number(text: str | float | int) -> float:
+    """Parse "8/255", "0.031" or 1e-3 into a float (for command-line eps and step sizes)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    try:
+        return float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError) as e:
+        raise ThesisError(f"Could not read {text!r} as a number: use forms like 0.031 or 8/255.") from e
+
+
+def progress_disabled() -> bool:
+    """Progress bars are off under CI, pytest and papermill test runs (THESIS_NO_PROGRESS=1)."""
+    return bool(os.environ.get("THESIS_NO_PROGRESS") or os.environ.get("CI") or os.environ.get("PYTEST_CURRENT_TEST"))
