@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["load", "forward", "backward", "available"]
+__all__ = ["load", "forward", "backward", "available", "is_evenly_spaced"]
 
 _SRC = Path(__file__).with_name("_kaf_kernel.c")
 _FLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-shared", "-fPIC", "-std=c11"]
@@ -77,6 +77,8 @@ def load() -> ctypes.CDLL | None:
     for suf in ("f32", "f64"):
         getattr(lib, f"kaf_forward_{suf}").argtypes = [ptr] * 5 + [i64] * 4 + [cint]
         getattr(lib, f"kaf_backward_{suf}").argtypes = [ptr] * 9 + [i64] * 5 + [cint]
+        getattr(lib, f"kaf_forward_fast_{suf}").argtypes = [ptr] * 5 + [i64] * 4 + [cint]
+        getattr(lib, f"kaf_backward_fast_{suf}").argtypes = [ptr] * 7 + [i64] * 5 + [cint]
     _LIB = lib
     return lib
 
@@ -93,19 +95,37 @@ def _suffix(dtype: torch.dtype) -> str:
     return {torch.float32: "f32", torch.float64: "f64"}[dtype]
 
 
-def forward(x3: torch.Tensor, alpha: torch.Tensor, dictionary: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+def is_evenly_spaced(dictionary: torch.Tensor) -> bool:
+    """True if every row of the (C, D) dictionary is evenly spaced to the precision of its dtype.
+
+    Then the fast recurrence kernels apply (every fixed-dictionary KAF); a trained `kaf_free`
+    dictionary uses the direct kernels, which evaluate each of the D exponentials.
+    """
+    D = dictionary.shape[1]
+    if D < 3:
+        return True
+    d = dictionary.double()
+    h = (d[:, -1:] - d[:, :1]) / (D - 1)
+    ideal = d[:, :1] + h * torch.arange(D, dtype=torch.float64)
+    tol = (1e-12 if dictionary.dtype == torch.float64 else 2e-6) * (h.abs() + d.abs().max(1, keepdim=True).values)
+    return bool(((ideal - d).abs() <= tol).all() and (h > 0).all())
+
+
+def forward(x3: torch.Tensor, alpha: torch.Tensor, dictionary: torch.Tensor, gamma: torch.Tensor,
+            fast: bool = False) -> torch.Tensor:
     """x3: contiguous (outer, C, inner); parameters contiguous (C, D), (C, D), (C,), same dtype."""
     lib = load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
     y = torch.empty_like(x3)
-    getattr(lib, f"kaf_forward_{_suffix(x3.dtype)}")(
+    kind = "forward_fast" if fast else "forward"
+    getattr(lib, f"kaf_{kind}_{_suffix(x3.dtype)}")(
         _p(x3), _p(y), _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, torch.get_num_threads()
     )
     return y
 
 
-def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool):
+def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False):
     """Returns (grad_x3 or None, grad_alpha, grad_dict or None, grad_gamma or None)."""
     lib = load()
     outer, C, inner = x3.shape
@@ -114,6 +134,12 @@ def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool):
     nchunks = max(1, min(NCHUNKS, rows))
     gx = torch.empty_like(x3) if need_x else None
     pa = torch.zeros(nchunks, C, D, dtype=torch.float64)
+    if fast and not need_free:
+        getattr(lib, f"kaf_backward_fast_{_suffix(x3.dtype)}")(
+            _p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa),
+            outer, C, inner, D, nchunks, torch.get_num_threads(),
+        )
+        return gx, pa.sum(0).to(x3.dtype), None, None
     pd = torch.zeros(nchunks, C, D, dtype=torch.float64) if need_free else None
     pg = torch.zeros(nchunks, C, dtype=torch.float64) if need_free else None
     getattr(lib, f"kaf_backward_{_suffix(x3.dtype)}")(

@@ -92,8 +92,10 @@ class _GaussianKAF(torch.autograd.Function):
         ctx.save_for_backward(x, alpha, dictionary, gamma)
         ctx.free = free
         if _use_native(x, alpha):
+            ctx.fast = not free and _kaf_native.is_evenly_spaced(dictionary)
             x3, restore = _as_3d(x)
-            return restore(_kaf_native.forward(x3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous()))
+            return restore(_kaf_native.forward(x3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(),
+                                               fast=ctx.fast))
         shape = _param_shape(x)
         y = torch.zeros_like(x)
         for i in range(alpha.shape[1]):  # O(N*C*H*W) temporaries, never (..., D)
@@ -110,7 +112,7 @@ class _GaussianKAF(torch.autograd.Function):
             x3, restore = _as_3d(x)
             gy3, _ = _as_3d(gy.contiguous(memory_format=_memory_format(x)))
             gx3, ga, gd, gg = _kaf_native.backward(
-                x3, gy3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(), need_x, free
+                x3, gy3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(), need_x, free, fast=ctx.fast
             )
             gx = restore(gx3) if need_x else None
             return gx, ga, gd, gg, None
@@ -246,7 +248,7 @@ class KAF(nn.Module):
         return kaf_reference(x, self.alpha, self.dictionary, self.gamma, self.kernel).T
 
     @torch.no_grad()
-    def slope_bound(self, points: int = 4001) -> torch.Tensor:
+    def slope_bound(self, points: int = 20001) -> torch.Tensor:
         """Per-channel upper bound on max_s |f_c'(s)| (the KAF's Lipschitz constant), float64.
 
         Gaussian kernel: the max of |f'| on a grid covering the dictionary +- 6 kernel widths,
@@ -264,12 +266,15 @@ class KAF(nn.Module):
         lo = (d.min(1).values - width).view(-1, 1)
         hi = (d.max(1).values + width).view(-1, 1)
         u = torch.linspace(0, 1, points, dtype=torch.float64).view(1, -1)
-        s = lo + (hi - lo) * u  # (C, P)
-        t = s.unsqueeze(-1) - d.unsqueeze(1)  # (C, P, D)
-        k = torch.exp(-g.view(-1, 1, 1) * t * t)
-        fp = (-2 * g.view(-1, 1, 1) * t * k * a.unsqueeze(1)).sum(-1)  # f'(s)
+        peak = torch.empty_like(g)
+        for c0 in range(0, self.channels, 8):  # chunks of channels keep the (8, P, D) grid small
+            c = slice(c0, c0 + 8)
+            s = lo[c] + (hi[c] - lo[c]) * u  # (c, P)
+            t = s.unsqueeze(-1) - d[c].unsqueeze(1)  # (c, P, D)
+            fp = (-2 * g[c].view(-1, 1, 1) * t * torch.exp(-g[c].view(-1, 1, 1) * t * t) * a[c].unsqueeze(1)).sum(-1)
+            peak[c] = fp.abs().max(1).values
         h = (hi - lo).squeeze(1) / (points - 1)
-        grid_bound = fp.abs().max(1).values + 0.5 * h * 2 * g * a.abs().sum(1)
+        grid_bound = peak + 0.5 * h * 2 * g * a.abs().sum(1)
         triangle = math.sqrt(2 / math.e) * g.sqrt() * a.abs().sum(1)
         return torch.minimum(grid_bound, triangle)
 

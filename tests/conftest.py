@@ -1,0 +1,26 @@
+"""Test set-up shared by every test file: fixed threads and seeds, offline data, quiet progress bars."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+# Tests never download: point the loader at the offline copy when it is beside the repo.
+if "THESIS_DATA" not in os.environ and OFFLINE_CIFAR.is_file():
+    os.environ["THESIS_DATA"] = str(OFFLINE_CIFAR)
+os.environ.setdefault("THESIS_NO_PROGRESS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: longer tests, excluded from CI (run with -m slow)")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))

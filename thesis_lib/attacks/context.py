@@ -1,0 +1,100 @@
+"""How every attack touches a model: eval mode, no parameter gradients, state restored afterwards.
+
+Attacks need gradients with respect to the *input* only. Switching `requires_grad` off on the
+parameters stops autograd from keeping the tensors it would need for weight gradients (less memory,
+less work) and guarantees that an attack never leaves gradients in `.grad` that a training loop
+could pick up. BatchNorm and dropout must be in eval mode, otherwise the attack would see (and
+update) batch statistics and random masks instead of the deployed model (Carlini et al. 2019,
+"On Evaluating Adversarial Robustness", section 4).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["attack_mode", "model_device", "autocast_for", "check_eps", "check_norm", "NORMS", "to_float_images"]
+
+NORMS = ("linf", "l2")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put `model` in eval mode with parameters frozen; restore every module's mode and flag on exit.
+
+    Each submodule's `training` flag is restored individually (a model may be training with some
+    BatchNorm layers deliberately frozen). On CUDA the model is also switched to channels_last for
+    the duration (faster cuDNN kernels) and switched back if it was not channels_last before.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    device = model_device(model)
+    restore_format = False
+    if device.type == "cuda":
+        w = next((p for p in model.parameters() if p.dim() == 4), None)
+        if w is not None and not w.is_contiguous(memory_format=torch.channels_last):
+            model.to(memory_format=torch.channels_last)
+            restore_format = True
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.training = mode
+        if restore_format:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def autocast_for(device: torch.device, enabled: bool | None = None) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA only (bfloat16 where supported: no gradient underflow); a no-op on CPU."""
+    if device.type != "cuda" or enabled is False:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def check_eps(eps: float, name: str = "eps") -> float:
+    try:
+        value = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number such as 8/255, got {eps!r}.") from None
+    if not value >= 0 or value != value or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0 (in [0, 1] pixel units), got {eps!r}.")
+    return value
+
+
+def check_norm(norm: str) -> str:
+    if not isinstance(norm, str) or norm.lower() not in NORMS:
+        raise ValueError(f"Unknown norm {norm!r}: use 'linf' or 'l2'.")
+    return norm.lower()
+
+
+def to_float_images(x: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]; float images are checked to lie in [0, 1]."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"Images must be a tensor of shape N x C x H x W, got {shape}.")
+    if x.dtype == torch.uint8:
+        x = x.to(device).float().div_(255) if device is not None else x.float().div_(255)
+        return x
+    if not x.is_floating_point():
+        raise ValueError(f"Images must be uint8 (0-255) or float in [0, 1], got dtype {x.dtype}.")
+    x = x.to(device) if device is not None else x
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError("Float images must lie in [0, 1] (no mean/std normalisation): rescale them first.")
+    return x.float()

@@ -1,0 +1,72 @@
+"""The experiment registry: one entry per row of the protocol's table "Experiments and the figures they produce".
+
+An experiment is a named function `run(ctx)` with per-profile settings (a dataclass per experiment,
+one instance per profile): `smoke` proves the whole pipeline on a small CIFAR-10 subset in minutes
+on a CPU, `full` is exactly the thesis protocol (GPU hours). Experiments may require others (e.g. the
+adversarial-example figure attacks the light CNN trained by the chapter-4 experiment); requirements
+run first and are skipped when already finished.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Experiment", "EXPERIMENTS", "PROFILES", "register", "get_experiment", "list_experiments"]
+
+PROFILES = ("smoke", "full")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: what it reproduces, how to run it and with which settings per profile."""
+
+    name: str  # stable id, also the folder name under results/<profile>/
+    section: str  # thesis section (draft numbering), e.g. "5.1"
+    title: str  # one line for tables of contents and logs
+    run: Callable[..., dict]  # run(ctx) -> summary payload (JSON-able)
+    settings: dict[str, Any]  # profile name -> settings dataclass instance
+    notebook: str  # notebook that shows the results, e.g. "07_vgg_results"
+    requires: tuple[str, ...] = ()  # experiments whose results or checkpoints this one uses
+    figures: tuple[str, ...] = field(default=())  # stable figure/table names the notebook writes
+
+    def settings_for(self, profile: str):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+        return self.settings[profile]
+
+    def settings_dict(self, profile: str) -> dict:
+        s = self.settings_for(profile)
+        return dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
+
+
+# Insertion order is thesis order (and a valid dependency order).
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    missing = [r for r in experiment.requires if r not in EXPERIMENTS]
+    if missing:
+        raise ValueError(f"experiment {experiment.name!r} requires unregistered {missing}")
+    if set(experiment.settings) != set(PROFILES):
+        raise ValueError(f"experiment {experiment.name!r} must define settings for {PROFILES}")
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def _ensure_loaded() -> None:
+    # Importing the definitions registers them; done lazily so that importing thesis_lib stays cheap.
+    from . import definitions  # noqa: F401
+
+
+def get_experiment(name: str) -> Experiment:
+    _ensure_loaded()
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}") from None
+
+
+def list_experiments() -> list[str]:
+    _ensure_loaded()
+    return list(EXPERIMENTS)

@@ -1,0 +1,147 @@
+"""Figures of thesis section 2.1.3 (activation functions, eqs. 2.13-2.19) and section 2.4 (KAF shapes).
+
+The curves are computed from the project's own activation modules (`make_activation`), so the
+figures show exactly the functions the networks use; derivatives come from autograd.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .style import activation_color, styled
+
+__all__ = ["plot_sigmoid", "plot_activation_functions", "plot_activation_derivatives", "plot_kaf_shapes"]
+
+_LABELS = {"relu": "ReLU", "elu": "ELU", "swish": "Swish", "leaky_relu": "LeakyReLU(0.1)", "sigmoid": "Sigmoid",
+           "tanh": "Tanh", "gelu": "GELU", "softplus": "Softplus"}
+
+
+def _grid(s_range, points):
+    return torch.linspace(float(s_range[0]), float(s_range[1]), int(points), dtype=torch.float64)
+
+
+def _value_and_slope(name: str, s: torch.Tensor):
+    from ..activations import make_activation
+
+    act = make_activation(name, 1).double()
+    x = s.clone().requires_grad_(True)
+    y = act(x)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    return y.detach().numpy(), g.numpy()
+
+
+def _break_jumps(s: np.ndarray, y: np.ndarray, max_step: float = 0.25) -> np.ndarray:
+    """NaN between grid points where y jumps (so a discontinuous derivative is not drawn as a steep line)."""
+    y = y.copy()
+    jumps = np.flatnonzero(np.abs(np.diff(y)) > max_step)
+    y[jumps] = np.nan
+    return y
+
+
+def _lines(ax, s, curves, title, ylabel):
+    for name, y in curves:
+        ax.plot(s, y, label=_LABELS.get(name, name), color=activation_color(name))
+    ax.axhline(0, color="#888888", lw=0.6)
+    ax.axvline(0, color="#888888", lw=0.6)
+    ax.set_xlabel("s")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+
+
+@styled
+def plot_sigmoid(s_range=(-6.0, 6.0), points: int = 601):
+    """Sigmoid and its derivative (bounded by 1/4: the vanishing-gradient argument of section 2.1.3)."""
+    import matplotlib.pyplot as plt
+
+    s = _grid(s_range, points)
+    y, g = _value_and_slope("sigmoid", s)
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    ax.plot(s, y, label=r"$\sigma(s)$", color=activation_color("relu"))
+    ax.plot(s, g, label=r"$\sigma'(s)$", color=activation_color("elu"), ls="--")
+    ax.axhline(0.25, color="#888888", lw=0.6, ls=":")
+    ax.set_xlabel("s")
+    ax.set_title("Sigmoid and its derivative")
+    ax.legend()
+    return fig
+
+
+@styled
+def plot_activation_functions(names: Sequence[str] = ("elu", "leaky_relu", "swish"), s_range=(-4.0, 3.0),
+                              points: int = 701):
+    """Several activations on one axis (thesis: ELU, LeakyReLU(0.1), Swish)."""
+    import matplotlib.pyplot as plt
+
+    s = _grid(s_range, points)
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    _lines(ax, s.numpy(), [(n, _value_and_slope(n, s)[0]) for n in names], "Activation functions", "f(s)")
+    return fig
+
+
+@styled
+def plot_activation_derivatives(names: Sequence[str] = ("relu", "elu", "swish"), s_range=(-4.0, 3.0),
+                                points: int = 701):
+    """First derivatives (autograd) of several activations: ReLU's jumps at 0, ELU's and Swish's do not."""
+    import matplotlib.pyplot as plt
+
+    s = _grid(s_range, points)
+    curves = [(n, _break_jumps(s.numpy(), _value_and_slope(n, s)[1])) for n in names]
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    _lines(ax, s.numpy(), curves, "First derivatives", "f'(s)")
+    return fig
+
+
+def _kaf_curves(kaf, s):
+    """(s, curves (C, len)) from a KAF module or from an (s, curves) pair."""
+    if isinstance(kaf, (tuple, list)) and len(kaf) == 2:
+        return np.asarray(kaf[0], dtype=float), np.atleast_2d(np.asarray(kaf[1], dtype=float))
+    if not hasattr(kaf, "evaluate"):
+        raise ValueError(f"expected a KAF module or an (s, curves) pair, got {type(kaf).__name__}")
+    return s.numpy(), kaf.evaluate(s).double().cpu().numpy()
+
+
+def _target_curve(target, s):
+    if target is None:
+        return None, None
+    if isinstance(target, str):
+        from ..activations import make_activation
+
+        return target, make_activation(target, 1).double()(s).detach().numpy()
+    fn: Callable = target
+    return getattr(fn, "__name__", "target"), np.asarray(fn(s), dtype=float)
+
+
+@styled
+def plot_kaf_shapes(before, after, channels: int | Sequence[int] = 4, target=None, s_range=(-4.0, 4.0),
+                    points: int = 401, titles=("at initialisation", "after training"), suptitle: str | None = None):
+    """KAF shapes of a few channels before vs after training (thesis section 2.4).
+
+    before, after: KAF modules (their `evaluate` is used on the grid) or (s, curves) pairs as
+    returned by `thesis_lib.analysis.kaf_curves`. channels: how many (first ones) or which.
+    target: the function a ridge-initialised KAF interpolates ("elu", a callable, or None),
+    drawn dashed on both panels. The dictionary range is shaded.
+    """
+    import matplotlib.pyplot as plt
+
+    s = _grid(s_range, points)
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharey=True)
+    tname, ty = _target_curve(target, s)
+    for ax, mod, title in zip(axes, (before, after), titles):
+        ss, curves = _kaf_curves(mod, s)
+        idx = list(range(min(int(channels), len(curves)))) if isinstance(channels, (int, np.integer)) else list(channels)
+        for k, c in enumerate(idx):
+            ax.plot(ss, curves[c], color=f"C{k % 10}", lw=1.2, label=f"channel {c}")
+        if ty is not None:
+            ax.plot(s.numpy(), ty, color="black", ls="--", lw=1.2, label=f"target: {tname}")
+        d = getattr(mod, "dictionary", None)
+        if d is not None:
+            ax.axvspan(float(d.min()), float(d.max()), color="#f0f0f0", zorder=0, lw=0)
+        ax.set_title(title)
+        ax.set_xlabel("s")
+    axes[0].set_ylabel("f(s)")
+    axes[1].legend(loc="best")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
