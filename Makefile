@@ -1,0 +1,53 @@
+# Two commands do everything on a fresh clone (they create .venv and install what they need):
+#   make figures   regenerate every figure (executes all notebooks with papermill)
+#   make test      unit tests + pytest --nbval over the notebooks + a smoke run of every notebook
+# PROFILE=full make figures uses the full-scale results (train them first: see README).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PROFILE ?= smoke
+TMP    ?= $(shell mktemp -d 2>/dev/null || echo /tmp/thesis_lib_ci)
+
+# The offline CIFAR-10 copy beside the repo (development machines and CI); users without it get
+# torchvision's download into ./data.
+OFFLINE_CIFAR := $(abspath $(wildcard ../shared/data/cifar10-jpeg.tar.gz))
+ifneq ($(OFFLINE_CIFAR),)
+export THESIS_DATA ?= $(OFFLINE_CIFAR)
+endif
+export OMP_NUM_THREADS ?= 2
+export MPLBACKEND := Agg
+
+.PHONY: setup figures test test-unit test-notebooks test-smoke benchmarks clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -c "import torch, torchvision, thesis_lib; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
+	touch $@
+
+setup: $(VENV)/.installed
+
+figures: setup
+	$(PY) -m thesis_lib.experiments.notebooks --profile $(PROFILE)
+
+test: test-unit test-notebooks test-smoke
+
+test-unit: setup
+	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q -m "not slow" tests
+
+test-notebooks: setup
+	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
+
+test-smoke: setup
+	THESIS_NO_PROGRESS=1 $(PY) -m thesis_lib.experiments.notebooks --profile smoke \
+		--results-dir $(TMP)/results --figures-dir $(TMP)/figures --output-dir $(TMP)/notebooks
+
+benchmarks: setup
+	$(PY) benchmarks/bench_kaf.py
+	$(PY) benchmarks/bench_data_pipeline.py
+	$(PY) benchmarks/bench_attacks.py
+
+clean:
+	rm -rf $(VENV) .cache

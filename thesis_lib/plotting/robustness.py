@@ -1,0 +1,96 @@
+"""Robustness figures of thesis sections 5.1 and 5.3: accuracy vs robustness, robust accuracy vs PGD iterations.
+
+Convention of the thesis's figures: fixed activations are diamonds, KAFs are crosses, every point
+labelled with its activation. Accuracies are fractions in [0, 1] in the data and drawn in percent.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .style import activation_color, activation_marker, is_kaf_name, styled
+
+__all__ = ["plot_accuracy_vs_robustness", "plot_robust_vs_iterations"]
+
+
+def _records(data) -> list[dict]:
+    if hasattr(data, "to_dict"):
+        return data.to_dict("records")
+    return [dict(r) for r in data]
+
+
+def _need(rows, cols):
+    if not rows:
+        raise ValueError("no rows to plot")
+    missing = [c for c in cols if c not in rows[0]]
+    if missing:
+        raise ValueError(f"rows lack column(s) {missing}; they have {sorted(rows[0])}")
+
+
+@styled
+def plot_accuracy_vs_robustness(df, x: str = "clean_acc", y: str = "robust_acc", label: str = "activation",
+                                group: str | None = None, percent: bool = True, title: str | None = None):
+    """Scatter of clean vs robust accuracy, one labelled point per row (per activation).
+
+    df: DataFrame or list of dicts with columns `x`, `y`, `label`. group: optional column (e.g.
+    "arch") drawn as separate panels. Fixed activations: diamonds; KAFs: crosses.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    rows = _records(df)
+    _need(rows, [x, y, label] + ([group] if group else []))
+    groups = list(dict.fromkeys(r[group] for r in rows)) if group else [None]
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 3.8), squeeze=False)
+    scale = 100.0 if percent else 1.0
+    for ax, g in zip(axes[0], groups):
+        sel = [r for r in rows if group is None or r[group] == g]
+        for r in sel:
+            name = str(r[label])
+            ax.scatter(float(r[x]) * scale, float(r[y]) * scale, marker=activation_marker(name),
+                       color=activation_color(name), s=60, zorder=3)
+            ax.annotate(name, (float(r[x]) * scale, float(r[y]) * scale), xytext=(5, 4), textcoords="offset points",
+                        fontsize=8)
+        unit = " (%)" if percent else ""
+        ax.set_xlabel(f"clean accuracy{unit}" if x == "clean_acc" else x + unit)
+        ax.set_ylabel(f"robust accuracy{unit}" if y == "robust_acc" else y + unit)
+        ax.margins(0.15)
+        if g is not None:
+            ax.set_title(str(g))
+    handles = [Line2D([], [], ls="", marker="D", color="#555555", label="fixed activation"),
+               Line2D([], [], ls="", marker="X", color="#555555", label="KAF")]
+    axes[0, -1].legend(handles=handles, loc="best")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@styled
+def plot_robust_vs_iterations(df, x: str = "iterations", y: str = "robust_acc", hue: str = "activation",
+                              percent: bool = True, title: str | None = "Robust accuracy vs PGD iterations",
+                              mark: Sequence[float] | None = (50,)):
+    """Robust accuracy against the number of PGD iterations, one line per `hue` value.
+
+    A flat curve after ~50 iterations says the attack has converged (protocol, "Evaluation").
+    mark: iteration counts to draw as dotted vertical lines (the evaluation's 50).
+    """
+    import matplotlib.pyplot as plt
+
+    rows = _records(df)
+    _need(rows, [x, y, hue])
+    scale = 100.0 if percent else 1.0
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    for name in dict.fromkeys(str(r[hue]) for r in rows):
+        pts = sorted((float(r[x]), float(r[y])) for r in rows if str(r[hue]) == name)
+        xs, ys = np.array(pts).T
+        ax.plot(xs, ys * scale, marker=activation_marker(name), ms=4, color=activation_color(name),
+                ls="--" if is_kaf_name(name) else "-", label=name)
+    for m in mark or ():
+        ax.axvline(m, color="#888888", ls=":", lw=0.8)
+    ax.set_xlabel("PGD iterations")
+    ax.set_ylabel("robust accuracy" + (" (%)" if percent else ""))
+    if title:
+        ax.set_title(title)
+    ax.legend(ncols=2)
+    return fig

@@ -1,0 +1,189 @@
+"""Training figures: learning-rate range test and one-cycle schedule (thesis section 4.2, Smith 2017/2018;
+Wong, Rice, Kolter 2020), training curves (section 5.1) and per-layer norms (section 5.2, exploding
+gradients of KafResNet-56).
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .style import activation_color, styled
+
+__all__ = ["plot_lr_range_test", "plot_one_cycle", "plot_training_curves", "plot_gradient_norms", "ema", "pick_layers"]
+
+
+def ema(values: Sequence[float], beta: float) -> np.ndarray:
+    """Bias-corrected exponential moving average (the usual smoothing of a range test's noisy loss)."""
+    v = np.asarray(values, dtype=float)
+    if not 0 <= beta < 1:
+        raise ValueError(f"smoothing beta must be in [0, 1), got {beta}")
+    out, avg = np.empty_like(v), 0.0
+    for i, x in enumerate(v):
+        avg = beta * avg + (1 - beta) * x
+        out[i] = avg / (1 - beta ** (i + 1))
+    return out
+
+
+@styled
+def plot_lr_range_test(lrs, losses, lr_min: float | None = None, lr_max: float | None = None, smoothing: float = 0.9,
+                       title: str | None = "Learning-rate range test", ylim_factor: float | None = 4.0):
+    """Loss vs learning rate (log x): raw (light) and smoothed (EMA `smoothing`), with the chosen bounds.
+
+    ylim_factor: clip the y axis at this multiple of the smoothed minimum (the diverging tail
+    would otherwise flatten the interesting part); None keeps matplotlib's limits.
+    """
+    import matplotlib.pyplot as plt
+
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    if lrs.shape != losses.shape or lrs.ndim != 1 or len(lrs) < 2:
+        raise ValueError(f"lrs and losses must be 1-D of equal length >= 2, got {lrs.shape} and {losses.shape}")
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    ax.plot(lrs, losses, color="#bbbbbb", lw=0.8, label="loss")
+    finite = np.isfinite(losses)
+    sm = np.full_like(losses, np.nan)
+    if smoothing > 0 and finite.any():
+        sm[finite] = ema(losses[finite], smoothing)
+        ax.plot(lrs, sm, color="C0", label=f"EMA ({smoothing})")
+    for v, name, c in ((lr_min, "lr_min", "C2"), (lr_max, "lr_max", "C3")):
+        if v is not None:
+            ax.axvline(v, color=c, ls="--", lw=1.0, label=f"{name} = {v:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ref = sm if np.isfinite(sm).any() else losses
+    if ylim_factor and np.isfinite(ref).any():
+        lo = float(np.nanmin(ref[np.isfinite(ref)]))
+        hi = float(np.nanmax(losses[finite])) if finite.any() else lo
+        ax.set_ylim(min(lo, float(np.nanmin(losses[finite]))) * 0.95, min(hi, lo * ylim_factor) * 1.05)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+@styled
+def plot_one_cycle(schedule, steps_per_epoch: int | None = None, title: str | None = "One-cycle learning rate"):
+    """Learning rate per step (a sequence of floats); x in epochs when `steps_per_epoch` is given.
+
+    Build the schedule with `thesis_lib.training.one_cycle_lr(step, total, lr_min, lr_max, decay_steps)`.
+    """
+    import matplotlib.pyplot as plt
+
+    lr = np.asarray(schedule, dtype=float)
+    if lr.ndim != 1 or len(lr) == 0:
+        raise ValueError("schedule must be a non-empty 1-D sequence of learning rates")
+    x = np.arange(len(lr), dtype=float)
+    xlabel = "step"
+    if steps_per_epoch:
+        x, xlabel = x / steps_per_epoch, "epoch"
+    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    ax.plot(x, lr, color="C0")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("learning rate")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+_DEFAULT_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc", "train_robust_acc", "test_robust_acc")
+
+
+@styled
+def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], keys: Sequence[str] | None = None,
+                         x: str = "epoch", ncols: int = 3):
+    """Per-epoch metrics of several runs: one panel per metric, one line per run.
+
+    histories: {label: metrics["history"]} where each history is a list of per-epoch dicts
+    (as written by `thesis_lib.training.train`). keys: metrics to draw; default: those of
+    train/test loss/accuracy present in any run. Runs are coloured by activation when the label
+    is an activation name.
+    """
+    import matplotlib.pyplot as plt
+
+    if not histories:
+        raise ValueError("no training histories given")
+    present = {k for h in histories.values() for row in h for k, v in row.items() if isinstance(v, (int, float))}
+    if keys is None:
+        keys = [k for k in _DEFAULT_KEYS if k in present] or sorted(present - {x, "lr", "time_s", "wall_time_s"})
+    if not keys:
+        raise ValueError("the histories hold no numeric per-epoch metrics to plot")
+    ncols = min(ncols, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for label, hist in histories.items():
+            ys = [row.get(key, np.nan) for row in hist]
+            xs = [row.get(x, i + 1) for i, row in enumerate(hist)]
+            ax.plot(xs, np.asarray(ys, dtype=float), label=str(label), color=activation_color(label), lw=1.2)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel(x)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    axes.flat[0].legend()
+    return fig
+
+
+def _records(data):
+    if hasattr(data, "to_dict"):
+        return data.to_dict("records")
+    return list(data)
+
+
+def pick_layers(layers: Sequence, n: int = 3) -> list:
+    """Early, middle and late layers (first, middle, last) of an ordered list of layer names."""
+    layers = list(dict.fromkeys(layers))
+    if len(layers) <= n:
+        return layers
+    idx = sorted({round(i * (len(layers) - 1) / (n - 1)) for i in range(n)})
+    return [layers[i] for i in idx]
+
+
+@styled
+def plot_gradient_norms(norms, layers: Sequence | None = None, step: str = "step", layer: str = "layer",
+                        quantities: Sequence[str] = ("weight_norm", "grad_norm"), title: str | None = None):
+    """Per-layer weight and gradient norms over the first iterations (thesis section 5.2), log scale.
+
+    norms: tidy rows (DataFrame or list of dicts) with columns `step`, `layer` and the
+    `quantities`. layers: which layers to draw (default: early, middle and late layers in order of
+    first appearance). Non-finite values (NaN / inf gradients) are drawn as red crosses on the top
+    edge of the panel, so an exploding run shows where it broke.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    rows = _records(norms)
+    if not rows:
+        raise ValueError("no norm rows to plot")
+    missing = [c for c in (step, layer, *quantities) if c not in rows[0]]
+    if missing:
+        raise ValueError(f"norm rows lack column(s) {missing}; they have {sorted(rows[0])}")
+    order = list(dict.fromkeys(r[layer] for r in rows))
+    layers = pick_layers(order) if layers is None else list(layers)
+    fig, axes = plt.subplots(1, len(quantities), figsize=(3.6 * len(quantities), 3.0), squeeze=False)
+    for ax, q in zip(axes[0], quantities):
+        bad_any = False
+        for k, name in enumerate(layers):
+            sel = sorted((r[step], float(r[q]) if r[q] is not None else math.nan) for r in rows if r[layer] == name)
+            if not sel:
+                continue
+            xs = np.array([s for s, _ in sel], dtype=float)
+            ys = np.array([v for _, v in sel], dtype=float)
+            ok = np.isfinite(ys) & (ys > 0)
+            ax.plot(xs, np.where(ok, ys, np.nan), color=f"C{k % 10}", lw=1.2, label=str(name))
+            if (~np.isfinite(ys)).any():
+                bad_any = True
+                ax.plot(xs[~np.isfinite(ys)], np.ones((~np.isfinite(ys)).sum()), "x", color="red", ms=5,
+                        transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.set_yscale("log")
+        ax.set_xlabel(step)
+        ax.set_title(q.replace("_", " "))
+        handles, labels = ax.get_legend_handles_labels()
+        if bad_any:
+            handles.append(Line2D([], [], ls="", marker="x", color="red"))
+            labels.append("NaN / inf")
+        ax.legend(handles, labels)
+    if title:
+        fig.suptitle(title)
+    return fig
