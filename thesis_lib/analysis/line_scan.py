@@ -71,7 +71,7 @@ def _outputs(model, xs, batch_size):
 
 @torch.no_grad()
 def line_scan(model: nn.Module, x: torch.Tensor, direction: torch.Tensor | None = None, t_max: float = 1.0,
-              points: int = 2001, seed: int = 0, factor: float = 10.0, window: int = 3, refine: int = 16,
+              points: int = 2001, seed: int = 0, factor: float = 10.0, window: int = 3, refine: int = 8,
               levels: int = 2, concentration: float = 0.5, batch_size: int = 512, device=None,
               dtype: torch.dtype = torch.float64) -> dict:
     """Logits of `model` along x + t * direction, t in [-t_max, t_max] on `points` points, and their jumps.

@@ -21,7 +21,9 @@ whole set (torchattacks, ART), the work saved is everything spent on already-bro
 `stop="earliest"` changes the schedule for the robust-accuracy-vs-iterations curve: a later restart
 runs only up to the earliest successful iterate found so far, so that `step` holds, per example, the
 first iterate index at which any restart succeeds; PGD-k (same step size, same random starts) is a
-prefix of PGD-K for k < K, so one run gives the whole curve (see `curves.py`).
+prefix of PGD-K for k < K, so one run gives the whole curve (see `curves.py`). `stop="none"` is classic
+PGD (every example runs every step of every restart; the result is the final iterate of the
+highest-loss restart): high-confidence adversarial images for transfer attacks.
 """
 from __future__ import annotations
 
@@ -64,8 +66,8 @@ def _check_args(x, y, eps, step, steps, restarts, norm, random_start, target, st
         raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}.")
     if restarts > 1 and not random_start:
         raise ValueError("restarts > 1 needs random_start=True: without a random start every restart repeats the same attack.")
-    if stop not in ("first", "earliest"):
-        raise ValueError(f"stop must be 'first' or 'earliest', got {stop!r}.")
+    if stop not in ("first", "earliest", "none"):
+        raise ValueError(f"stop must be 'first', 'earliest' or 'none', got {stop!r}.")
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise ValueError("x must be a tensor of images of shape N x C x H x W.")
     if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],):
@@ -184,10 +186,13 @@ def run_pgd(
                 clean_success[rows[hit]] = True
                 s_restart[rows[hit]] = 0
                 s_step[rows[hit]] = 0
-                if return_adv:
-                    x_adv[rows[hit]] = xs[hit]
-                done(hit.sum().item())
-                keep = ~hit
+                if stop == "none":  # classic PGD attacks every example, even misclassified ones
+                    keep = torch.ones_like(hit)
+                else:
+                    if return_adv:
+                        x_adv[rows[hit]] = xs[hit]
+                    done(hit.sum().item())
+                    keep = ~hit
                 if steps == 0 and not random_start:  # nothing left to try
                     if return_adv:
                         x_adv[rows[keep]] = xs[keep]
@@ -214,14 +219,22 @@ def run_pgd(
             with torch.no_grad():
                 losses = losses.detach()
                 hit = succeeded(logits.detach(), idx)
-                at_limit = (t >= lim) & ~hit
                 new_x = _project_step(xadv, x0, grad, eps, step, norm)
                 new_t = t + 1
                 new_r = r.clone()
                 new_lim = lim.clone()
                 leave = torch.zeros_like(hit)
 
-                if hit.any():
+                if stop == "none":  # record the first success only; nothing ends early
+                    first = hit & ~success[idx]
+                    rows = idx[first]
+                    success[rows] = True
+                    s_restart[rows] = r[first]
+                    s_step[rows] = t[first]
+                    at_limit = t >= lim
+                else:
+                    at_limit = (t >= lim) & ~hit
+                if stop != "none" and hit.any():
                     rows = idx[hit]
                     if return_adv:
                         x_adv[rows] = xadv[hit]
@@ -241,7 +254,8 @@ def run_pgd(
                     rows = idx[at_limit]
                     if return_adv:
                         better = losses[at_limit] > best_loss[rows]
-                        better &= ~success[rows]  # keep the adversarial iterate of broken examples
+                        if stop != "none":
+                            better &= ~success[rows]  # keep the adversarial iterate of broken examples
                         best_loss[rows[better]] = losses[at_limit][better]
                         x_adv[rows[better]] = xadv[at_limit][better]
                     again = at_limit & (r + 1 < restarts)

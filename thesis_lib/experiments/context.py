@@ -111,6 +111,15 @@ class RunContext:
     def path(self, name: str) -> Path:
         return self.out / name
 
+    def sibling(self, name: str) -> "RunContext":
+        """The context of another experiment (same profile and folders), to reuse its trained models."""
+        from .registry import get_experiment
+
+        exp = get_experiment(name)
+        return RunContext(experiment=exp, profile=self.profile, settings=exp.settings_for(self.profile),
+                          results_root=self.results_root, runs_root=self.runs_root, data=self.data,
+                          device=self.device, log=self.log)
+
     # ---------------------------------------------------------------- cached steps
     def step(self, name: str, settings: dict, fn: Callable[[], Any], digits: int | None = 6) -> Any:
         """Result of `fn()`, cached in <out>/<name>.json together with `settings` and provenance.

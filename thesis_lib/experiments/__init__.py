@@ -1,0 +1,18 @@
+"""The thesis's experiments as code: one registered experiment per row of protocol.md's table, two profiles.
+
+- `smoke`: CPU, a small stratified CIFAR-10 subset, one or two epochs, attacks on ~100 images with few
+  iterations. Proves the whole pipeline in minutes (CI runs it from an empty results folder).
+- `full`: exactly the thesis protocol (GPU hours).
+
+`python -m thesis_lib reproduce --profile P [--only EXP]` runs them (finished ones are skipped,
+interrupted ones resumed); the notebooks call `ensure(name, profile, results_dir)` and plot what is
+stored under results/<profile>/<name>/. `python -m thesis_lib.experiments.notebooks` re-executes
+every notebook (all figures and tables).
+"""
+from .registry import EXPERIMENTS, PROFILES, Experiment, get_experiment, list_experiments
+from .runner import ExperimentResults, ensure, is_complete, run_experiment, run_profile
+
+__all__ = [
+    "Experiment", "EXPERIMENTS", "PROFILES", "get_experiment", "list_experiments",
+    "run_experiment", "run_profile", "ensure", "is_complete", "ExperimentResults",
+]

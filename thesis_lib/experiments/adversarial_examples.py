@@ -1,0 +1,78 @@
+"""Sections 1.1 / 2.2: FGSM and PGD adversarial examples of a trained network (Goodfellow et al. 2015, fig. 1).
+
+The network is the chapter-4 light CNN with ReLU (standard training). A few test images that it
+classifies correctly are attacked with FGSM (eq. 2.31) and PGD (section 2.2.3) at eps = 8/255; the
+clean images, the adversarial images and the network's softmax outputs are stored (a small
+safetensors file: the figure is re-drawn from it without the model or the data set).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .common import model_device
+from .light_cnn import light_cnn_config
+from .registry import Experiment, get_experiment, register
+
+__all__ = ["AdversarialExamplesSettings", "EXAMPLES_FILE"]
+
+EXAMPLES_FILE = "examples.safetensors"
+
+
+@dataclass(frozen=True)
+class AdversarialExamplesSettings:
+    images: int = 3  # correctly classified test images shown
+    pool: int = 200  # test images (stratified, seeded) the examples are picked from
+    eps: float = 8 / 255  # L-inf radius, [0, 1] pixel units
+    pgd_step: float = 2 / 255  # PGD step size
+    pgd_steps: int = 20  # PGD iterations
+    seed: int = 0  # test subset and PGD random start
+
+
+def run(ctx) -> dict:
+    import torch
+    from safetensors.torch import save
+
+    from ..attacks import fgsm, pgd
+    from ..utils import atomic_write_bytes
+
+    s: AdversarialExamplesSettings = ctx.settings
+    base = get_experiment("light_cnn").settings_for(ctx.profile)
+    cfg = light_cnn_config(base, "relu")
+    model = ctx.sibling("light_cnn").model("relu", cfg)
+    dev = model_device(model)
+    images, labels = ctx.test_images(s.pool, s.seed)
+    x = images.float().div(255).to(dev)
+    y = labels.to(dev)
+    with torch.no_grad():
+        correct = model(x).argmax(1).eq(y)
+    idx = torch.nonzero(correct).flatten()[: s.images]
+    if len(idx) == 0:  # an untrained smoke model may get nothing right: show the first images anyway
+        idx = torch.arange(min(s.images, len(y)), device=dev)
+    x, y = x[idx], y[idx]
+    x_fgsm = fgsm(model, x, y, s.eps)
+    torch.manual_seed(s.seed)
+    x_pgd = pgd(model, x, y, eps=s.eps, step=s.pgd_step, steps=s.pgd_steps, restarts=1)
+    with torch.no_grad():
+        probs = {k: torch.softmax(model(v), 1).cpu() for k, v in (("clean", x), ("fgsm", x_fgsm), ("pgd", x_pgd))}
+    tensors = {"x": x.cpu(), "x_fgsm": x_fgsm.detach().cpu(), "x_pgd": x_pgd.detach().cpu(), "labels": y.cpu(),
+               **{f"probs_{k}": v for k, v in probs.items()}}
+    atomic_write_bytes(ctx.path(EXAMPLES_FILE), save({k: v.contiguous() for k, v in tensors.items()}))
+    rows = []
+    for i in range(len(y)):
+        row = {"index": int(idx[i]), "label": int(y[i])}
+        for k, p in probs.items():
+            row[f"{k}_pred"] = int(p[i].argmax())
+            row[f"{k}_conf"] = float(p[i].max())
+        row["linf_fgsm"] = float((x_fgsm[i] - x[i]).abs().max())
+        row["linf_pgd"] = float((x_pgd[i] - x[i]).abs().max())
+        rows.append(row)
+    return {"examples": rows, "file": EXAMPLES_FILE, "model": "light_cnn/relu"}
+
+
+SMOKE_SETTINGS = AdversarialExamplesSettings(images=2, pool=50, pgd_steps=10)
+
+register(Experiment(
+    name="adversarial_examples", section="1.1/2.2", title="FGSM and PGD adversarial examples of the light ReLU CNN",
+    run=run, settings={"smoke": SMOKE_SETTINGS, "full": AdversarialExamplesSettings()},
+    notebook="02_adversarial_examples", requires=("light_cnn",), figures=("adversarial_examples",),
+))

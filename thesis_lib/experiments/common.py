@@ -1,0 +1,69 @@
+"""Pieces shared by the experiment definitions: the smoke scale, PGD settings, cached evaluations.
+
+The smoke profile must run *every* experiment (about 50 small training runs) in a few minutes on a
+2-core CPU (CI), so its scale is set once here: a stratified 256-image training subset (two
+batches of 128), one epoch, clean accuracy on 200 test images, attacks on 100 test images with
+5 PGD iterations and one restart. The full profile is the protocol.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["SMOKE", "PGDSettings", "PGD_THESIS", "PGD_SMOKE", "evaluate_pgd", "train_config"]
+
+
+@dataclass(frozen=True)
+class SmokeScale:
+    train_subset: int = 256  # training images (stratified subset): two batches of 128
+    epochs: int = 1  # epochs of every smoke training run
+    test_subset: int = 200  # test images for clean accuracy
+    attack_subset: int = 100  # test images attacked
+    lr_find_steps: int = 6  # learning-rate range test: optimisation steps
+
+
+SMOKE = SmokeScale()
+
+
+@dataclass(frozen=True)
+class PGDSettings:
+    """An L-inf PGD evaluation (protocol.md, "Evaluation")."""
+
+    eps: float = 8 / 255  # L-inf radius, [0, 1] pixel units
+    step: float = 2 / 255  # step size, pixel units
+    steps: int = 50  # iterations
+    restarts: int = 10  # random restarts; robust = correct under every restart
+    n: int | None = None  # test images attacked (stratified subset); None = all 10,000
+    seed: int = 0  # random starts
+
+
+PGD_THESIS = PGDSettings()  # PGD-50-10 on the whole test set
+PGD_SMOKE = PGDSettings(steps=5, restarts=1, n=SMOKE.attack_subset)
+
+
+def evaluate_pgd(ctx, key: str, model, pgd: PGDSettings, subset_seed: int = 0) -> dict:
+    """Robust accuracy of `model` under `pgd`, cached as step `pgd_<key>` (per-example flags not stored)."""
+    from ..attacks import robust_accuracy
+
+    images, labels = ctx.test_images(pgd.n, subset_seed)
+
+    def run():
+        r = robust_accuracy(model, images, labels, attack="pgd", eps=pgd.eps, step=pgd.step, steps=pgd.steps,
+                            restarts=pgd.restarts, device=model_device(model), seed=pgd.seed)
+        r = dict(r)
+        per = r.pop("per_example", None)
+        if per is not None:
+            r["n_robust"] = int(sum(bool(v) for v in per))
+        return r
+
+    return ctx.step(f"pgd_{key}", {**asdict(pgd), "subset_seed": subset_seed}, run)
+
+
+def model_device(model):
+    for p in model.parameters():
+        return p.device
+    return None
+
+
+def train_config(**fields) -> dict:
+    """A TrainConfig dict with None-valued fields dropped (the training package fills the defaults)."""
+    return {k: v for k, v in fields.items() if v is not None}

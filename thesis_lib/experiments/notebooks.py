@@ -1,0 +1,209 @@
+"""Regenerate every figure and table: execute the thesis notebooks with papermill, in thesis order.
+
+    python -m thesis_lib.experiments.notebooks --profile smoke [--results-dir D] [--figures-dir F]
+        [--output-dir O] [--data PATH] [--device D] [--only NN[,NN...]]
+
+Each notebook `notebooks/NN_topic.ipynb` runs the experiments it shows when their results are
+missing (a finished experiment is only read back), then draws its figures into --figures-dir.
+Without --output-dir the notebooks are executed in place, so the committed notebooks show the
+fresh outputs; with it, the executed copies go there and the committed notebooks stay untouched.
+
+Reproducibility details: only parameters that differ from a notebook's defaults are injected
+(paths relative to the notebook when it is executed in place, so a committed notebook never holds
+a machine-specific path); papermill's timing metadata is stripped so that an unchanged result
+gives an unchanged notebook file; the kernel is always the Python running this module (a
+temporary `python3` kernelspec pointing at sys.executable is put first on JUPYTER_PATH).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..utils import ThesisError, atomic_write_text
+
+__all__ = ["NOTEBOOKS_DIR", "list_notebooks", "execute_notebook", "execute_all", "main", "current_python_kernel",
+           "strip_execution_metadata"]
+
+# The repository's notebooks/ (editable install), else ./notebooks.
+NOTEBOOKS_DIR = next((p for p in (Path(__file__).resolve().parents[2] / "notebooks", Path("notebooks")) if p.is_dir()),
+                     Path("notebooks"))
+KERNEL_NAME = "python3"
+# The defaults of every notebook's `parameters` cell (relative to the notebook's folder).
+DEFAULTS = {"profile": "smoke", "results_dir": "../results", "figures_dir": "../figures", "data": None, "device": "auto"}
+
+
+def list_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> list[Path]:
+    """The thesis notebooks NN_topic.ipynb, in thesis order."""
+    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not nbs:
+        raise ThesisError(f"No notebooks NN_topic.ipynb found in {notebooks_dir}.")
+    return nbs
+
+
+def _select(nbs: list[Path], only: Sequence[str] | None) -> list[Path]:
+    if not only:
+        return nbs
+    picked = []
+    for want in only:
+        match = [p for p in nbs if p.stem == want or p.stem.split("_", 1)[0] == want.zfill(2)]
+        if not match:
+            raise ThesisError(f"No notebook matches {want!r}; valid: {', '.join(p.stem for p in nbs)}.")
+        picked += [p for p in match if p not in picked]
+    return [p for p in nbs if p in picked]
+
+
+@contextlib.contextmanager
+def current_python_kernel() -> Iterator[str]:
+    """A `python3` kernelspec that runs this very interpreter, first on JUPYTER_PATH while the block runs."""
+    with tempfile.TemporaryDirectory(prefix="thesis-kernel-") as tmp:
+        spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        (spec_dir / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (ipykernel)", "language": "python",
+        }))
+        old = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + old if old else "")
+        try:
+            yield KERNEL_NAME
+        finally:
+            if old is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = old
+
+
+def strip_execution_metadata(nb: dict) -> dict:
+    """Remove papermill's timestamps, durations and paths so that re-runs do not change the file."""
+    nb.get("metadata", {}).pop("papermill", None)
+    for cell in nb.get("cells", []):
+        md = cell.get("metadata", {})
+        md.pop("papermill", None)
+        md.pop("execution", None)
+    return nb
+
+
+def _drop_injected(nb: dict) -> dict:
+    nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
+def _param_path(path: str | os.PathLike | None, nb_dir: Path, relative: bool) -> str | None:
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    if relative:
+        try:
+            return os.path.relpath(p, nb_dir)
+        except ValueError:  # another drive (Windows)
+            return str(p)
+    return str(p)
+
+
+def execute_notebook(path: Path, output: Path, parameters: dict, kernel_name: str = KERNEL_NAME,
+                     timeout: float | None = None) -> float:
+    """Execute one notebook with papermill into `output` (atomically: a failed run leaves `output` alone).
+
+    Returns the wall time in seconds. A failed notebook is kept next to the output as
+    `<name>.failed.ipynb` and raises ThesisError naming it.
+    """
+    import nbformat
+    import papermill as pm
+
+    nb = nbformat.read(path, as_version=4)
+    _drop_injected(nb)
+    params = {k: v for k, v in parameters.items() if DEFAULTS.get(k, object()) != v}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="thesis-nb-") as tmp:
+        src = Path(tmp) / path.name
+        dst = Path(tmp) / f"out_{path.name}"
+        nbformat.write(nb, src)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(src), str(dst), parameters=params or None, kernel_name=kernel_name,
+                                cwd=str(path.parent), progress_bar=False, log_output=False,
+                                execution_timeout=timeout)
+        except Exception as e:  # papermill's PapermillExecutionError, kernel death, ...
+            failed = output.with_name(output.stem + ".failed.ipynb")
+            if dst.is_file():
+                atomic_write_text(failed, dst.read_text())
+            first = str(e).strip().splitlines()
+            detail = next((ln for ln in reversed(first) if ln.strip()), type(e).__name__) if first else type(e).__name__
+            raise ThesisError(f"Notebook {path.name} failed ({detail}); the partial run is in {failed}.") from e
+        wall = time.perf_counter() - t0
+        out_nb = strip_execution_metadata(nbformat.read(dst, as_version=4))
+        atomic_write_text(output, nbformat.writes(out_nb) + "\n")
+    return wall
+
+
+def execute_all(profile: str = "smoke", results_dir: str | os.PathLike | None = None,
+                figures_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
+                data: str | None = None, device: str = "auto", only: Sequence[str] | None = None,
+                notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, log=print) -> dict[str, float]:
+    """Execute the notebooks (all, or `only`) in thesis order; returns {notebook: seconds}."""
+    from .registry import PROFILES
+
+    if profile not in PROFILES:
+        raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
+    nb_dir = Path(notebooks_dir).resolve()
+    nbs = _select(list_notebooks(nb_dir), only)
+    in_place = output_dir is None
+    out_dir = nb_dir if in_place else Path(output_dir).resolve()
+    params = {
+        "profile": profile,
+        "results_dir": _param_path(results_dir, nb_dir, in_place) if results_dir is not None else DEFAULTS["results_dir"],
+        "figures_dir": _param_path(figures_dir, nb_dir, in_place) if figures_dir is not None else DEFAULTS["figures_dir"],
+        "data": str(Path(data).resolve()) if data is not None and Path(data).exists() else data,
+        "device": device,
+    }
+    if not in_place:  # a copy elsewhere: absolute paths (the defaults are relative to the notebooks folder)
+        for key in ("results_dir", "figures_dir"):
+            if params[key] is not None and not os.path.isabs(params[key]):
+                params[key] = str((nb_dir / params[key]).resolve())
+    os.environ.setdefault("THESIS_NO_PROGRESS", "1")  # no progress bars in stored outputs
+    times = {}
+    with current_python_kernel() as kernel:
+        for nb in nbs:
+            log(f"[notebooks] {nb.stem} ({profile})")
+            times[nb.stem] = execute_notebook(nb, out_dir / nb.name, params, kernel)
+            log(f"[notebooks] {nb.stem} done in {times[nb.stem]:.1f} s")
+    log(f"[notebooks] all {len(times)} notebooks done in {sum(times.values()):.1f} s")
+    return times
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m thesis_lib.experiments.notebooks",
+                                description="Execute the thesis notebooks with papermill (regenerates figures and tables).")
+    p.add_argument("--profile", default="smoke", help="smoke (CPU, minutes) or full (the thesis protocol, GPU)")
+    p.add_argument("--results-dir", default=None, help="results folder (default: results/ of the repository)")
+    p.add_argument("--figures-dir", default=None, help="figures folder (default: figures/ of the repository)")
+    p.add_argument("--output-dir", default=None,
+                   help="write executed notebooks here instead of updating notebooks/ in place")
+    p.add_argument("--data", default=None, help="CIFAR-10 location (default: $THESIS_DATA, else torchvision download)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--only", default=None, help="comma-separated notebook numbers or names, e.g. 01,07")
+    p.add_argument("--notebooks-dir", default=str(NOTEBOOKS_DIR), help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    try:
+        execute_all(args.profile, args.results_dir, args.figures_dir, args.output_dir, args.data, args.device, only,
+                    args.notebooks_dir)
+    except (ThesisError, ValueError) as e:
+        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Run experiments by name and profile, skipping finished ones and resuming interrupted ones.
+
+`run_experiment(name, profile)` runs the experiment's requirements first, then the experiment;
+when <results_dir>/<profile>/<name>/summary.json exists and was produced with the current settings,
+nothing runs and the stored summary is returned. Notebooks call `ensure(...)`, which is the same
+thing returning an `ExperimentResults` object to read the stored data from.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..utils import ThesisError, atomic_write_json, get_device, provenance, read_json
+from .context import RunContext, _same, runs_cache_dir, to_jsonable
+from .registry import PROFILES, get_experiment, list_experiments
+
+__all__ = ["run_experiment", "run_profile", "ensure", "ExperimentResults", "is_complete", "summary_path",
+           "DEFAULT_RESULTS_DIR"]
+
+DEFAULT_RESULTS_DIR = "results"
+SUMMARY = "summary.json"
+
+
+def summary_path(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> Path:
+    return Path(results_dir) / profile / name / SUMMARY
+
+
+def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> bool:
+    """True when the experiment's summary exists and matches the current settings of `profile`."""
+    exp = get_experiment(name)
+    path = summary_path(name, profile, results_dir)
+    if not path.is_file():
+        return False
+    try:
+        summary = read_json(path)
+    except ThesisError:
+        return False
+    return summary.get("status") == "complete" and _same(summary.get("settings"), exp.settings_dict(profile))
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
+
+
+def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
+                   data: str | None = None, device: str = "auto", cache_dir: str | os.PathLike | None = None,
+                   force: bool = False, log: Callable[[str], None] = print, _seen: set | None = None) -> dict:
+    """Run experiment `name` (and, first, what it requires) under `profile`; returns its summary dict.
+
+    Finished experiments (summary present, same settings) are skipped unless `force`; `force` applies
+    to `name` only, not to its requirements.
+    """
+    _check_profile(profile)
+    exp = get_experiment(name)
+    seen = _seen if _seen is not None else set()
+    for req in exp.requires:
+        if req not in seen:
+            run_experiment(req, profile, results_dir, data, device, cache_dir, False, log, seen)
+    seen.add(name)
+    path = summary_path(name, profile, results_dir)
+    if not force and is_complete(name, profile, results_dir):
+        return read_json(path)
+    get_device(device)  # fail early on a bad device string
+    ctx = RunContext(experiment=exp, profile=profile, settings=exp.settings_for(profile),
+                     results_root=Path(results_dir), runs_root=runs_cache_dir(results_dir, cache_dir),
+                     data=data, device=device, log=log)
+    log(f"[{name}] running ({profile} profile; thesis section {exp.section}: {exp.title})")
+    t0 = time.perf_counter()
+    payload = exp.run(ctx)
+    wall = time.perf_counter() - t0
+    summary = {
+        "experiment": name, "section": exp.section, "title": exp.title, "notebook": exp.notebook,
+        "profile": profile, "status": "complete", "settings": exp.settings_dict(profile),
+        "requires": list(exp.requires), "result": to_jsonable(payload, 6),
+        "wall_time_s": round(wall, 1), **provenance(get_device(device)),
+    }
+    atomic_write_json(path, to_jsonable(summary))
+    log(f"[{name}] done in {wall:.1f} s")
+    return read_json(path)
+
+
+def run_profile(profile: str = "smoke", only: Iterable[str] | None = None, **kwargs) -> dict[str, dict]:
+    """Run every experiment (or those in `only`) in thesis order; returns {name: summary}."""
+    _check_profile(profile)
+    names = list_experiments()
+    if only:
+        wanted = list(only)
+        for n in wanted:
+            get_experiment(n)  # ValueError listing valid names
+        names = [n for n in names if n in wanted]
+    seen: set = set()
+    return {n: run_experiment(n, profile, _seen=seen, **kwargs) for n in names}
+
+
+class ExperimentResults:
+    """Read access to one finished experiment's stored results (what the notebooks plot)."""
+
+    def __init__(self, name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR):
+        self.name, self.profile = name, profile
+        self.dir = Path(results_dir) / profile / name
+        self.summary = read_json(self.dir / SUMMARY)
+
+    @property
+    def result(self) -> dict:
+        return self.summary["result"]
+
+    @property
+    def settings(self) -> dict:
+        return self.summary["settings"]
+
+    def step(self, name: str) -> dict:
+        """The stored result of step `name` (<dir>/<name>.json)."""
+        return read_json(self.dir / f"{name}.json")["result"]
+
+    def run(self, key: str) -> dict:
+        """The metrics of training run `key` (<dir>/runs/<key>.json)."""
+        return read_json(self.dir / "runs" / f"{key}.json")
+
+    def provenance(self) -> str:
+        """One line: profile, hardware, commit and wall time of the run that produced these results."""
+        hw = self.summary.get("hardware", {})
+        where = hw.get("gpu") or f"CPU ({hw.get('cpu', '?')}, {hw.get('torch_threads', '?')} threads)"
+        commit = str(self.summary.get("git_commit", "unknown"))[:10]
+        return (f"{self.name}: profile {self.profile}, {where}, torch {hw.get('torch', '?')}, "
+                f"commit {commit}, {self.summary.get('wall_time_s', '?')} s")
+
+
+def ensure(name: str, profile: str = "smoke", results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
+           data: str | None = None, device: str = "auto", **kwargs) -> ExperimentResults:
+    """Run `name` if its results are missing or stale (else nothing), then return its stored results."""
+    run_experiment(name, profile, results_dir, data, device, **kwargs)
+    return ExperimentResults(name, profile, results_dir)

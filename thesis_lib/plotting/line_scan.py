@@ -1,0 +1,48 @@
+"""Figure of thesis section 3.1: a network's logits along a 1-D line in input space, jumps marked.
+
+Draws the data of `thesis_lib.analysis.line_scan`: k-WTA networks jump densely, KAF networks are
+smooth (Tramer et al. 2020 made the same point with this plot).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .style import styled
+
+__all__ = ["plot_kwta_line_scan"]
+
+
+@styled
+def plot_kwta_line_scan(scans: Mapping[str, dict], logits: int = 3, title: str | None = None, zoom: float | None = None):
+    """One panel per scan ({label: line_scan(...) result}): the `logits` classes largest at t = 0.
+
+    Confirmed jumps are marked by red ticks on the bottom edge, their count in the title.
+    zoom: half-width of a t window around 0 to show (None: the whole scan).
+    """
+    import matplotlib.pyplot as plt
+
+    if not scans:
+        raise ValueError("no line scans to plot")
+    fig, axes = plt.subplots(1, len(scans), figsize=(3.4 * len(scans), 2.8), squeeze=False)
+    for ax, (label, sc) in zip(axes[0], scans.items()):
+        t, y = np.asarray(sc["t"]), np.asarray(sc["logits"])
+        top = np.argsort(-y[np.argmin(np.abs(t))])[:logits]
+        keep = np.abs(t) <= zoom if zoom else np.ones_like(t, dtype=bool)
+        for k, c in enumerate(top):
+            yc = y[:, c].copy()
+            jumps = np.asarray(sc.get("jumps", []), dtype=int)
+            if len(jumps):
+                yc[jumps] = np.nan  # do not draw steep segments across jumps
+            ax.plot(t[keep], yc[keep], color=f"C{k}", lw=1.0, label=f"logit {int(c)}")
+        jt = np.asarray(sc.get("jump_t", []))
+        jt = jt[np.abs(jt) <= zoom] if zoom else jt
+        ax.plot(jt, np.zeros_like(jt), "|", color="red", ms=6, transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.set_title(f"{label}: {int(sc.get('n_jumps', len(jt)))} jumps")
+        ax.set_xlabel("t  (x + t d, ||d||_2 = %.3g)" % sc.get("direction_norm", 1.0))
+    axes[0, 0].set_ylabel("logit")
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,48 @@
+"""Training-time adversarial examples (thesis section 4.2).
+
+- FGSM with random start, "FGSM-RS" (Wong, Rice, Kolter, ICLR 2020, "Fast is better than free"):
+  delta ~ U(-eps, eps), clipped so that x + delta stays in [0, 1]; one signed-gradient step of
+  size `step` (1.25 eps); delta clipped back to [-eps, eps] and x + delta to [0, 1]. Like Wong et
+  al.'s code, the gradient is taken in the model's current (training) mode. The initial clip to
+  the image box follows their code too; the protocol's formula leaves it implicit.
+- PGD (Madry et al., ICLR 2018) through `thesis_lib.attacks.pgd` (the evaluation attack, which
+  runs the model in eval mode and restores its mode afterwards).
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["fgsm_rs_perturb", "pgd_perturb"]
+
+
+def fgsm_rs_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float | None = None,
+                    autocast=nullcontext, loss_scale: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """FGSM-RS adversarial examples: ||x_adv - x||_inf <= eps and x_adv in [0, 1].
+
+    step: FGSM step size (default 1.25 eps). autocast: a context factory (mixed precision).
+    loss_scale: multiply the loss before differentiating (fp16 underflow; the sign is unchanged).
+    Only the input gradient is computed: parameter gradients are neither needed nor accumulated.
+    """
+    if eps == 0:
+        return x
+    step = 1.25 * eps if step is None else step
+    noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is not None else x.device)
+    delta = (noise.to(x.device, x.dtype) * 2 - 1) * eps
+    delta = (torch.clamp(x + delta, 0, 1) - x).requires_grad_(True)
+    with autocast():
+        loss = F.cross_entropy(model(x + delta), y)
+    (grad,) = torch.autograd.grad(loss * loss_scale, delta)
+    delta = torch.clamp(delta.detach() + step * grad.sign(), -eps, eps)
+    return torch.clamp(x + delta, 0, 1).detach()
+
+
+def pgd_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int,
+                autocast=nullcontext) -> torch.Tensor:
+    """PGD-`steps` L-inf adversarial examples with one random start (Madry et al.'s training attack)."""
+    from ..attacks import pgd  # imported here: the attacks package is built alongside this one
+
+    with autocast():
+        return pgd(model, x, y, eps=eps, step=step, steps=steps, restarts=1, norm="linf", random_start=True).detach()
