@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capture import activation_layers, collect_activations
+from .capture import collect_activations
 
 __all__ = ["activation_histograms", "filter_mean_activations", "layer_distances", "activation_shape"]
 

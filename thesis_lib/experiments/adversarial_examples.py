@@ -50,8 +50,7 @@ def run(ctx) -> dict:
         idx = torch.arange(min(s.images, len(y)), device=dev)
     x, y = x[idx], y[idx]
     x_fgsm = fgsm(model, x, y, s.eps)
-    torch.manual_seed(s.seed)
-    x_pgd = pgd(model, x, y, eps=s.eps, step=s.pgd_step, steps=s.pgd_steps, restarts=1)
+    x_pgd = pgd(model, x, y, eps=s.eps, step=s.pgd_step, steps=s.pgd_steps, restarts=1, seed=s.seed)
     with torch.no_grad():
         probs = {k: torch.softmax(model(v), 1).cpu() for k, v in (("clean", x), ("fgsm", x_fgsm), ("pgd", x_pgd))}
     tensors = {"x": x.cpu(), "x_fgsm": x_fgsm.detach().cpu(), "x_pgd": x_pgd.detach().cpu(), "labels": y.cpu(),

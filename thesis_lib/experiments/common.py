@@ -1,9 +1,10 @@
 """Pieces shared by the experiment definitions: the smoke scale, PGD settings, cached evaluations.
 
-The smoke profile must run *every* experiment (about 50 small training runs) in a few minutes on a
-2-core CPU (CI), so its scale is set once here: a stratified 256-image training subset (two
-batches of 128), one epoch, clean accuracy on 200 test images, attacks on 100 test images with
-5 PGD iterations and one restart. The full profile is the protocol.
+The smoke profile must run *every* experiment (about 60 small training runs and range tests) in a
+few minutes on a 2-core CPU (CI), so its scale is set once here: one epoch of two steps on a
+stratified training subset (256 images in batches of 128 for standard training, 128 in batches
+of 64 for the twice-as-expensive fast adversarial training), clean accuracy on 100 test images,
+attacks on 64 test images with 5 PGD iterations and one restart. The full profile is the protocol.
 """
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ __all__ = ["SMOKE", "PGDSettings", "PGD_THESIS", "PGD_SMOKE", "evaluate_pgd", "t
 
 @dataclass(frozen=True)
 class SmokeScale:
-    train_subset: int = 256  # training images (stratified subset): two batches of 128
+    train_subset: int = 256  # training images (stratified subset) of standard training: two batches of 128
+    at_train_subset: int = 128  # ... of fast adversarial training: two batches of 64
+    at_batch_size: int = 64
     epochs: int = 1  # epochs of every smoke training run
-    test_subset: int = 200  # test images for clean accuracy
-    attack_subset: int = 100  # test images attacked
-    lr_find_steps: int = 6  # learning-rate range test: optimisation steps
+    test_subset: int = 100  # test images for clean accuracy
+    attack_subset: int = 64  # test images attacked
+    lr_find_subset: int = 64  # range tests: 8 steps of 8 images
+    lr_find_batch_size: int = 8
 
 
 SMOKE = SmokeScale()

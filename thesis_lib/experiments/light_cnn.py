@@ -37,15 +37,20 @@ class LightCNNSettings:
     restarts_text: int = 40  # the thesis text's "40 random restarts", evaluated as a second setting
     distance_pairs: int = 5  # (clean, adversarial) pairs for the per-layer distances
     hist_bins: int = 40  # histogram bins
-    masking_n: int = 500  # images for the gradient-masking report
-    masking_steps: int = 100  # PGD iterations of the report's stronger attacks
+    masking_n: int = 500  # images for the gradient-masking report (Carlini et al. 2019 checklist)
+    masking_steps: int = 100  # PGD iterations of the report's main attack
+    masking_restarts: int = 5  # PGD restarts of the report's main attack
+    masking_noise: int = 10  # uniform-noise draws per example (random-search baseline)
+    masking_eps_factors: tuple = (0.0, 0.25, 0.5, 1.0, 2.0)  # eps grid (multiples of eps), monotonicity check
+    masking_iterations: tuple | None = None  # PGD iterations grid; None = (1, steps/4, steps, 2 steps)
     seed: int = 0  # weights, data order, attack starts, chosen neurons
 
 
 FULL = LightCNNSettings()
 SMOKE_SETTINGS = LightCNNSettings(epochs=SMOKE.epochs, train_subset=SMOKE.train_subset, test_subset=SMOKE.test_subset,
                                   attack_n=SMOKE.attack_subset, steps=5, restarts_text=2, distance_pairs=3,
-                                  hist_bins=20, masking_n=32, masking_steps=10)
+                                  hist_bins=20, masking_n=16, masking_steps=4, masking_restarts=1,
+                                  masking_noise=1, masking_eps_factors=(0.0, 1.0, 2.0), masking_iterations=(1, 4))
 
 
 def light_cnn_config(s: LightCNNSettings, activation: str) -> dict:
@@ -69,7 +74,7 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
 
     def attack(restarts):
         r = dict(robust_accuracy(model, images, labels, attack="pgd", eps=s.eps, step=s.step, steps=s.steps,
-                                 restarts=restarts, device=dev))
+                                 restarts=restarts, device=dev, seed=s.seed))
         r.pop("per_example", None)
         return r
 
@@ -79,11 +84,9 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
                                lambda: attack(s.restarts_text))
 
     def x_adv():
-        import torch
-
-        torch.manual_seed(s.seed)
         x = images.float().div(255).to(dev)
-        return x, pgd(model, x, labels.to(dev), eps=s.eps, step=s.step, steps=s.steps, restarts=s.restarts).detach()
+        return x, pgd(model, x, labels.to(dev), eps=s.eps, step=s.step, steps=s.steps, restarts=s.restarts,
+                      seed=s.seed).detach()
 
     cache = {}
 
@@ -109,10 +112,15 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
     m_images, m_labels = ctx.test_images(s.masking_n, s.seed + 1)
     report = ctx.step(
         f"gradient_masking_{act}",
-        {"eps": s.eps, "n": s.masking_n, "steps": s.masking_steps, "surrogate": None if act == "relu" else "relu",
-         "seed": s.seed},
+        {"eps": s.eps, "n": s.masking_n, "steps": s.masking_steps, "restarts": s.masking_restarts,
+         "noise": s.masking_noise, "eps_factors": s.masking_eps_factors, "iterations": s.masking_iterations,
+         "surrogate": None if act == "relu" else "relu", "seed": s.seed},
         lambda: gradient_masking_report(model, m_images, m_labels, eps=s.eps,
-                                        surrogate=None if act == "relu" else relu_model, steps=s.masking_steps))
+                                        surrogate=None if act == "relu" else relu_model, steps=s.masking_steps,
+                                        restarts=s.masking_restarts, noise_samples=s.masking_noise,
+                                        eps_factors=tuple(s.masking_eps_factors),
+                                        iteration_grid=None if s.masking_iterations is None else tuple(s.masking_iterations),
+                                        seed=s.seed))
     out["gradient_masking_flagged"] = report.get("flagged")
     return out
 

@@ -94,7 +94,9 @@ def plot_activation_derivatives(names: Sequence[str] = ("relu", "elu", "swish"),
 
 
 def _kaf_curves(kaf, s):
-    """(s, curves (C, len)) from a KAF module or from an (s, curves) pair."""
+    """(s, curves (C, len)) from a KAF module, a `kaf_curves` entry or an (s, curves) pair."""
+    if isinstance(kaf, dict) and "s" in kaf and "curves" in kaf:
+        return np.asarray(kaf["s"], dtype=float), np.atleast_2d(np.asarray(kaf["curves"], dtype=float))
     if isinstance(kaf, (tuple, list)) and len(kaf) == 2:
         return np.asarray(kaf[0], dtype=float), np.atleast_2d(np.asarray(kaf[1], dtype=float))
     if not hasattr(kaf, "evaluate"):
@@ -118,8 +120,9 @@ def plot_kaf_shapes(before, after, channels: int | Sequence[int] = 4, target=Non
                     points: int = 401, titles=("at initialisation", "after training"), suptitle: str | None = None):
     """KAF shapes of a few channels before vs after training (thesis section 2.4).
 
-    before, after: KAF modules (their `evaluate` is used on the grid) or (s, curves) pairs as
-    returned by `thesis_lib.analysis.kaf_curves`. channels: how many (first ones) or which.
+    before, after: KAF modules (their `evaluate` is used on the grid), entries of
+    `thesis_lib.analysis.kaf_curves(model)` (dicts with "s" and "curves"), or (s, curves) pairs.
+    channels: how many (the first ones) or which.
     target: the function a ridge-initialised KAF interpolates ("elu", a callable, or None),
     drawn dashed on both panels. The dictionary range is shaded.
     """
@@ -130,14 +133,17 @@ def plot_kaf_shapes(before, after, channels: int | Sequence[int] = 4, target=Non
     tname, ty = _target_curve(target, s)
     for ax, mod, title in zip(axes, (before, after), titles):
         ss, curves = _kaf_curves(mod, s)
-        idx = list(range(min(int(channels), len(curves)))) if isinstance(channels, (int, np.integer)) else list(channels)
+        idx = (list(range(min(int(channels), len(curves)))) if isinstance(channels, (int, np.integer))
+               else list(channels))
         for k, c in enumerate(idx):
             ax.plot(ss, curves[c], color=f"C{k % 10}", lw=1.2, label=f"channel {c}")
         if ty is not None:
             ax.plot(s.numpy(), ty, color="black", ls="--", lw=1.2, label=f"target: {tname}")
         d = getattr(mod, "dictionary", None)
-        if d is not None:
-            ax.axvspan(float(d.min()), float(d.max()), color="#f0f0f0", zorder=0, lw=0)
+        rng = (float(d.min()), float(d.max())) if d is not None else (
+            mod.get("dictionary_range") if isinstance(mod, dict) else None)
+        if rng is not None:
+            ax.axvspan(*rng, color="#f0f0f0", zorder=0, lw=0)
         ax.set_title(title)
         ax.set_xlabel("s")
     axes[0].set_ylabel("f(s)")

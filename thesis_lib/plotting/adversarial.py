@@ -67,7 +67,9 @@ def plot_adversarial_example(x, delta, x_adv, labels, confidences=None, true_lab
         [confidences] if n == 1 and not isinstance(confidences[0], (list, tuple, np.ndarray)) else list(confidences))
     trues = [None] * n if true_labels is None else (
         [true_labels] if n == 1 and np.ndim(true_labels) == 0 else list(true_labels))
-    if len(labels) != n or len(confs) != n:
+    pairs_ok = all(isinstance(p, (list, tuple, np.ndarray)) and len(p) == 2 for p in labels) and all(
+        c is None or (isinstance(c, (list, tuple, np.ndarray)) and len(c) == 2) for c in confs)
+    if len(labels) != n or len(confs) != n or not pairs_ok:
         raise ValueError(f"need one (clean, adversarial) label pair and confidence pair per image ({n})")
 
     fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.5 * n), squeeze=False)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .style import activation_color, styled
 
-__all__ = ["plot_activation_histograms", "plot_layer_distances"]
+__all__ = ["plot_activation_histograms", "plot_filter_means", "plot_layer_distances"]
 
 CLEAN, ADV = "#4C72B0", "#DD8452"
 
@@ -36,6 +36,7 @@ def plot_activation_histograms(data, title: str | None = None, xlabel: str = "pr
     clean (input, output) pairs of the unit are scattered instead.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = _as_rows(data)
     ncols = max(len(v) for v in rows.values())
@@ -69,6 +70,7 @@ def plot_activation_histograms(data, title: str | None = None, xlabel: str = "pr
             ttl = f"{d.get('name', '')}" + (f"\nunit {tuple(unit)}" if unit is not None and d.get("mode") == "neuron"
                                              else f"\nfilter {unit[0]}" if unit is not None else "")
             ax.set_title(ttl, fontsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(4))
             if r == len(rows) - 1:
                 ax.set_xlabel(xlabel, fontsize=7)
             ax.tick_params(labelsize=6)
@@ -124,6 +126,43 @@ def plot_layer_distances(data, hue: str = "model", logy: bool = True, title: str
             ax.set_yscale("log")
     if groups != [""]:
         axes[0, 0].legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@styled
+def plot_filter_means(data, title: str | None = None, max_layers: int | None = None):
+    """Every filter's mean activation, clean (dots) vs adversarial (crosses), filters sorted by the clean mean.
+
+    data: the list returned by `filter_mean_activations` (one row of panels, one per layer) or
+    {label: list} for several models (one row each).
+    """
+    import matplotlib.pyplot as plt
+
+    rows = _as_rows(data)
+    ncols = max(len(v) for v in rows.values())
+    if max_layers:
+        ncols = min(ncols, max_layers)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.4 * ncols, 2.1 * len(rows)), squeeze=False)
+    for r, (label, layers) in enumerate(rows.items()):
+        for c in range(ncols):
+            ax = axes[r, c]
+            if c >= len(layers):
+                ax.set_visible(False)
+                continue
+            d = layers[c]
+            cm, am = np.asarray(d["clean_means"]), np.asarray(d["adv_means"])
+            order = np.argsort(cm, kind="stable")
+            idx = np.arange(len(cm))
+            ax.plot(idx, cm[order], ".", color=CLEAN, ms=3, label="clean")
+            ax.plot(idx, am[order], "x", color=ADV, ms=3, mew=0.7, label="adversarial")
+            ax.set_title(str(d.get("name", "")), fontsize=7)
+            ax.tick_params(labelsize=6)
+            if r == len(rows) - 1:
+                ax.set_xlabel("filter (sorted by clean mean)", fontsize=7)
+        axes[r, 0].set_ylabel(label)
+    axes[0, 0].legend(fontsize=6)
     if title:
         fig.suptitle(title)
     return fig

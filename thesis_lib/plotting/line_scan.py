@@ -15,7 +15,8 @@ __all__ = ["plot_kwta_line_scan"]
 
 
 @styled
-def plot_kwta_line_scan(scans: Mapping[str, dict], logits: int = 3, title: str | None = None, zoom: float | None = None):
+def plot_kwta_line_scan(scans: Mapping[str, dict], logits: int = 3, title: str | None = None,
+                        zoom: float | None = None):
     """One panel per scan ({label: line_scan(...) result}): the `logits` classes largest at t = 0.
 
     Confirmed jumps are marked by red ticks on the bottom edge, their count in the title.
@@ -31,16 +32,14 @@ def plot_kwta_line_scan(scans: Mapping[str, dict], logits: int = 3, title: str |
         top = np.argsort(-y[np.argmin(np.abs(t))])[:logits]
         keep = np.abs(t) <= zoom if zoom else np.ones_like(t, dtype=bool)
         for k, c in enumerate(top):
-            yc = y[:, c].copy()
-            jumps = np.asarray(sc.get("jumps", []), dtype=int)
-            if len(jumps):
-                yc[jumps] = np.nan  # do not draw steep segments across jumps
-            ax.plot(t[keep], yc[keep], color=f"C{k}", lw=1.0, label=f"logit {int(c)}")
+            ax.plot(t[keep], y[keep, c], color=f"C{k}", lw=0.9, label=f"logit {int(c)}")
         jt = np.asarray(sc.get("jump_t", []))
         jt = jt[np.abs(jt) <= zoom] if zoom else jt
-        ax.plot(jt, np.zeros_like(jt), "|", color="red", ms=6, transform=ax.get_xaxis_transform(), clip_on=False)
+        if len(jt):  # (an empty line in axis coordinates upsets constrained layout)
+            ax.plot(jt, np.zeros_like(jt), "|", color="red", ms=5, mew=0.6, transform=ax.get_xaxis_transform(),
+                    clip_on=False)
         ax.set_title(f"{label}: {int(sc.get('n_jumps', len(jt)))} jumps")
-        ax.set_xlabel("t  (x + t d, ||d||_2 = %.3g)" % sc.get("direction_norm", 1.0))
+        ax.set_xlabel(r"$t$  (input $x + t\,d$, $\|d\|_2$ = %.3g)" % sc.get("direction_norm", 1.0))
     axes[0, 0].set_ylabel("logit")
     axes[0, 0].legend(fontsize=7)
     if title:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,12 +141,19 @@ def savefig(fig, name: str, figures_dir: str | Path = "figures", formats: tuple[
         "png": {"Software": None},
     }
     paths = []
-    with matplotlib.rc_context({"svg.hashsalt": "thesis", "pdf.compression": 6, "pdf.fonttype": 42}):
-        for fmt in formats:
-            buf = io.BytesIO()
-            fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata[fmt], bbox_inches="tight", pad_inches=0.03,
-                        facecolor="white")
-            path = out / f"{name}.{fmt}"
-            atomic_write_bytes(path, buf.getvalue())
-            paths.append(path)
+    # fontTools warns about the zeroed font timestamps that make the PDF reproducible: silence it.
+    font_log = logging.getLogger("fontTools")
+    level = font_log.level
+    font_log.setLevel(logging.ERROR)
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": "thesis", "pdf.compression": 6, "pdf.fonttype": 42}):
+            for fmt in formats:
+                buf = io.BytesIO()
+                fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata[fmt], bbox_inches="tight", pad_inches=0.03,
+                            facecolor="white")
+                path = out / f"{name}.{fmt}"
+                atomic_write_bytes(path, buf.getvalue())
+                paths.append(path)
+    finally:
+        font_log.setLevel(level)
     return paths

@@ -5,8 +5,9 @@
   size `step` (1.25 eps); delta clipped back to [-eps, eps] and x + delta to [0, 1]. Like Wong et
   al.'s code, the gradient is taken in the model's current (training) mode. The initial clip to
   the image box follows their code too; the protocol's formula leaves it implicit.
-- PGD (Madry et al., ICLR 2018) through `thesis_lib.attacks.pgd` (the evaluation attack, which
-  runs the model in eval mode and restores its mode afterwards).
+- PGD (Madry et al., ICLR 2018) through `thesis_lib.attacks.run_pgd` (the evaluation attack's
+  engine, which runs the model in eval mode — BatchNorm running statistics, no dropout — and
+  restores its mode afterwards).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fgsm_rs_perturb", "pgd_perturb"]
+__all__ = ["fgsm_rs_perturb", "pgd_perturb", "pgd_robust_accuracy"]
 
 
 def fgsm_rs_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float | None = None,
@@ -39,10 +40,30 @@ def fgsm_rs_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ep
     return torch.clamp(x + delta, 0, 1).detach()
 
 
-def pgd_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int,
-                autocast=nullcontext) -> torch.Tensor:
-    """PGD-`steps` L-inf adversarial examples with one random start (Madry et al.'s training attack)."""
-    from ..attacks import pgd  # imported here: the attacks package is built alongside this one
+def _seed() -> int:
+    # Drawn from the global generator: a fresh random start per batch, restored exactly on resume.
+    return int(torch.randint(0, 2**31 - 1, (1,)).item())
 
-    with autocast():
-        return pgd(model, x, y, eps=eps, step=step, steps=steps, restarts=1, norm="linf", random_start=True).detach()
+
+def pgd_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float,
+                steps: int) -> torch.Tensor:
+    """Madry et al.'s training attack: PGD-`steps`, L-inf, one random start, the final iterate.
+
+    Uses `thesis_lib.attacks.run_pgd` with `stop="none"` (classic PGD: every example runs every
+    step; the evaluation default stops at the first misclassified iterate, which would give a
+    weaker training signal). Autocast on CUDA is handled by the attack.
+    """
+    from ..attacks import run_pgd  # imported here: the attacks package is built alongside this one
+
+    return run_pgd(model, x, y, eps, step, steps, restarts=1, norm="linf", random_start=True, seed=_seed(),
+                   batch_size=len(x), stop="none").x_adv.to(x.device)
+
+
+def pgd_robust_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float,
+                        steps: int, batch_size: int = 512) -> float:
+    """Fraction of (x, y) that PGD (one random start; any misclassified iterate counts) does not break."""
+    from ..attacks import run_pgd
+
+    res = run_pgd(model, x, y, eps, step, steps, restarts=1, norm="linf", random_start=True, seed=_seed(),
+                  batch_size=batch_size, stop="first", return_adv=False)
+    return 1.0 - res.success.float().mean().item()

@@ -14,9 +14,7 @@ prints a warning and exits 0). This is the expected outcome for a KAF ResNet-56 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -32,7 +30,7 @@ from ..data import DeviceLoader, describe_source, load_cifar10, stratified_indic
 from ..models import build_model
 from ..utils import (ThesisError, atomic_write_bytes, atomic_write_json, atomic_write_text, get_device,
                      progress_disabled, provenance, read_json, seed_everything)
-from .adversarial import fgsm_rs_perturb, pgd_perturb
+from .adversarial import fgsm_rs_perturb, pgd_perturb, pgd_robust_accuracy
 from .checkpoint import CHECKPOINT_JSON, load_checkpoint, model_state, restore_optimizer, restore_rng, save_checkpoint
 from .config import TrainConfig
 from .monitor import find_nonfinite, first_nonfinite_module, parameter_norms
@@ -147,19 +145,9 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return (loss_sum / max(n, 1)).item(), correct.item() / max(n, 1)
 
 
-def _robust_accuracy(model, x_u8, y, cfg: TrainConfig, device, autocast) -> float:
-    """PGD accuracy on the early-stopping hold-out (Wong et al.: 5 steps of 2/255, one restart)."""
-    correct = 0
-    for start in range(0, len(y), cfg.eval_batch_size):
-        x = x_u8[start:start + cfg.eval_batch_size].to(device).float().div_(255.0)
-        yy = y[start:start + cfg.eval_batch_size].to(device)
-        x_adv = pgd_perturb(model, x, yy, cfg.eps, 2 / 255, cfg.early_stop_pgd_steps, autocast)
-        with torch.no_grad(), autocast():
-            was = model.training
-            model.eval()
-            correct += (model(x_adv).argmax(1) == yy).sum().item()
-            model.train(was)
-    return correct / len(y)
+def _robust_accuracy(model, x_u8, y, cfg: TrainConfig) -> float:
+    """PGD accuracy on the early-stopping hold-out (Wong et al.: 5 steps of 2/255, one random start)."""
+    return pgd_robust_accuracy(model, x_u8, y, cfg.eps, 2 / 255, cfg.early_stop_pgd_steps, cfg.eval_batch_size)
 
 
 class _Stepper:
@@ -174,7 +162,7 @@ class _Stepper:
             scale = self.scaler.get_scale() if self.scaler is not None else 1.0
             return fgsm_rs_perturb(self.model, x, y, cfg.eps, cfg.fgsm_step * cfg.eps, self.autocast, scale)
         if cfg.method == "pgd_at":
-            return pgd_perturb(self.model, x, y, cfg.eps, cfg.pgd_step, cfg.pgd_steps, self.autocast)
+            return pgd_perturb(self.model, x, y, cfg.eps, cfg.pgd_step, cfg.pgd_steps)
         return x
 
     def forward_backward(self, x, y):
@@ -371,7 +359,7 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
         if diverged is not None:
             rec["partial"] = True
         if cfg.early_stop and diverged is None:
-            robust = _robust_accuracy(model, *data["holdout"], cfg, device, autocast)
+            robust = _robust_accuracy(model, *data["holdout"], cfg)
             rec["holdout_pgd_acc"] = robust
             if best is None or robust >= best["acc"]:
                 best = {"acc": robust, "epoch": epoch + 1,

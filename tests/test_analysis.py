@@ -1,0 +1,148 @@
+"""Activation capture, chapter-4 distributions, k-WTA line scans and KAF curves (thesis_lib.analysis)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from thesis_lib import build_model
+from thesis_lib.analysis import (ActivationCapture, activation_histograms, collect_activations,
+                                 count_discontinuities, filter_mean_activations, find_jumps, kaf_curves,
+                                 layer_distances, line_scan)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: avoid OpenMP contention on shared CPUs
+    yield
+    torch.set_num_threads(n)
+
+
+def _model(act, width=4, **kw):
+    torch.manual_seed(0)
+    return build_model("light_cnn", act, width=width, **kw).eval()
+
+
+def _hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_capture_records_inputs_and_outputs_and_removes_hooks():
+    model = _model("kaf")
+    x = torch.rand(6, 3, 16, 16)
+    with ActivationCapture(model) as cap:
+        assert _hooks(model) == len(model.activation_modules())
+        with torch.no_grad():
+            model(x[:4])
+            model(x[4:])
+    assert _hooks(model) == 0
+    assert len(cap.inputs) == len(model.activation_modules()) == 5
+    for mod, inp, out in zip(cap.modules, cap.inputs, cap.outputs):
+        assert inp.shape[0] == 6  # both batches, concatenated
+        torch.testing.assert_close(out, mod(inp))  # the output is the activation of the recorded input
+    assert cap.inputs[0].shape[1:] == (4, 16, 16) and cap.inputs[-1].shape[1:] == (128,)
+
+
+def test_capture_removes_hooks_when_the_block_raises():
+    model = _model("relu")
+    with pytest.raises(RuntimeError, match="boom"):
+        with ActivationCapture(model):
+            raise RuntimeError("boom")
+    assert _hooks(model) == 0
+
+
+def test_collect_restores_training_mode_and_reduces():
+    model = _model("relu").train()
+    out = collect_activations(model, torch.rand(5, 3, 16, 16), batch_size=2, reduce=lambda i, t: t[:, :1])
+    assert model.training and _hooks(model) == 0
+    assert all(t.shape[:2] == (5, 1) for t in out["inputs"])
+    assert out["logits"].shape == (5, 10)
+
+
+def test_histograms_count_every_example_and_overlay_the_activation():
+    model = _model("kaf")
+    xc, xa = torch.rand(30, 3, 16, 16), torch.rand(30, 3, 16, 16)
+    hists = activation_histograms(model, xc, xa, bins=12, seed=3)
+    kafs = model.activation_modules()
+    assert len(hists) == len(kafs)
+    for h, mod in zip(hists, kafs):
+        assert h["clean"].sum() == 30 and h["adversarial"].sum() == 30
+        assert len(h["edges"]) == 13
+        expected = mod.evaluate(torch.as_tensor(h["shape_s"])).double().numpy()[h["channel"]]
+        np.testing.assert_allclose(h["shape_f"], expected, rtol=1e-5, atol=1e-7)
+    # same seed, same units; the recorded values are the unit's pre-activations
+    again = activation_histograms(model, xc, xa, bins=12, seed=3)
+    assert [h["unit"] for h in again] == [h["unit"] for h in hists]
+    with ActivationCapture(model, outputs=False) as cap, torch.no_grad():
+        model(xc)
+    u = hists[1]["unit"]
+    recorded = cap.inputs[1][(slice(None), *u)].double().numpy()
+    np.testing.assert_allclose(np.sort(hists[1]["scatter_in"]), np.sort(recorded), rtol=1e-6)
+
+
+def test_kwta_has_no_elementwise_shape_and_filter_mode_averages():
+    model = _model("kwta")
+    x = torch.rand(8, 3, 16, 16)
+    hists = activation_histograms(model, x, x, mode="filter", bins=5)
+    assert all(h["shape_f"] is None for h in hists)
+    assert all(np.array_equal(h["clean"], h["adversarial"]) for h in hists)  # same images, same histogram
+    means = filter_mean_activations(model, x, x, which="input")
+    with ActivationCapture(model, outputs=False) as cap, torch.no_grad():
+        model(x)
+    np.testing.assert_allclose(means[0]["clean_means"], cap.inputs[0].double().mean((0, 2, 3)).numpy(), rtol=1e-6)
+    assert means[0]["clean"].sum() == 4  # a histogram over the 4 filters
+
+
+def test_layer_distances():
+    model = _model("relu")
+    x = torch.rand(4, 3, 16, 16)
+    same = layer_distances(model, x, x, samples=3)
+    assert len(same) == 3 * (len(model.activation_modules()) + 1)
+    assert all(r["distance"] == 0 for r in same)
+    xa = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
+    rows = layer_distances(model, x, xa, samples=[0, 2])
+    logit = [r for r in rows if r["name"] == "logits"]
+    with torch.no_grad():
+        diff = (model(x[[0, 2]]) - model(xa[[0, 2]])).double().norm(dim=1)
+    np.testing.assert_allclose([r["distance"] for r in logit], diff.numpy(), rtol=1e-5)
+    assert all(r["relative_distance"] == pytest.approx(r["distance"] / r["clean_norm"]) for r in rows)
+
+
+def test_find_jumps_on_known_functions():
+    t = np.linspace(-1, 1, 401)
+    step = np.where(t > 0.2, 1.0, 0.0) + np.where(t > -0.5, -0.3, 0.0) + 0.5 * t
+    found = find_jumps(step)["intervals"]
+    assert sorted(found) == sorted([np.flatnonzero(t > 0.2)[0] - 1, np.flatnonzero(t > -0.5)[0] - 1])
+    assert count_discontinuities(np.abs(t - 0.1)) == 0  # a kink is not a jump
+    assert count_discontinuities(np.stack([np.sin(5 * t), np.exp(t)], 1)) == 0
+    assert count_discontinuities(np.full(50, 2.0)) == 0
+
+
+@pytest.mark.parametrize("act,expect_jumps", [("kwta", True), ("kaf", False), ("relu", False)])
+def test_line_scan_finds_kwta_discontinuities_only(act, expect_jumps):
+    model = _model(act)
+    x = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    scan = line_scan(model, x, t_max=1.0, points=301, seed=0)
+    assert scan["logits"].shape == (301, 10) and len(scan["t"]) == 301
+    if expect_jumps:
+        assert scan["n_jumps"] >= 3
+        assert np.all(scan["jump_sizes"] > scan["threshold"] / 2)
+    else:
+        assert scan["n_jumps"] == 0  # ReLU has kinks, KAF is smooth: neither jumps
+    assert not model.training and _hooks(model) == 0
+
+
+def test_kaf_curves_match_evaluate():
+    model = _model("kaf_elu")
+    curves = kaf_curves(model, points=51)
+    kafs = model.activation_modules()
+    assert len(curves) == len(kafs)
+    for c, m in zip(curves, kafs):
+        assert c["curves"].shape == (m.channels, 51)
+        np.testing.assert_allclose(c["curves"], m.evaluate(torch.as_tensor(c["s"])).double().numpy(), rtol=1e-6)
+    # ridge init interpolates ELU inside the dictionary
+    s = curves[0]["s"]
+    inside = np.abs(s) <= 2.5
+    np.testing.assert_allclose(curves[0]["curves"][0][inside], np.where(s > 0, s, np.expm1(s))[inside], atol=0.02)
+    assert kaf_curves(_model("relu")) == []

@@ -1,0 +1,148 @@
+"""Figures (thesis_lib.plotting): reproducible files, and every plot function draws its data cleanly."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from thesis_lib import plotting as P  # noqa: E402
+from thesis_lib.activations import make_activation  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _figure():
+    fig = P.plot_activation_derivatives()
+    fig.axes[0].text(0, 0.5, "µ α ∞")  # non-ASCII glyphs go through font subsetting
+    return fig
+
+
+def test_savefig_is_byte_identical_and_has_no_metadata(tmp_path):
+    p1 = P.savefig(_figure(), "fig", tmp_path / "a")
+    p2 = P.savefig(_figure(), "fig", tmp_path / "b")  # a fresh figure, as on a notebook re-run
+    assert [p.name for p in p1] == ["fig.pdf", "fig.png"]
+    for a, b in zip(p1, p2):
+        assert a.read_bytes() == b.read_bytes()
+    pdf, png = p1[0].read_bytes(), p1[1].read_bytes()
+    for key in (b"CreationDate", b"ModDate", b"Producer", b"Creator"):
+        assert key not in pdf
+    assert b"Software" not in png and b"matplotlib" not in png.lower()
+    assert sorted(os.listdir(tmp_path / "a")) == ["fig.pdf", "fig.png"]  # no temporary files left
+
+
+def test_savefig_is_identical_across_processes(tmp_path):
+    """A re-run in a new interpreter (other hash seed) writes the same bytes."""
+    code = ("import sys, matplotlib; matplotlib.use('Agg'); from thesis_lib import plotting as P; "
+            "fig = P.plot_activation_derivatives(); fig.axes[0].text(0, 0.5, 'µ α ∞'); "
+            "P.savefig(fig, 'fig', sys.argv[1])")
+    env = dict(os.environ, PYTHONHASHSEED="123")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "sub")], check=True, env=env, timeout=120)
+    here = P.savefig(_figure(), "fig", tmp_path / "here")
+    for p in here:
+        assert (tmp_path / "sub" / p.name).read_bytes() == p.read_bytes()
+
+
+def test_savefig_rejects_bad_names(tmp_path):
+    fig = plt.figure()
+    for bad in ("", "../x", "a/b", "x y"):
+        with pytest.raises(ValueError):
+            P.savefig(fig, bad, tmp_path)
+    with pytest.raises(ValueError):
+        P.savefig(fig, "ok", tmp_path, formats=("svg",))
+
+
+def test_use_style_is_idempotent():
+    with matplotlib.rc_context():  # restore the global style for the other tests
+        P.use_style()
+        snapshot = dict(matplotlib.rcParams)
+        P.use_style()
+        assert dict(matplotlib.rcParams) == snapshot
+        assert matplotlib.rcParams["font.family"] == ["DejaVu Sans"]
+
+
+def test_relu_derivative_is_drawn_with_a_break():
+    fig = P.plot_activation_derivatives(("relu", "elu"))
+    relu, elu = fig.axes[0].get_lines()[:2]
+    assert np.isnan(relu.get_ydata()).sum() == 1  # the jump at 0 is not drawn as a steep segment
+    assert not np.isnan(elu.get_ydata()).any()
+
+
+def test_accuracy_vs_robustness_markers_and_labels():
+    rows = [dict(activation=a, clean_acc=0.8 - 0.01 * i, robust_acc=0.4 + 0.01 * i)
+            for i, a in enumerate(["relu", "elu", "kaf", "kaf_elu"])]
+    fig = P.plot_accuracy_vs_robustness(rows)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["relu", "elu", "kaf", "kaf_elu"]
+    assert len(ax.collections) == 4
+    offsets = np.concatenate([c.get_offsets() for c in ax.collections])
+    np.testing.assert_allclose(offsets[:, 0], [80, 79, 78, 77])  # drawn in percent
+    assert P.activation_marker("kaf_elu") == "X" and P.activation_marker("elu") == "D"
+
+
+def test_gradient_norms_mark_nan():
+    rows = [dict(step=s, layer=f"l{k}", weight_norm=1.0 + s, grad_norm=float("nan") if (k == 0 and s >= 3) else 2.0)
+            for s in range(6) for k in range(5)]
+    fig = P.plot_gradient_norms(rows)
+    grad_ax = fig.axes[1]
+    marks = [ln for ln in grad_ax.get_lines() if ln.get_marker() == "x"]
+    assert len(marks) == 1 and len(marks[0].get_xdata()) == 3
+    assert [t.get_text() for t in grad_ax.get_legend().get_texts()] == ["l0", "l2", "l4", "NaN / inf"]
+
+
+def _scan(jumps):
+    t = np.linspace(-1, 1, 101)
+    y = np.stack([np.sin(3 * t) + k for k in range(10)], 1)
+    return dict(t=t, logits=y, jumps=np.array(jumps, dtype=int), jump_t=t[jumps] if jumps else np.array([]),
+                n_jumps=len(jumps), direction_norm=1.0)
+
+
+def _hist(layer, shape=True):
+    edges = np.linspace(-1, 1, 6)
+    s = np.linspace(-1, 1, 20)
+    return dict(layer=layer, name=f"layer{layer}", activation="relu", mode="neuron", unit=(0, 1, 1), channel=0,
+                edges=edges, clean=np.array([1, 2, 3, 2, 1]), adversarial=np.array([2, 2, 2, 2, 1]),
+                shape_s=s, shape_f=np.maximum(s, 0) if shape else None, scatter_in=s, scatter_out=np.maximum(s, 0),
+                clean_means=np.arange(4.0), adv_means=np.arange(4.0) + 0.5)
+
+
+FIGURES = {
+    "sigmoid": lambda: P.plot_sigmoid(),
+    "activations": lambda: P.plot_activation_functions(),
+    "kaf_shapes": lambda: P.plot_kaf_shapes(make_activation("kaf_elu", 3), make_activation("kaf", 3), target="elu"),
+    "adversarial": lambda: P.plot_adversarial_example(torch.rand(3, 8, 8), None, torch.rand(3, 8, 8), (1, 2),
+                                                      (0.9, 0.6), class_names=[str(i) for i in range(10)]),
+    "lr_range": lambda: P.plot_lr_range_test(np.logspace(-4, 0, 50), np.linspace(2.3, 1.0, 50), 1e-3, 0.1),
+    "one_cycle": lambda: P.plot_one_cycle(np.r_[np.linspace(0.01, 1, 50), np.linspace(1, 0.01, 50)], 10),
+    "robust_iters": lambda: P.plot_robust_vs_iterations(
+        [dict(activation=a, iterations=i, robust_acc=0.5 - i / 1000) for a in ("relu", "kaf") for i in (1, 10, 50)]),
+    "curves": lambda: P.plot_training_curves(
+        {"relu": [dict(epoch=e, train_loss=1 / e, test_acc=0.5 + e / 100) for e in range(1, 4)]}),
+    "histograms": lambda: P.plot_activation_histograms({"relu": [_hist(0), _hist(1)], "kwta": [_hist(0, False)]}),
+    "filter_means": lambda: P.plot_filter_means([_hist(0), _hist(1)]),
+    "distances": lambda: P.plot_layer_distances(
+        [dict(layer=li, name=n, sample=s, distance=1 + li + s, relative_distance=0.1 * (li + 1), model=m)
+         for m in ("relu", "kaf") for li, n in enumerate(["a", "b", "logits"]) for s in range(2)]),
+    "kwta_scan": lambda: P.plot_kwta_line_scan({"kwta": _scan([10, 40]), "kaf": _scan([])}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_every_figure_draws_without_warnings(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. a collapsed constrained layout
+        fig = FIGURES[name]()
+        assert isinstance(fig, matplotlib.figure.Figure)
+        fig.canvas.draw()

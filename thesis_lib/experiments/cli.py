@@ -1,0 +1,59 @@
+"""`python -m thesis_lib reproduce`: run the thesis's experiments (skip finished ones, resume interrupted ones).
+
+    python -m thesis_lib reproduce --profile smoke|full [--only EXP[,EXP...]] [--results-dir DIR]
+        [--data PATH] [--device D] [--cache-dir DIR] [--force] [--list]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..utils import ThesisError
+
+__all__ = ["register", "handle_reproduce"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="run the thesis's experiments (smoke: CPU minutes; full: the protocol, GPU)",
+        description="Run every experiment of protocol.md's table (or --only some) under a profile. Finished "
+                    "experiments are skipped, interrupted ones resume from their last finished step/checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="smoke", help="smoke (small CIFAR-10 subset, CPU, minutes) or full (the protocol)")
+    p.add_argument("--only", default=None, help="comma-separated experiment names (their requirements run too)")
+    p.add_argument("--results-dir", default="results", help="results folder (default: results)")
+    p.add_argument("--data", default=None, help="CIFAR-10 location (default: $THESIS_DATA, else torchvision download)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--cache-dir", default=None,
+                   help="training-run checkpoints (default: $THESIS_RUNS_CACHE, else <results-dir>/../.cache/runs)")
+    p.add_argument("--force", action="store_true", help="re-run the selected experiments even if finished")
+    p.add_argument("--list", action="store_true", help="list the experiments and whether they are finished, then exit")
+    p.set_defaults(func=handle_reproduce)
+
+
+def handle_reproduce(args) -> int:
+    from .registry import PROFILES, get_experiment, list_experiments
+    from .runner import is_complete, run_experiment
+
+    if args.profile not in PROFILES:
+        raise ThesisError(f"Unknown profile {args.profile!r}: use one of {', '.join(PROFILES)}.")
+    names = list_experiments()
+    if args.only:
+        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        for n in wanted:
+            get_experiment(n)  # ValueError naming the valid experiments
+        names = [n for n in names if n in wanted]
+    if args.list:
+        for n in names:
+            e = get_experiment(n)
+            state = "done" if is_complete(n, args.profile, args.results_dir) else "todo"
+            print(f"{state:4s}  {n:22s} {e.section:8s} {e.notebook:32s} {e.title}")
+        return 0
+    t0 = time.perf_counter()
+    seen: set = set()
+    for n in names:
+        run_experiment(n, args.profile, args.results_dir, args.data, args.device, args.cache_dir,
+                       force=args.force, _seen=seen)
+    print(f"reproduce: {len(names)} experiment(s) of profile {args.profile} ready in {args.results_dir}/{args.profile} "
+          f"({time.perf_counter() - t0:.1f} s)")
+    return 0

@@ -1,0 +1,59 @@
+"""Chapter 6 (future work) / section 4.1: Lipschitz bounds of every trained network.
+
+For each trained model of chapters 4-5, the L2 Lipschitz upper bound as the product of per-layer
+constants (eq. 2.36; `thesis_lib.analysis.lipschitz_bound`: power iteration per convolution, and
+a certified FFT bound), next to a local lower estimate (largest input-gradient / Jacobian norm on
+test images, `empirical_lipschitz`). The gap between the two is the point of section 4.1: product
+bounds of deep networks, and of KAF networks in particular (large per-channel slopes), are loose.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .registry import Experiment, register
+from .trained import FAMILIES, trained_runs
+
+__all__ = ["LipschitzSettings"]
+
+
+@dataclass(frozen=True)
+class LipschitzSettings:
+    experiments: tuple = ("light_cnn", "vgg", "resnet20_at", "resnet_standard")
+    iters: int = 500  # power-iteration steps per convolution
+    empirical_n: int = 500  # test images for the local (empirical) lower estimate
+    seed: int = 0
+
+
+def run(ctx) -> dict:
+    from ..analysis import empirical_lipschitz, lipschitz_bound
+
+    s: LipschitzSettings = ctx.settings
+    images, _ = ctx.test_images(s.empirical_n, s.seed)
+    rows = []
+    for exp in s.experiments:
+        other = ctx.sibling(exp)
+        for key, act, cfg in trained_runs(ctx, exp):
+            def compute():
+                model = other.model(key, cfg)
+                b = lipschitz_bound(model, iters=s.iters, seed=s.seed)
+                e = empirical_lipschitz(model, images)
+                return {"bound": b["total"], "certified": b["total_certified"],
+                        "empirical_grad": e["max_grad_norm"], "empirical_jacobian": e["max_jacobian_norm"],
+                        "layers": [{k: r.get(k) for k in ("name", "kind", "bound", "certified", "in_product")}
+                                   for r in b["layers"]]}
+
+            r = ctx.step(f"lipschitz_{exp}_{key}", {"config": cfg, "settings": asdict(s)}, compute)
+            other._loaded.pop(key, None)
+            arch, training = FAMILIES[exp]
+            rows.append({"experiment": exp, "model": arch if exp != "resnet_standard" else key.split("_")[0],
+                         "training": training, "activation": act, "bound": r["bound"], "certified": r["certified"],
+                         "empirical_jacobian": r["empirical_jacobian"]})
+    return {"models": rows}
+
+
+register(Experiment(
+    name="lipschitz", section="4.1/6", title="Lipschitz upper bounds vs local estimates of every trained model",
+    run=run, settings={"smoke": LipschitzSettings(iters=10, empirical_n=8), "full": LipschitzSettings()},
+    notebook="10_future_work", requires=("light_cnn", "vgg", "resnet_standard", "resnet20_at"),
+    figures=("lipschitz_bounds",),
+))

@@ -1,0 +1,103 @@
+"""Section 5.1: VGG-inspired CNNs with 7 activations, fast adversarial training, PGD-50-10.
+
+Protocol: VGG x {relu, elu, kaf, kaf_elu, swish, kaf_swish, kaf_free}; FGSM-RS fast adversarial
+training (eps 8/255, step 1.25 eps), SGD, batch 128, 60 epochs, one-cycle schedule between the
+thesis's range-test bounds (protocol.md; `lr_source="range_test"` uses the bounds measured by the
+`vgg_lr_range` experiment instead), no augmentation. Evaluation: PGD L-inf eps 8/255, step 2/255,
+50 iterations, 10 restarts on the whole test set; robust accuracy vs PGD iterations (up to 150)
+for relu and kaf; training curves from the runs' histories.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .common import PGD_SMOKE, PGD_THESIS, SMOKE, PGDSettings, evaluate_pgd, train_config
+from .lr_range import VGG_ACTIVATIONS
+from .registry import Experiment, register
+
+__all__ = ["ATSettings", "at_config", "run_at_experiment", "lr_bounds_for"]
+
+
+@dataclass(frozen=True)
+class ATSettings:
+    """A family of fast-adversarially-trained models (one per activation) and their evaluation."""
+
+    arch: str = "vgg"
+    activations: tuple = VGG_ACTIVATIONS
+    epochs: int = 60  # one-cycle epochs
+    batch_size: int = 128
+    augment: bool = False  # pad-4 crop + flip (ResNets: True)
+    eps: float = 8 / 255  # training attack radius (FGSM-RS), [0, 1] pixel units
+    lr_source: str = "thesis"  # "thesis": protocol.md's bounds; "range_test": bounds measured by `lr_experiment`
+    lr_experiment: str = "vgg_lr_range"  # experiment holding the range tests
+    train_subset: int | None = None  # None = all 50,000
+    test_subset: int | None = None  # clean accuracy during training; None = all 10,000
+    pgd: PGDSettings = field(default_factory=lambda: PGD_THESIS)  # the robust-accuracy evaluation
+    curve_activations: tuple = ("relu", "kaf")  # robust accuracy vs PGD iterations for these
+    curve_iterations: tuple = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150)
+    curve_restarts: int = 1  # restarts of the iterations curve
+    curve_n: int | None = None  # test images of the curve; None = all 10,000
+    seed: int = 0
+
+
+def lr_bounds_for(ctx, s: ATSettings, activation: str) -> tuple[float | None, float | None, str]:
+    """(lr_min, lr_max, source) for one activation; None bounds = TrainConfig's protocol defaults."""
+    if s.lr_source == "thesis":
+        return None, None, "thesis"
+    if s.lr_source != "range_test":
+        raise ValueError(f"lr_source must be 'thesis' or 'range_test', got {s.lr_source!r}")
+    from .lr_range import range_test
+
+    lr_ctx = ctx.sibling(s.lr_experiment)
+    r = range_test(lr_ctx, lr_ctx.settings, activation)
+    if r.get("lr_min") is None:
+        return None, None, "thesis (range test failed)"
+    return float(r["lr_min"]), float(r["lr_max"]), "range_test"
+
+
+def at_config(s: ATSettings, activation: str, lr_min=None, lr_max=None) -> dict:
+    return train_config(arch=s.arch, activation=activation, method="fast_at", eps=s.eps, epochs=s.epochs,
+                        batch_size=s.batch_size, optimizer="sgd", schedule="one_cycle", lr_min=lr_min, lr_max=lr_max,
+                        augment=s.augment, train_subset=s.train_subset, test_subset=s.test_subset, seed=s.seed)
+
+
+def run_at_experiment(ctx) -> dict:
+    from ..attacks import accuracy_vs_iterations
+    from ..training import TrainConfig
+
+    s: ATSettings = ctx.settings
+    rows = []
+    for act in s.activations:
+        lo, hi, source = lr_bounds_for(ctx, s, act)
+        cfg = at_config(s, act, lo, hi)
+        resolved = TrainConfig.from_dict(cfg).resolved()
+        metrics = ctx.train(act, cfg)
+        row = {"activation": act, "lr_min": resolved.lr_min, "lr_max": resolved.lr_max, "lr_source": source,
+               "clean_acc_train_eval": metrics["clean_acc"], "diverged": metrics.get("diverged"),
+               "early_stopped": metrics.get("early_stopped"), "train_wall_time_s": metrics.get("wall_time_s")}
+        model = ctx.model(act, cfg)
+        r = evaluate_pgd(ctx, act, model, s.pgd)
+        row.update(clean_acc=r["clean_acc"], robust_acc=r["robust_acc"], n_eval=r["n"], attack_seconds=r.get("seconds"))
+        if act in s.curve_activations:
+            images, labels = ctx.test_images(s.curve_n, 0)
+            ctx.step(f"pgd_iterations_{act}",
+                     {"iterations": s.curve_iterations, "restarts": s.curve_restarts, "n": s.curve_n,
+                      "eps": s.pgd.eps, "step": s.pgd.step, "seed": s.pgd.seed},
+                     lambda: accuracy_vs_iterations(model, images, labels, iterations=s.curve_iterations,
+                                                    eps=s.pgd.eps, step=s.pgd.step, restarts=s.curve_restarts,
+                                                    seed=s.pgd.seed))
+        rows.append(row)
+        ctx._loaded.pop(act, None)  # one model in memory at a time
+    return {"models": rows, "pgd": asdict(s.pgd)}
+
+
+SMOKE_VGG = ATSettings(epochs=SMOKE.epochs, train_subset=SMOKE.at_train_subset, batch_size=SMOKE.at_batch_size,
+                       test_subset=SMOKE.test_subset, pgd=PGD_SMOKE, curve_iterations=(1, 2, 5, 10, 20),
+                       curve_n=SMOKE.attack_subset)
+
+register(Experiment(
+    name="vgg", section="5.1", title="VGG x 7 activations, fast adversarial training, PGD-50-10",
+    run=run_at_experiment, settings={"smoke": SMOKE_VGG, "full": ATSettings()}, notebook="07_vgg_results",
+    requires=("vgg_lr_range",),
+    figures=("vgg_results", "vgg_accuracy_vs_robustness", "vgg_robust_vs_iterations", "vgg_training_curves"),
+))
