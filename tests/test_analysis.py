@@ -146,3 +146,13 @@ def test_kaf_curves_match_evaluate():
     inside = np.abs(s) <= 2.5
     np.testing.assert_allclose(curves[0]["curves"][0][inside], np.where(s > 0, s, np.expm1(s))[inside], atol=0.02)
     assert kaf_curves(_model("relu")) == []
+
+
+def test_line_scan_confirmation_rejects_kinks_even_with_a_tiny_threshold():
+    """With factor << 1 almost every kink becomes a candidate; zooming must reject them all, and keep k-WTA's."""
+    x = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(2))
+    relu = line_scan(_model("relu"), x, points=201, factor=0.05)
+    assert len(relu["candidates"]) > 0 and relu["n_jumps"] == 0
+    kwta = _model("kwta")
+    low, default = line_scan(kwta, x, points=201, factor=0.05), line_scan(kwta, x, points=201)
+    assert default["n_jumps"] > 0 and set(default["jumps"]) <= set(low["jumps"])  # small jumps only add

@@ -179,7 +179,7 @@ def test_train_is_reused_not_repeated(tmp_path, monkeypatch):
     m1 = ctx.train("relu", cfg)
     m2 = ctx.train("relu", cfg)
     assert len(calls) == 1 and m1["clean_acc"] == m2["clean_acc"]
-    stored = json.loads((tmp_path / "results" / "smoke" / "light_cnn" / "runs" / "relu.json").read_text())
+    stored = json.loads((tmp_path / "results" / "smoke" / "light_cnn" / "training" / "relu.json").read_text())
     assert {"config", "seed", "git_commit", "hardware", "wall_time_s", "request"} <= set(stored)
     model = ctx.model("relu", cfg)  # checkpoint is in the cache: no training
     assert len(calls) == 1 and not model.training
@@ -285,3 +285,28 @@ def test_notebook_selection_errors(tmp_path):
         nbrun.execute_all("smoke", only=["99"], notebooks_dir=NB_DIR, output_dir=tmp_path, log=lambda m: None)
     with pytest.raises(ThesisError, match="Unknown profile"):
         nbrun.execute_all("medium", notebooks_dir=NB_DIR, output_dir=tmp_path, log=lambda m: None)
+
+
+def test_full_profile_training_configs_resolve():
+    """Every full-profile training run is a valid TrainConfig (caught here, not hours into a GPU job)."""
+    from thesis_lib.experiments.light_cnn import light_cnn_config
+    from thesis_lib.experiments.resnet56_fix import candidate_config
+    from thesis_lib.experiments.resnet_standard import resnet_standard_config
+    from thesis_lib.experiments.vgg import at_config
+    from thesis_lib.training import TrainConfig
+
+    configs = []
+    lc = get_experiment("light_cnn").settings_for("full")
+    configs += [light_cnn_config(lc, a) for a in lc.activations]
+    for name in ("vgg", "resnet20_at"):
+        s = get_experiment(name).settings_for("full")
+        configs += [at_config(s, a) for a in s.activations] + [at_config(s, a, 0.01, 0.8) for a in s.activations]
+    rs = get_experiment("resnet_standard").settings_for("full")
+    configs += [resnet_standard_config(rs, arch, a) for arch in rs.archs for a in rs.activations]
+    fx = get_experiment("resnet56_fix").settings_for("full")
+    configs += [candidate_config(fx, c) for c in fx.candidates]
+    for cfg in configs:
+        c = TrainConfig.from_dict(cfg).resolved()
+        assert c.train_subset is None and c.test_subset is None
+    vgg_relu = TrainConfig.from_dict(at_config(get_experiment("vgg").settings_for("full"), "relu")).resolved()
+    assert (vgg_relu.lr_min, vgg_relu.lr_max, vgg_relu.epochs, vgg_relu.method) == (1e-4, 0.08, 60, "fast_at")

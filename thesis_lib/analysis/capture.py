@@ -116,7 +116,10 @@ def collect_activations(model: nn.Module, x: torch.Tensor, batch_size: int = 256
     """
     from ..utils import get_device
 
-    dev = get_device(device) if device is not None else next(model.parameters()).device
+    dev = next(model.parameters()).device
+    want = get_device(device) if device is not None else dev
+    if want.type != dev.type or want.index not in (None, dev.index):
+        raise ValueError(f"the model is on {dev}, not on {device}: move it first (model.to(device))")
     was_training = model.training
     model.eval()
     logits = []

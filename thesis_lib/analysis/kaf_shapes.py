@@ -4,6 +4,8 @@ Each KAF module holds one function per channel; `KAF.evaluate(s)` returns them o
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -30,6 +32,6 @@ def kaf_curves(model: nn.Module, s_range=(-4.0, 4.0), points: int = 401, s=None)
             continue
         out.append(dict(layer=len(out), name=names.get(id(m), ""), activation=getattr(m, "name", "kaf"),
                         channels=m.channels, s=grid.numpy(), curves=m.evaluate(grid).double().cpu().numpy(),
-                        slope_bound=m.slope_bound().cpu().numpy(),
+                        slope_bound=copy.deepcopy(m).cpu().slope_bound().numpy(),  # (its grid is built on the CPU)
                         dictionary_range=(float(m.dictionary.min()), float(m.dictionary.max()))))
     return out

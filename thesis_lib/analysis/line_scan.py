@@ -71,8 +71,8 @@ def _outputs(model, xs, batch_size):
 
 @torch.no_grad()
 def line_scan(model: nn.Module, x: torch.Tensor, direction: torch.Tensor | None = None, t_max: float = 1.0,
-              points: int = 2001, seed: int = 0, factor: float = 10.0, window: int = 3, refine: int = 8,
-              levels: int = 2, concentration: float = 0.5, batch_size: int = 512, device=None,
+              points: int = 2001, seed: int = 0, factor: float = 10.0, window: int = 3, refine: int = 4,
+              levels: int = 3, concentration: float = 0.5, batch_size: int = 512, device=None,
               dtype: torch.dtype = torch.float64) -> dict:
     """Logits of `model` along x + t * direction, t in [-t_max, t_max] on `points` points, and their jumps.
 
@@ -80,53 +80,69 @@ def line_scan(model: nn.Module, x: torch.Tensor, direction: torch.Tensor | None 
     of L2 norm 1). The path is not clipped to [0, 1] (clipping would add kinks of its own).
     Candidates from `find_jumps` are confirmed by `levels` rounds of zooming: the interval is split
     into `refine` sub-steps and the largest sub-step must carry at least `concentration` of the
-    candidate's residual; the zoom then follows that sub-step. The scan runs in `dtype` (float64 by
+    interval's change (and of its residual); the zoom then follows that sub-step. The scan runs in `dtype` (float64 by
     default, on a copy of the model: zooming to h / refine**levels would hit float32's resolution of
     the pixel values).
 
+    Cost: `points` forward passes plus (refine - 1) * levels per candidate interval, batched; use
+    a GPU (device="cuda") for full-size networks. An interval holding several jumps counts once, so
+    when jump_fraction (confirmed intervals / intervals) is large, raise `points`.
+
     Returns t (T,), logits (T x K), jumps (confirmed interval indices), jump_t (their midpoints),
-    jump_sizes (max over logits of the change across the jump), candidates, n_jumps, step (h),
-    threshold, typical_step, direction_norm.
+    jump_sizes (max over logits of the change across the jump), jump_fraction, candidates, n_jumps,
+    step (h), threshold, typical_step, direction_norm. The model's train/eval state is restored.
     """
     from ..utils import get_device
 
     if x.dim() != 3:
         raise ValueError(f"x must be one image of shape C x H x W, got {tuple(x.shape)}")
-    dev = get_device(device) if device is not None else next(model.parameters()).device
+    p0 = next(model.parameters())
+    dev = get_device(device) if device is not None else p0.device
     x = (x.double() / 255 if x.dtype == torch.uint8 else x.double()).to(dev, dtype)
     direction = random_direction(x.shape, seed) if direction is None else direction
     if direction.shape != x.shape:
         raise ValueError(f"direction shape {tuple(direction.shape)} differs from x's {tuple(x.shape)}")
     direction = direction.to(dev, dtype)
     was_training = model.training
-    if next(model.parameters()).dtype != dtype:
-        model = copy.deepcopy(model).to(dtype)
+    if p0.dtype != dtype or p0.device != dev:  # never convert or move the caller's model
+        model = copy.deepcopy(model).to(dev, dtype)
     model.eval()
     try:
         t = torch.linspace(-float(t_max), float(t_max), int(points), dtype=torch.float64)
         along = lambda ts: x.unsqueeze(0) + ts.to(dev, dtype).view(-1, 1, 1, 1) * direction  # noqa: E731
         logits = _outputs(model, along(t), batch_size)
         cand = find_jumps(logits.numpy(), factor, window)
-        # Zoom into all candidates at once (one batched forward pass per level).
+        # Zoom into all candidates at once (one batched forward pass per level); the end points of
+        # each zoom interval are known already, so only the refine - 1 interior points are evaluated.
         cands = cand["intervals"]
         lo, hi = t[cands].clone(), t[cands + 1].clone()
-        need = concentration * cand["residuals"][cands]
+        f_lo, f_hi = logits[cands].numpy(), logits[cands + 1].numpy()
+        # A jump keeps (most of) the change in ever shorter sub-intervals; a continuous function
+        # spreads it, so a sub-step must carry `concentration` of the whole step (and residual).
+        whole = np.abs(f_hi - f_lo).max(1) if len(cands) else np.zeros(0)
+        need = concentration * np.maximum(cand["residuals"][cands], whole)
         alive = np.ones(len(cands), dtype=bool)
-        u = torch.linspace(0, 1, refine + 1, dtype=torch.float64)
+        u = torch.linspace(0, 1, refine + 1, dtype=torch.float64)[1:-1]
+        rows = np.arange(len(cands))
         for _ in range(levels if len(cands) else 0):
-            ts = lo.view(-1, 1) + (hi - lo).view(-1, 1) * u.view(1, -1)  # (n, refine + 1)
-            out = _outputs(model, along(ts.reshape(-1)), batch_size).numpy().reshape(len(cands), refine + 1, -1)
-            sub = np.abs(np.diff(out, axis=1)).max(2)  # (n, refine)
+            inner = lo.view(-1, 1) + (hi - lo).view(-1, 1) * u.view(1, -1)  # (n, refine - 1)
+            f_in = _outputs(model, along(inner.reshape(-1)), batch_size).numpy()
+            f_in = f_in.reshape(len(cands), refine - 1, -1)
+            f_all = np.concatenate([f_lo[:, None], f_in, f_hi[:, None]], axis=1)  # (n, refine + 1, K)
+            sub = np.abs(np.diff(f_all, axis=1)).max(2)  # (n, refine)
             j = sub.argmax(1)
-            alive &= sub[np.arange(len(cands)), j] >= need
+            alive &= sub[rows, j] >= need
+            ts = torch.cat([lo.view(-1, 1), inner, hi.view(-1, 1)], 1)
             jt = torch.as_tensor(j)
-            lo, hi = ts[torch.arange(len(cands)), jt], ts[torch.arange(len(cands)), jt + 1]
+            lo, hi = ts[rows, jt], ts[rows, jt + 1]
+            f_lo, f_hi = f_all[rows, j], f_all[rows, j + 1]
         confirmed = cands[alive]
         sizes = [float(np.abs(logits[i + 1] - logits[i]).max()) for i in confirmed]
     finally:
         model.train(was_training)
     tn = t.numpy()
     return dict(t=tn, logits=logits.numpy(), jumps=confirmed, jump_t=(tn[confirmed] + tn[confirmed + 1]) / 2,
+                jump_fraction=float(len(confirmed) / max(1, len(tn) - 1)),
                 jump_sizes=np.asarray(sizes), candidates=cand["intervals"], n_jumps=int(len(confirmed)),
                 step=float(tn[1] - tn[0]), threshold=cand["threshold"], typical_step=cand["typical_step"],
                 direction_norm=float(direction.double().norm()))

@@ -306,7 +306,9 @@ def lipschitz_bound(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), 
     A k-WTA layer makes both inf. `pandas.DataFrame(result["layers"])` gives the table.
     """
     opts = dict(iters=iters, tol=tol, seed=seed)
-    model = copy.deepcopy(model).eval()  # eval: BN uses running statistics, dropout is the identity
+    # A CPU copy in eval mode: BN uses running statistics, dropout is the identity; the operators are
+    # small, and float64 on the CPU is exact enough and device-independent.
+    model = copy.deepcopy(model).cpu().eval()
     rows: list[dict] = []
     shape = tuple(int(v) for v in input_shape)
     total, total_cert = 1.0, 1.0
@@ -348,7 +350,10 @@ def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int 
     """
     from ..utils import get_device
 
-    dev = get_device(device) if device is not None else next(model.parameters()).device
+    dev = next(model.parameters()).device
+    want = get_device(device) if device is not None else dev
+    if want.type != dev.type or want.index not in (None, dev.index):
+        raise ValueError(f"the model is on {dev}, not on {device}: move it first (model.to(device))")
     was_training = model.training
     model.eval()
     grads, jacs = [], []

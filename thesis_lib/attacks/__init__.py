@@ -12,6 +12,7 @@ from .context import attack_mode
 from .curves import accuracy_vs_eps, accuracy_vs_iterations, accuracy_vs_restarts
 from .evaluate import ATTACKS, AttackSettings, predict, robust_accuracy, uniform_noise
 from .fgsm import fgsm
+from .fold import fold_batchnorm
 from .pgd import PGDResult, pgd, run_pgd
 from .sanity import SanityConfig, first_order_error, gradient_masking_report, zero_gradient_fraction
 
@@ -21,5 +22,5 @@ __all__ = [
     "accuracy_vs_eps", "accuracy_vs_iterations", "accuracy_vs_restarts",
     "autoattack_eval", "AUTOATTACK_VERSIONS",
     "gradient_masking_report", "SanityConfig", "first_order_error", "zero_gradient_fraction",
-    "attack_mode",
+    "attack_mode", "fold_batchnorm",
 ]

@@ -15,6 +15,7 @@ pass and its perturbation norm is verified to be within eps.
 from __future__ import annotations
 
 import time
+import warnings
 
 import torch
 from torch import nn
@@ -119,7 +120,9 @@ def autoattack_eval(
                                attacks_to_run=list(attacks), seed=seed, verbose=False, device=str(dev))
         _configure(adversary, version, num_classes, n_iter, n_queries)
         # AutoAttack reseeds the global RNG before every attack: keep the caller's random state intact.
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        # (Its losses still pass the long-deprecated size_average/reduce arguments: silence that warning.)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="size_average and reduce args will be deprecated")
             for name in attacks:
                 ta = time.perf_counter()
                 rows = robust.nonzero().flatten()

@@ -17,6 +17,8 @@ examples per chunk are still unbroken. This is valid because the model is in eva
 uses running statistics, dropout is off, k-WTA is per example): every example's trajectory is
 independent of its batch neighbours. Compared with running `restarts` independent attacks over the
 whole set (torchattacks, ART), the work saved is everything spent on already-broken examples.
+The attack runs on a copy of the model with eval-mode BatchNorm folded into the convolutions before it
+(`fold.py`: the same function with fewer passes).
 
 `stop="earliest"` changes the schedule for the robust-accuracy-vs-iterations curve: a later restart
 runs only up to the earliest successful iterate found so far, so that `step` holds, per example, the
@@ -28,6 +30,7 @@ highest-loss restart): high-confidence adversarial images for transfer attacks.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,13 +39,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .context import attack_mode, autocast_for, check_eps, check_norm, model_device, to_float_images
+from .fold import fold_batchnorm
 
 __all__ = ["pgd", "run_pgd", "PGDResult"]
 
 
 @dataclass
 class PGDResult:
-    """Per-example outcome of `run_pgd` (all tensors on CPU, length N)."""
+    """Per-example outcome of `run_pgd` (length N; flags on CPU, x_adv on the input's device)."""
 
     x_adv: torch.Tensor | None  # N x C x H x W float in [0, 1]; None when return_adv=False
     success: torch.Tensor  # bool: some iterate of some restart was misclassified (or hit the target)
@@ -60,9 +64,9 @@ def _check_args(x, y, eps, step, steps, restarts, norm, random_start, target, st
     eps = check_eps(eps)
     step = check_eps(step, "step")
     norm = check_norm(norm)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
-    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
+    if not isinstance(restarts, numbers.Integral) or isinstance(restarts, bool) or restarts < 1:
         raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}.")
     if restarts > 1 and not random_start:
         raise ValueError("restarts > 1 needs random_start=True: without a random start every restart repeats the same attack.")
@@ -126,6 +130,7 @@ def run_pgd(
     stop: str = "first",
     return_adv: bool = True,
     amp: bool | None = None,
+    fold_bn: bool = True,
     on_done: Callable[[int], None] | None = None,
 ) -> PGDResult:
     """PGD with early stopping per example and continuous batching; see the module docstring.
@@ -133,11 +138,15 @@ def run_pgd(
     `x` may be uint8 (0-255) or float in [0, 1], on any device (examples are moved to the model's
     device `batch_size` at a time). `target` makes the attack targeted (success = predicted target).
     `seed` fixes the random starts; `on_done(k)` is called when k more examples are finished
-    (progress bars). `amp=None` uses autocast on CUDA only.
+    (progress bars). `amp=None` uses autocast on CUDA only. `fold_bn` attacks a copy of the model with
+    eval-mode BatchNorm folded into the preceding convolutions (same function, fewer passes; `fold.py`).
     """
     eps, step, norm = _check_args(x, y, eps, step, steps, restarts, norm, random_start, target, stop)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    steps, restarts = int(steps), int(restarts)
+    if eps == 0:  # the ball is a point: the clean image is the only candidate
+        steps, restarts, random_start = 0, 1, False
     device = model_device(model)
     n = x.shape[0]
     gen = torch.Generator(device=device).manual_seed(int(seed))
@@ -149,8 +158,8 @@ def run_pgd(
     s_step = torch.full((n,), -1, dtype=torch.long, device=device)
     best_loss = torch.full((n,), -math.inf, device=device)
     x_adv = torch.empty((n, *x.shape[1:]), device=device) if return_adv else None
-    y_all = y.to(device)
-    t_all = target.to(device) if target is not None else None
+    y_all = y.to(device, torch.long)
+    t_all = target.to(device, torch.long) if target is not None else None
     targeted = target is not None
 
     # Slot state: example index, clean image, current iterate, iterate index t, restart r, last t to evaluate.
@@ -173,6 +182,7 @@ def run_pgd(
         return autocast_for(device, amp)
 
     with attack_mode(model):
+        net = fold_batchnorm(model) if fold_bn else model
         while pending < n or idx.numel():
             # Refill free slots with new examples; clean failures are finished without any gradient.
             while pending < n and (batch_size - idx.numel() >= min_refill or idx.numel() == 0):
@@ -180,8 +190,10 @@ def run_pgd(
                 rows = torch.arange(pending, pending + k, device=device)
                 pending += k
                 xs = to_float_images(x[pending - k:pending], device)
+                if return_adv:  # the fallback if no iterate ever has a finite loss
+                    x_adv[rows] = xs
                 with torch.no_grad(), autocast():
-                    hit = succeeded(_forward(model, xs, cuda).float(), rows)
+                    hit = succeeded(_forward(net, xs, cuda).float(), rows)
                 success[rows[hit]] = True
                 clean_success[rows[hit]] = True
                 s_restart[rows[hit]] = 0
@@ -208,14 +220,19 @@ def run_pgd(
             if idx.numel() == 0:
                 continue
 
-            # One forward/backward for every active slot, whatever its restart and iterate.
-            xa = xadv.detach().requires_grad_(True)
-            with torch.enable_grad(), autocast():
-                logits = _forward(model, xa, cuda).float()
+            # One forward/backward for every active slot, whatever its restart and iterate. When every
+            # slot is at its last iterate (lockstep batches) only the forward pass is needed.
+            need_grad = bool((t < lim).any())
+            xa = xadv.detach().requires_grad_(need_grad)
+            with torch.set_grad_enabled(need_grad), autocast():
+                logits = _forward(net, xa, cuda).float()
                 losses = (-F.cross_entropy(logits, t_all[idx], reduction="none") if targeted
                           else F.cross_entropy(logits, y_all[idx], reduction="none"))
-            grad, = torch.autograd.grad(losses.sum(), xa)
-            grad_evals += idx.numel()
+            if need_grad:
+                grad, = torch.autograd.grad(losses.sum(), xa)
+                grad_evals += idx.numel()
+            else:
+                grad = torch.zeros_like(xadv)  # unused: every slot restarts or leaves below
             with torch.no_grad():
                 losses = losses.detach()
                 hit = succeeded(logits.detach(), idx)
@@ -299,12 +316,16 @@ def pgd(
     *,
     seed: int = 0,
     batch_size: int = 512,
+    stop: str = "first",
 ) -> torch.Tensor:
     """PGD adversarial images (N x C x H x W float in [0, 1]), the worst case over `restarts`.
 
     Per example: the first misclassified iterate found (any restart), else the final iterate with the
-    highest loss. `eps` and `step` are in [0, 1] pixel units (L-inf) or L2 norm units (`norm="l2"`).
-    The model is attacked in eval mode with frozen parameters; its state is restored afterwards.
+    highest loss. `stop="none"` gives classic PGD instead (every step of every restart; the final
+    iterate of the highest-loss restart): stronger, higher-confidence images, e.g. for transfer or for
+    comparing activations, at the full cost. `eps` and `step` are in [0, 1] pixel units (L-inf) or L2
+    norm units (`norm="l2"`). The model is attacked in eval mode with frozen parameters; its state is
+    restored afterwards.
     """
     return run_pgd(model, x, y, eps, step, steps, restarts, norm, random_start, target,
-                   seed=seed, batch_size=batch_size).x_adv
+                   seed=seed, batch_size=batch_size, stop=stop).x_adv

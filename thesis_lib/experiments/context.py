@@ -3,7 +3,7 @@
 Layout (results are data, checkpoints are cache):
 
     <results_dir>/<profile>/<experiment>/summary.json      written last: the experiment is finished
-    <results_dir>/<profile>/<experiment>/runs/<key>.json   one training run's metrics (train()'s metrics.json)
+    <results_dir>/<profile>/<experiment>/training/<key>.json  one training run's metrics (train()'s metrics.json)
     <results_dir>/<profile>/<experiment>/<step>.json       one evaluation/analysis step's result
     <runs_cache>/<profile>/<experiment>/<key>-<hash>/      the training run folder (checkpoints; not committed)
 
@@ -140,7 +140,7 @@ class RunContext:
         result = to_jsonable(fn(), digits)
         atomic_write_json(path, {
             "settings": to_jsonable(settings), "result": result,
-            "wall_time_s": round(time.perf_counter() - t0, 2), **provenance(self._device_obj()),
+            "wall_time_s": round(time.perf_counter() - t0, 2), **self._provenance(),
         })
         return json.loads(json.dumps(result))  # what a later run would read back
 
@@ -148,6 +148,12 @@ class RunContext:
         from ..utils import get_device
 
         return get_device(self.device)
+
+    def _provenance(self) -> dict:
+        # git commit + hardware, computed once per experiment run (git status costs tens of ms per call)
+        if "_provenance" not in self._loaded:
+            self._loaded["_provenance"] = provenance(self._device_obj())
+        return self._loaded["_provenance"]
 
     # ---------------------------------------------------------------- training runs
     def _config(self, config) -> Any:
@@ -167,7 +173,7 @@ class RunContext:
     def train(self, key: str, config, need_checkpoint: bool = False) -> dict:
         """Train (or resume, or reuse) run `key` with `config` (a TrainConfig or its dict); returns its metrics.
 
-        The metrics (train()'s metrics.json) are copied to <out>/runs/<key>.json with the request
+        The metrics (train()'s metrics.json) are copied to <out>/training/<key>.json with the request
         they answer. A finished run whose metrics are in the results folder is not re-trained unless
         `need_checkpoint` and its checkpoint is missing from the cache (fresh clone).
         """
@@ -175,7 +181,7 @@ class RunContext:
 
         cfg = self._config(config)
         request = _without_placement(cfg.to_dict())
-        rpath = self.out / "runs" / f"{key}.json"
+        rpath = self.out / "training" / f"{key}.json"  # not "runs/": git-ignores those (checkpoints)
         folder = self.run_folder(key, cfg)
         if rpath.is_file():
             try:
@@ -226,12 +232,21 @@ class RunContext:
 
     # ---------------------------------------------------------------- data
     def test_images(self, n: int | None, seed: int = 0):
-        """(uint8 images, labels) of `n` stratified test images (None: the whole test set)."""
-        from ..data import load_cifar10
+        """(uint8 images, labels) of `n` stratified test images (None: the whole test set).
+
+        The same images as `load_cifar10("test", subset=n, seed=seed)`, taken from the whole decoded
+        test split: decoding it once (about a second) is cheaper than one pass over the archive per
+        subset size, and later subsets of any size come from the cache.
+        """
+        from ..data import load_cifar10, stratified_indices
 
         key = ("test", n, seed)
         if key not in self._loaded:
-            self._loaded[key] = load_cifar10("test", root=self.data, subset=n, seed=seed)
+            images, labels = load_cifar10("test", root=self.data)
+            if n is not None:
+                idx = stratified_indices(labels, n, seed)
+                images, labels = images[idx].contiguous(), labels[idx]
+            self._loaded[key] = (images, labels)
         return self._loaded[key]
 
     def train_images(self, n: int | None, seed: int = 0):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .registry import Experiment, register
 
-__all__ = ["KAFShapesSettings", "initial_model"]
+__all__ = ["KAFShapesSettings", "initial_model", "kaf_layers"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class KAFShapesSettings:
     s_min: float = -4.0  # grid of pre-activation values
     s_max: float = 4.0
     points: int = 161
+    bound_points: int = 801  # grid of KAF.slope_bound (its error term shrinks with the grid step)
 
 
 def initial_model(config: dict):
@@ -38,8 +39,21 @@ def initial_model(config: dict):
     return build_model(c.arch, c.activation, activation_options=c.activation_options or None, **c.model_options)
 
 
+def kaf_layers(model, grid: np.ndarray, bound_points: int) -> list[dict]:
+    """Per KAF module (forward order): name, channels, curves on `grid`, per-channel slope bounds."""
+    import torch
+
+    from ..activations import KAF
+
+    names = {id(m): n for n, m in model.named_modules()}
+    s = torch.as_tensor(grid, dtype=torch.float64)
+    return [{"name": names.get(id(m), ""), "channels": m.channels, "curves": m.evaluate(s).double().cpu().numpy(),
+             "slope_bound": m.slope_bound(points=bound_points).cpu().numpy(),
+             "dictionary_range": (float(m.dictionary.min()), float(m.dictionary.max()))}
+            for m in model.activation_modules() if isinstance(m, KAF)]
+
+
 def run(ctx) -> dict:
-    from ..analysis import kaf_curves
     from .vgg import at_config, lr_bounds_for
 
     s: KAFShapesSettings = ctx.settings
@@ -51,8 +65,8 @@ def run(ctx) -> dict:
 
         def curves():
             grid = np.linspace(s.s_min, s.s_max, s.points)
-            before = kaf_curves(initial_model(cfg), s=grid)
-            after = kaf_curves(vgg.model(act, cfg).cpu(), s=grid)
+            before = kaf_layers(initial_model(cfg), grid, s.bound_points)
+            after = kaf_layers(vgg.model(act, cfg).cpu(), grid, s.bound_points)
             n = len(before)
             layers = sorted({0, n // 2, n - 1}) if n else []
             res = {"s": grid, "layers": []}
@@ -65,11 +79,11 @@ def run(ctx) -> dict:
                     "dictionary_range": a["dictionary_range"],
                 })
             res["summary"] = [{
-                "layer": b["layer"], "name": b["name"], "channels": b["channels"],
+                "layer": i, "name": b["name"], "channels": b["channels"],
                 "mean_abs_change": float(np.abs(a["curves"] - b["curves"]).mean()),
                 "slope_bound_before": float(np.max(b["slope_bound"])),
                 "slope_bound_after": float(np.max(a["slope_bound"])),
-            } for b, a in zip(before, after)]
+            } for i, (b, a) in enumerate(zip(before, after))]
             return res
 
         out[act] = ctx.step(f"curves_{act}", {"config": cfg, "settings": asdict(s)}, curves)

@@ -22,6 +22,7 @@ class KWTALineSettings:
     t_max: float = 1.0  # half-length of the line, L2 units in [0, 1] pixel space
     points: int = 2001  # grid points along the line
     plot_images: int = 1  # images whose curves are stored for the figure
+    zoom_levels: int = 2  # rounds of 16x zooming that confirm each candidate jump
     seed: int = 0  # images and directions
 
 
@@ -41,7 +42,8 @@ def run(ctx) -> dict:
             model = light.model(act, cfg).cpu()
             res = []
             for i in range(len(labels)):
-                r = line_scan(model, images[i], t_max=s.t_max, points=s.points, seed=s.seed + i, device="cpu")
+                r = line_scan(model, images[i], t_max=s.t_max, points=s.points, seed=s.seed + i, device="cpu",
+                              levels=s.zoom_levels)
                 item = {"image": i, "label": int(labels[i]), "n_jumps": r["n_jumps"], "jump_t": r["jump_t"],
                         "jump_sizes": r["jump_sizes"], "step": r["step"], "typical_step": r["typical_step"],
                         "direction_norm": r["direction_norm"]}
@@ -59,6 +61,6 @@ def run(ctx) -> dict:
 
 register(Experiment(
     name="kwta_line", section="3.1", title="Logits along a line: k-WTA discontinuities vs a smooth KAF network",
-    run=run, settings={"smoke": KWTALineSettings(images=1, points=201), "full": KWTALineSettings()},
+    run=run, settings={"smoke": KWTALineSettings(images=1, points=151, zoom_levels=1), "full": KWTALineSettings()},
     notebook="04_kwta_discontinuities", requires=("light_cnn",), figures=("kwta_line_scan", "kwta_jumps"),
 ))

@@ -78,7 +78,7 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
         r.pop("per_example", None)
         return r
 
-    base = {"eps": s.eps, "step": s.step, "steps": s.steps, "n": s.attack_n, "seed": s.seed}
+    base = {"eps": s.eps, "step": s.step, "steps": s.steps, "n": s.attack_n, "seed": s.seed, "config": cfg}
     out["pgd"] = ctx.step(f"pgd_{act}", {**base, "restarts": s.restarts}, lambda: attack(s.restarts))
     out["pgd_text"] = ctx.step(f"pgd_text_{act}", {**base, "restarts": s.restarts_text},
                                lambda: attack(s.restarts_text))
@@ -96,7 +96,8 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
         return cache["x"]
 
     dist_settings = {**base, "restarts": s.restarts, "bins": s.hist_bins}
-    out["histograms_neuron"] = ctx.step(
+    # Each analysis is its own step file (the notebook plots them); the summary keeps headline numbers.
+    ctx.step(
         f"hist_neuron_{act}", dist_settings,
         lambda: activation_histograms(model, *adv(), mode="neuron", bins=s.hist_bins, seed=s.seed, shape_points=120,
                                       scatter_points=200))
@@ -107,14 +108,13 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
              lambda: filter_mean_activations(model, *adv(), bins=s.hist_bins))
     ctx.step(f"layer_distances_{act}", {**dist_settings, "pairs": s.distance_pairs},
              lambda: layer_distances(model, *adv(), samples=s.distance_pairs))
-    del out["histograms_neuron"]  # stored in its own file; the summary keeps headline numbers only
 
     m_images, m_labels = ctx.test_images(s.masking_n, s.seed + 1)
     report = ctx.step(
         f"gradient_masking_{act}",
         {"eps": s.eps, "n": s.masking_n, "steps": s.masking_steps, "restarts": s.masking_restarts,
          "noise": s.masking_noise, "eps_factors": s.masking_eps_factors, "iterations": s.masking_iterations,
-         "surrogate": None if act == "relu" else "relu", "seed": s.seed},
+         "surrogate": None if act == "relu" else "relu", "seed": s.seed, "config": cfg},
         lambda: gradient_masking_report(model, m_images, m_labels, eps=s.eps,
                                         surrogate=None if act == "relu" else relu_model, steps=s.masking_steps,
                                         restarts=s.masking_restarts, noise_samples=s.masking_noise,

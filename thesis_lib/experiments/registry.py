@@ -45,9 +45,6 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 
 def register(experiment: Experiment) -> Experiment:
-    missing = [r for r in experiment.requires if r not in EXPERIMENTS]
-    if missing:
-        raise ValueError(f"experiment {experiment.name!r} requires unregistered {missing}")
     if set(experiment.settings) != set(PROFILES):
         raise ValueError(f"experiment {experiment.name!r} must define settings for {PROFILES}")
     EXPERIMENTS[experiment.name] = experiment
@@ -59,6 +56,27 @@ def _ensure_loaded() -> None:
     from . import definitions  # noqa: F401
 
 
+def _order() -> list[str]:
+    """Registered names with every requirement before its dependants (stable: registration order otherwise)."""
+    _ensure_loaded()
+    done: list[str] = []
+
+    def visit(name: str, path: tuple) -> None:
+        if name in done:
+            return
+        if name in path:
+            raise ValueError(f"experiment requirements form a cycle: {' -> '.join(path + (name,))}")
+        if name not in EXPERIMENTS:
+            raise ValueError(f"experiment {path[-1]!r} requires unregistered {name!r}")
+        for r in EXPERIMENTS[name].requires:
+            visit(r, path + (name,))
+        done.append(name)
+
+    for n in list(EXPERIMENTS):
+        visit(n, ())
+    return done
+
+
 def get_experiment(name: str) -> Experiment:
     _ensure_loaded()
     try:
@@ -68,5 +86,5 @@ def get_experiment(name: str) -> Experiment:
 
 
 def list_experiments() -> list[str]:
-    _ensure_loaded()
-    return list(EXPERIMENTS)
+    """Experiment names in run order: thesis order, with requirements first."""
+    return _order()

@@ -23,10 +23,17 @@ def provenance_table(results: Iterable):
             "profile": r.profile,
             "device": hw.get("gpu") or f"CPU ({hw.get('torch_threads', '?')} threads)",
             "torch": hw.get("torch", "?"),
-            "commit": str(r.summary.get("git_commit", "unknown"))[:12],
+            "commit": _short_commit(r.summary.get("git_commit")),
             "wall time (min)": round(float(r.summary.get("wall_time_s", float("nan"))) / 60, 1),
         })
     return pd.DataFrame(rows).set_index("experiment")
+
+
+def _short_commit(sha) -> str:
+    """'0123456789+dirty' from a full SHA (the '+dirty' marker says the tree had uncommitted changes)."""
+    sha = str(sha or "unknown")
+    base, _, flag = sha.partition("+")
+    return base[:10] + (f"+{flag}" if flag else "")
 
 
 def save_figure(fig, name: str, figures_dir: str | os.PathLike) -> None:

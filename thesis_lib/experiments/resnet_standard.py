@@ -115,8 +115,8 @@ def _missing(ctx, key, cfg, s):
     return norms_table(ctx.run_folder(key, cfg), s.norm_steps, cfg)
 
 
-SMOKE_SETTINGS = ResNetStandardSettings(epochs=SMOKE.epochs, batch_size=32, train_subset=64,
-                                        test_subset=SMOKE.test_subset, norm_steps=2, norm_every=1)
+SMOKE_SETTINGS = ResNetStandardSettings(epochs=SMOKE.epochs, batch_size=16, train_subset=32, test_subset=50,
+                                        norm_steps=2, norm_every=1)
 
 register(Experiment(
     name="resnet_standard", section="5.2", title="ResNet-20/56 x {relu, kaf}, standard training: exploding gradients",

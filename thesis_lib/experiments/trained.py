@@ -18,7 +18,7 @@ FAMILIES = {
 
 
 def trained_runs(ctx, experiment: str, activations=None) -> list[tuple[str, str, dict]]:
-    """[(run key, activation, TrainConfig dict)] of `experiment` (optionally only `activations`)."""
+    """[(run key, activation, TrainConfig dict)] of `experiment`; `activations` keeps runs by activation or key."""
     other = ctx.sibling(experiment)
     s = other.settings
     runs = []
@@ -39,5 +39,5 @@ def trained_runs(ctx, experiment: str, activations=None) -> list[tuple[str, str,
     else:
         raise ValueError(f"experiment {experiment!r} trains no models listed here; valid: {', '.join(FAMILIES)}")
     if activations is not None:
-        runs = [r for r in runs if r[1] in activations]
+        runs = [r for r in runs if r[1] in activations or r[0] in activations]
     return runs

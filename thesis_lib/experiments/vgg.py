@@ -49,6 +49,8 @@ def lr_bounds_for(ctx, s: ATSettings, activation: str) -> tuple[float | None, fl
     from .lr_range import range_test
 
     lr_ctx = ctx.sibling(s.lr_experiment)
+    if activation not in lr_ctx.settings.activations:
+        return None, None, "thesis (no range test)"
     r = range_test(lr_ctx, lr_ctx.settings, activation)
     if r.get("lr_min") is None:
         return None, None, "thesis (range test failed)"
@@ -76,13 +78,13 @@ def run_at_experiment(ctx) -> dict:
                "clean_acc_train_eval": metrics["clean_acc"], "diverged": metrics.get("diverged"),
                "early_stopped": metrics.get("early_stopped"), "train_wall_time_s": metrics.get("wall_time_s")}
         model = ctx.model(act, cfg)
-        r = evaluate_pgd(ctx, act, model, s.pgd)
+        r = evaluate_pgd(ctx, act, model, s.pgd, cfg)
         row.update(clean_acc=r["clean_acc"], robust_acc=r["robust_acc"], n_eval=r["n"], attack_seconds=r.get("seconds"))
         if act in s.curve_activations:
             images, labels = ctx.test_images(s.curve_n, 0)
             ctx.step(f"pgd_iterations_{act}",
                      {"iterations": s.curve_iterations, "restarts": s.curve_restarts, "n": s.curve_n,
-                      "eps": s.pgd.eps, "step": s.pgd.step, "seed": s.pgd.seed},
+                      "eps": s.pgd.eps, "step": s.pgd.step, "seed": s.pgd.seed, "config": cfg},
                      lambda: accuracy_vs_iterations(model, images, labels, iterations=s.curve_iterations,
                                                     eps=s.pgd.eps, step=s.pgd.step, restarts=s.curve_restarts,
                                                     seed=s.pgd.seed))
@@ -92,7 +94,7 @@ def run_at_experiment(ctx) -> dict:
 
 
 SMOKE_VGG = ATSettings(epochs=SMOKE.epochs, train_subset=SMOKE.at_train_subset, batch_size=SMOKE.at_batch_size,
-                       test_subset=SMOKE.test_subset, pgd=PGD_SMOKE, curve_iterations=(1, 2, 5, 10, 20),
+                       test_subset=SMOKE.test_subset, pgd=PGD_SMOKE, curve_iterations=(1, 2, 5, 10),
                        curve_n=SMOKE.attack_subset)
 
 register(Experiment(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
         print(f"error: {message} (see `python -m thesis_lib {parser.prog.split()[-1]} --help`)", file=sys.stderr)
         sys.exit(2)
     parser.error = error
+    # Let values such as "-8/255" reach our own check (a clear "eps must be non-negative" line)
+    # instead of argparse reading them as an unknown option.
+    if hasattr(parser, "_negative_number_matcher"):
+        parser._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(/\d+\.?\d*)?$")
 
 
 def _key_values(items: list[str] | None, flag: str) -> dict:
@@ -113,7 +118,14 @@ def _train(args) -> int:
     out = Path(args.out) if args.out else _default_out(cfg)
     metrics = train(cfg, out_dir=out, resume=args.resume, data=args.data, overwrite=args.overwrite,
                     stop_after=args.stop_after, verbose=not args.quiet)
-    state = "finished" if metrics["finished"] else f"stopped after epoch {metrics['epochs_done']}"
+    if metrics.get("diverged"):
+        state = f"diverged at step {metrics['diverged']['step']}"
+    elif metrics.get("early_stopped"):
+        state = f"early-stopped, weights of epoch {metrics['early_stopped']['best_epoch']}"
+    elif metrics["finished"]:
+        state = "finished"
+    else:
+        state = f"stopped after epoch {metrics['epochs_done']}"
     print(f"clean_acc {metrics['clean_acc']:.4f} ({state}; {out / 'metrics.json'})")
     return 0
 
@@ -131,7 +143,9 @@ def _lr_find(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model (standard, fast_at, pgd_at); resumable",
-                              description=__doc__.split("\n\n")[0])
+                              description="Train one model on CIFAR-10 and write RUN_DIR/{config.json, history.jsonl, "
+                                          "checkpoints, model.safetensors, metrics.json}. A run that diverges (NaN/inf) "
+                                          "is recorded in metrics.json and exits 0 with a warning line.")
     _add_common(p, "epochs of the main schedule (default: 20 light_cnn, 60 vgg, 80 resnets)")
     g = p.add_argument_group("schedule, monitoring, control")
     g.add_argument("--decay-epochs", type=int, default=0, help="extra epochs decaying the lr a further 10x")

@@ -21,7 +21,6 @@ import math
 import time
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from ..data import DeviceLoader
@@ -51,7 +50,7 @@ def suggest_lr_bounds(lrs: list[float], smoothed: list[float], low: float = 0.05
     l0 = sum(smoothed[i] for i in finite[:k]) / k
     i_min = min(finite, key=lambda i: smoothed[i])
     drop = l0 - smoothed[i_min]
-    if drop <= 0:
+    if drop <= 0 or i_min < finite[k - 1]:  # never fell below its starting level
         raise ThesisError("The loss never fell during the learning-rate range test; widen the lr range "
                           "(--lr-start/--lr-end) or sweep over more epochs.")
     before = [i for i in finite if i <= i_min]

@@ -15,6 +15,7 @@ prints a warning and exits 0). This is the expected outcome for a KAF ResNet-56 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -241,6 +242,7 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
     device = get_device(cfg.device)
     run = Path(out_dir) if out_dir is not None else None
     say = print if verbose else (lambda *a, **k: None)
+    warn = partial(print, file=sys.stderr)  # warnings are shown even when not verbose
 
     ckpt = None
     if run is not None:
@@ -300,8 +302,8 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
             best = {**meta["best"], "state": model_state(ckpt, "extra/best/")}
         saved_cfg = meta.get("config", {})
         if cfg.schedule != "constant" and (saved_cfg.get("epochs"), saved_cfg.get("decay_epochs")) != (cfg.epochs, cfg.decay_epochs):
-            say(f"warning: resuming with a different number of epochs stretches the {cfg.schedule} schedule; "
-                f"epochs already run used the old one")
+            warn(f"warning: resuming with a different number of epochs stretches the {cfg.schedule} schedule; "
+                 f"epochs already run used the old one")
         say(f"resuming {run} after epoch {epoch0} (step {step})")
 
     if run is not None:
@@ -408,8 +410,8 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
     }
     if diverged is not None:
         where = f" in {diverged['layer']}" if diverged["layer"] else ""
-        say(f"warning: run diverged at step {diverged['step']}: non-finite {diverged['quantity']}{where}; "
-            f"stopped cleanly, see metrics.json")
+        warn(f"warning: run diverged at step {diverged['step']}: non-finite {diverged['quantity']}{where}; "
+             f"stopped cleanly and recorded in metrics.json")
     if run is not None:
         if finished:
             atomic_write_bytes(run / "model.safetensors",
