@@ -71,9 +71,7 @@ def test_batchnorm_is_a_diagonal_scaling():
     assert layer_lipschitz(bn, (3, 4, 4))["bound"] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason="fixed.py: Swish.lipschitz = 1.0998 < max swish' = 1.09984"))
-    if n == "swish" else n for n in FIXED_ACTIVATIONS])
+@pytest.mark.parametrize("name", FIXED_ACTIVATIONS)
 def test_fixed_activation_slope_bounds_are_upper_bounds(name):
     s = torch.linspace(-12, 12, 240_001, dtype=torch.float64, requires_grad=True)
     act = make_activation(name, 1).double()

@@ -23,7 +23,10 @@ import torch
 __all__ = ["load", "forward", "backward", "available", "is_evenly_spaced"]
 
 _SRC = Path(__file__).with_name("_kaf_kernel.c")
-_FLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-shared", "-fPIC", "-std=c11"]
+# -ffast-math only when compiling: linking a shared library with it (gcc < 13) pulls in crtfastmath.o,
+# which would switch the whole process to flush-denormals-to-zero the moment the library is loaded.
+_CFLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-fPIC", "-std=c11"]
+_LDFLAGS = ["-shared", "-fopenmp"]
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
 NCHUNKS = 64  # work chunks of the backward reduction; fixed, so results do not depend on threads
@@ -39,15 +42,19 @@ def _build() -> Path | None:
     if cc is None:
         return None
     src = _SRC.read_bytes()
-    tag = hashlib.sha256(src + " ".join(_FLAGS).encode() + cc.encode()).hexdigest()[:16]
+    tag = hashlib.sha256(src + " ".join(_CFLAGS + _LDFLAGS).encode() + cc.encode()).hexdigest()[:16]
     out = _cache_dir() / f"kaf_kernel_{tag}.so"
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
     os.close(fd)
-    cmd = [cc, *_FLAGS, str(_SRC), "-o", tmp, "-lm"]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    obj = tmp[:-3] + ".o"
+    res = subprocess.run([cc, *_CFLAGS, "-c", str(_SRC), "-o", obj], capture_output=True, text=True)
+    if res.returncode == 0:
+        res = subprocess.run([cc, *_LDFLAGS, obj, "-o", tmp, "-lm"], capture_output=True, text=True)
+    if os.path.exists(obj):
+        os.unlink(obj)
     if res.returncode != 0:
         os.unlink(tmp)
         warnings.warn(f"could not compile the fused KAF kernel ({res.stderr.strip()[:200]}); using the PyTorch path")

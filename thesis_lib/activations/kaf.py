@@ -265,7 +265,7 @@ class KAF(nn.Module):
         width = 6.0 / g.sqrt()  # exp(-gamma t^2) is negligible beyond ~6/sqrt(gamma)
         lo = (d.min(1).values - width).view(-1, 1)
         hi = (d.max(1).values + width).view(-1, 1)
-        u = torch.linspace(0, 1, points, dtype=torch.float64).view(1, -1)
+        u = torch.linspace(0, 1, points, dtype=torch.float64, device=a.device).view(1, -1)
         peak = torch.empty_like(g)
         for c0 in range(0, self.channels, 8):  # chunks of channels keep the (8, P, D) grid small
             c = slice(c0, c0 + 8)
