@@ -38,7 +38,7 @@ test-unit: setup
 	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q -m "not slow" tests
 
 test-notebooks: setup
-	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
+	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q --nbval --nbval-current-env notebooks --nbval-sanitize-with notebooks/sanitize.cfg
 
 test-smoke: setup
 	THESIS_NO_PROGRESS=1 $(PY) -m thesis_lib.experiments.notebooks --profile smoke \
