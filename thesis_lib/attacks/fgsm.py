@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .context import attack_mode, autocast_for, check_eps, model_device, to_float_images
+from .context import attack_mode, autocast_for, prefers_channels_last, check_eps, model_device, to_float_images
 from .fold import fold_batchnorm
 
 __all__ = ["fgsm"]
@@ -27,15 +27,15 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, batc
     if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],):
         raise ValueError(f"y must hold one class index per image ({x.shape[0]}).")
     device = model_device(model)
-    cuda = device.type == "cuda"
+    cl = prefers_channels_last(model, device)
     out = []
-    with attack_mode(model):
+    with attack_mode(model, channels_last=cl):
         net = fold_batchnorm(model)  # same function, fewer passes (fold.py)
         for i in range(0, x.shape[0], batch_size):
             xb = to_float_images(x[i:i + batch_size], device).requires_grad_(True)
             yb = y[i:i + batch_size].to(device)
             with torch.enable_grad(), autocast_for(device, amp):
-                logits = net(xb.contiguous(memory_format=torch.channels_last) if cuda else xb)
+                logits = net(xb.contiguous(memory_format=torch.channels_last) if cl else xb)
                 loss = F.cross_entropy(logits.float(), yb, reduction="sum")
             grad, = torch.autograd.grad(loss, xb)
             out.append((xb.detach() + eps * grad.sign()).clamp_(0, 1).to(x.device))

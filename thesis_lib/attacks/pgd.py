@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .context import attack_mode, autocast_for, check_eps, check_norm, model_device, to_float_images
+from .context import attack_mode, autocast_for, prefers_channels_last, check_eps, check_norm, model_device, to_float_images
 from .fold import fold_batchnorm
 
 __all__ = ["pgd", "run_pgd", "PGDResult"]
@@ -150,7 +150,7 @@ def run_pgd(
     device = model_device(model)
     n = x.shape[0]
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    cuda = device.type == "cuda"
+    cl = prefers_channels_last(model, device)  # memory format of the attacked copy and its inputs
 
     success = torch.zeros(n, dtype=torch.bool, device=device)
     clean_success = torch.zeros(n, dtype=torch.bool, device=device)
@@ -181,7 +181,7 @@ def run_pgd(
     def autocast():
         return autocast_for(device, amp)
 
-    with attack_mode(model):
+    with attack_mode(model, channels_last=cl):
         net = fold_batchnorm(model) if fold_bn else model
         while pending < n or idx.numel():
             # Refill free slots with new examples; clean failures are finished without any gradient.
@@ -193,7 +193,7 @@ def run_pgd(
                 if return_adv:  # the fallback if no iterate ever has a finite loss
                     x_adv[rows] = xs
                 with torch.no_grad(), autocast():
-                    hit = succeeded(_forward(net, xs, cuda).float(), rows)
+                    hit = succeeded(_forward(net, xs, cl).float(), rows)
                 success[rows[hit]] = True
                 clean_success[rows[hit]] = True
                 s_restart[rows[hit]] = 0
@@ -225,7 +225,7 @@ def run_pgd(
             need_grad = bool((t < lim).any())
             xa = xadv.detach().requires_grad_(need_grad)
             with torch.set_grad_enabled(need_grad), autocast():
-                logits = _forward(net, xa, cuda).float()
+                logits = _forward(net, xa, cl).float()
                 losses = (-F.cross_entropy(logits, t_all[idx], reduction="none") if targeted
                           else F.cross_entropy(logits, y_all[idx], reduction="none"))
             if need_grad:
@@ -298,8 +298,8 @@ def _restart(new_x, new_t, new_r, x0, mask, eps, norm, random_start, gen):
     new_r[mask] += 1
 
 
-def _forward(model: nn.Module, x: torch.Tensor, cuda: bool) -> torch.Tensor:
-    return model(x.contiguous(memory_format=torch.channels_last) if cuda else x)
+def _forward(model: nn.Module, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
 
 
 def pgd(
