@@ -185,6 +185,38 @@ def test_train_is_reused_not_repeated(tmp_path, monkeypatch):
     assert len(calls) == 1 and not model.training
 
 
+def test_force_recomputes_cached_steps_and_retrains_once(tmp_path, monkeypatch):
+    """`reproduce --force` must really recompute: cached steps and finished runs are redone, once per run."""
+    import thesis_lib.training as training
+
+    calls = []
+    real = training.train
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(training, "train", counting)
+    exp = get_experiment("light_cnn")
+    cfg = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
+           "batch_size": 16}
+
+    def context(force):
+        return RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path / "results",
+                          runs_root=tmp_path / "cache", device="cpu", log=lambda m: None, force=force)
+
+    n = []
+    ctx = context(False)
+    ctx.train("relu", cfg)
+    ctx.step("s", {"a": 1}, lambda: n.append(1) or 1)
+    forced = context(True)
+    forced.train("relu", cfg)
+    forced.model("relu", cfg)  # the forced run's fresh checkpoint: no third training
+    forced.step("s", {"a": 1}, lambda: n.append(1) or 1)
+    forced.step("s", {"a": 1}, lambda: n.append(1) or 1)
+    assert len(calls) == 2 and len(n) == 2
+
+
 # ----------------------------------------------------------------------------------------- CLI
 def test_reproduce_cli_list_and_errors(tmp_path, capsys):
     assert cli_main(["reproduce", "--list", "--results-dir", str(tmp_path)]) == 0

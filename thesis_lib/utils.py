@@ -119,7 +119,8 @@ def read_json(path: str | os.PathLike) -> Any:
 def git_commit(short: bool = False) -> str:
     """The commit of the code that produced a result ("unknown" outside a git checkout).
 
-    A "+dirty" suffix says the working tree had uncommitted changes.
+    A "+dirty" suffix says the code (the package, pyproject.toml, requirements.txt) had uncommitted
+    changes; regenerated outputs (results/, figures/, notebooks/) do not count.
     """
     here = Path(__file__).resolve().parent
     try:
@@ -128,7 +129,8 @@ def git_commit(short: bool = False) -> str:
             cwd=here, capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", "../pyproject.toml",
+             "../requirements.txt"],
             cwd=here, capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         return sha + ("+dirty" if dirty else "")

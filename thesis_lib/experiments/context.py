@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 import os
 import time
 from dataclasses import dataclass, field
@@ -98,7 +99,9 @@ class RunContext:
     data: str | None = None  # dataset location (None: $THESIS_DATA, else torchvision download)
     device: str = "auto"
     log: Callable[[str], None] = print
+    force: bool = False  # recompute every cached step and retrain every run from scratch (once per run)
     _loaded: dict = field(default_factory=dict)
+    _forced: set = field(default_factory=set)  # what `force` has already recomputed in this run
 
     @property
     def out(self) -> Path:
@@ -128,7 +131,7 @@ class RunContext:
         stored with `digits` significant digits (results are data: small, readable files).
         """
         path = self.out / f"{name}.json"
-        if path.is_file():
+        if path.is_file() and not self._take_force(("step", name)):
             try:
                 stored = read_json(path)
                 if _same(stored.get("settings"), settings):
@@ -183,7 +186,9 @@ class RunContext:
         request = _without_placement(cfg.to_dict())
         rpath = self.out / "training" / f"{key}.json"  # not "runs/": git-ignores those (checkpoints)
         folder = self.run_folder(key, cfg)
-        if rpath.is_file():
+        if self._take_force(("train", key)):
+            shutil.rmtree(folder, ignore_errors=True)  # from scratch: no resuming an old checkpoint
+        elif rpath.is_file():
             try:
                 stored = read_json(rpath)
             except ThesisError:
@@ -197,6 +202,13 @@ class RunContext:
         atomic_write_json(rpath, to_jsonable(metrics))
         return json.loads(json.dumps(to_jsonable(metrics)))
 
+    def _take_force(self, what: tuple) -> bool:
+        """True the first time `what` is asked for under `force` (later calls reuse what was recomputed)."""
+        if not self.force or what in self._forced:
+            return False
+        self._forced.add(what)
+        return True
+
     @staticmethod
     def _has_checkpoint(folder: Path) -> bool:
         return folder.is_dir() and any(folder.glob("*.safetensors"))
@@ -209,7 +221,7 @@ class RunContext:
         folder = self.run_folder(key, config)
         if key in self._loaded:
             return self._loaded[key]
-        if not self._has_checkpoint(folder):
+        if not self._has_checkpoint(folder) or (self.force and ("train", key) not in self._forced):
             self.train(key, config, need_checkpoint=True)
         try:
             model, _ = load_run(folder, device=get_device(self.device))

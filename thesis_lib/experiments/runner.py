@@ -80,8 +80,8 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
                    force: bool = False, log: Callable[[str], None] = print, _seen: set | None = None) -> dict:
     """Run experiment `name` (and, first, what it requires) under `profile`; returns its summary dict.
 
-    Finished experiments (summary present, same settings) are skipped unless `force`; `force` applies
-    to `name` only, not to its requirements.
+    Finished experiments (summary present, same settings) are skipped unless `force`, which recomputes
+    every cached step and retrains every training run of `name` from scratch (not its requirements).
     """
     _check_profile(profile)
     exp = get_experiment(name)
@@ -96,7 +96,7 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
     get_device(device)  # fail early on a bad device string
     ctx = RunContext(experiment=exp, profile=profile, settings=exp.settings_for(profile),
                      results_root=Path(results_dir), runs_root=runs_cache_dir(results_dir, cache_dir),
-                     data=data, device=device, log=log)
+                     data=data, device=device, log=log, force=force)
     log(f"[{name}] running ({profile} profile; thesis section {exp.section}: {exp.title})")
     t0 = time.perf_counter()
     with flush_denormals():
