@@ -1,11 +1,11 @@
 # Two commands do everything on a fresh clone (they create .venv and install what they need):
 #   make figures   regenerate every figure (executes all notebooks with papermill)
 #   make test      unit tests + pytest --nbval over the notebooks + a smoke run of every notebook
-# PROFILE=full make figures uses the full-scale results (train them first: see README).
+# Each notebook shows the largest profile whose results exist (full > cpu > smoke); PROFILE=smoke|cpu|full forces one.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-PROFILE ?= smoke
+PROFILE ?= best
 TMP    ?= $(shell mktemp -d 2>/dev/null || echo /tmp/thesis_lib_ci)
 
 # The offline CIFAR-10 copy beside the repo (development machines and CI); users without it get

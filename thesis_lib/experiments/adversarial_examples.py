@@ -72,6 +72,6 @@ SMOKE_SETTINGS = AdversarialExamplesSettings(images=2, pool=50, pgd_steps=10)
 
 register(Experiment(
     name="adversarial_examples", section="1.1/2.2", title="FGSM and PGD adversarial examples of the light ReLU CNN",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "full": AdversarialExamplesSettings()},
+    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": AdversarialExamplesSettings(), "full": AdversarialExamplesSettings()},
     notebook="02_adversarial_examples", requires=("light_cnn",), figures=("adversarial_examples",),
 ))

@@ -1,6 +1,6 @@
 """`python -m thesis_lib reproduce`: run the thesis's experiments (skip finished ones, resume interrupted ones).
 
-    python -m thesis_lib reproduce --profile smoke|full [--only EXP[,EXP...]] [--results-dir DIR]
+    python -m thesis_lib reproduce --profile smoke|cpu|full [--only EXP[,EXP...]] [--results-dir DIR]
         [--data PATH] [--device D] [--cache-dir DIR] [--force] [--list]
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         description="Run every experiment of protocol.md's table (or --only some) under a profile. Finished "
                     "experiments are skipped, interrupted ones resume from their last finished step/checkpoint.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="smoke", help="smoke (small CIFAR-10 subset, CPU, minutes) or full (the protocol)")
+    p.add_argument("--profile", default="smoke", help="smoke (small CIFAR-10 subset, CPU, minutes), cpu (larger CPU runs, only some experiments) or full (the protocol)")
     p.add_argument("--only", default=None, help="comma-separated experiment names (their requirements run too)")
     p.add_argument("--results-dir", default="results", help="results folder (default: results)")
     p.add_argument("--data", default=None, help="CIFAR-10 location (default: $THESIS_DATA, else torchvision download)")
@@ -32,16 +32,16 @@ def register(subparsers) -> None:
 
 
 def handle_reproduce(args) -> int:
-    from .registry import PROFILES, get_experiment, list_experiments
+    from .registry import PROFILES, experiments_with_profile, get_experiment
     from .runner import is_complete, run_experiment
 
     if args.profile not in PROFILES:
         raise ThesisError(f"Unknown profile {args.profile!r}: use one of {', '.join(PROFILES)}.")
-    names = list_experiments()
+    names = experiments_with_profile(args.profile)
     if args.only:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
         for n in wanted:
-            get_experiment(n)  # ValueError naming the valid experiments
+            get_experiment(n).settings_for(args.profile)  # ValueError: unknown experiment, or no such profile
         names = [n for n in names if n in wanted]
     if args.list:
         for n in names:

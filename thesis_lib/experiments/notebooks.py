@@ -1,7 +1,11 @@
 """Regenerate every figure and table: execute the thesis notebooks with papermill, in thesis order.
 
-    python -m thesis_lib.experiments.notebooks --profile smoke [--results-dir D] [--figures-dir F]
-        [--output-dir O] [--data PATH] [--device D] [--only NN[,NN...]]
+    python -m thesis_lib.experiments.notebooks --profile best|smoke|cpu|full [--results-dir D]
+        [--figures-dir F] [--output-dir O] [--data PATH] [--device D] [--only NN[,NN...]]
+
+`--profile best` (the default of `make figures`) executes each notebook with the largest profile
+whose results for all of that notebook's experiments exist (full, then cpu), else smoke: the
+committed notebooks then show the largest-scale results there are.
 
 Each notebook `notebooks/NN_topic.ipynb` runs the experiments it shows when their results are
 missing (a finished experiment is only read back), then draws its figures into --figures-dir.
@@ -29,7 +33,7 @@ from typing import Iterator, Sequence
 from ..utils import ThesisError, atomic_write_text
 
 __all__ = ["NOTEBOOKS_DIR", "list_notebooks", "execute_notebook", "execute_all", "main", "current_python_kernel",
-           "strip_execution_metadata"]
+           "strip_execution_metadata", "best_profile"]
 
 # The repository's notebooks/ (editable install), else ./notebooks.
 NOTEBOOKS_DIR = next((p for p in (Path(__file__).resolve().parents[2] / "notebooks", Path("notebooks")) if p.is_dir()),
@@ -143,15 +147,31 @@ def execute_notebook(path: Path, output: Path, parameters: dict, kernel_name: st
     return wall
 
 
+def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
+    """The largest profile (full, then cpu) with finished results for every experiment `notebook` shows; else smoke."""
+    from .registry import EXPERIMENTS, _ensure_loaded
+    from .runner import is_complete
+
+    _ensure_loaded()
+    shown = [e for e in EXPERIMENTS.values() if e.notebook == notebook]
+    for profile in ("full", "cpu"):
+        if shown and all(e.has_profile(profile) and is_complete(e.name, profile, results_dir) for e in shown):
+            return profile
+    return "smoke"
+
+
 def execute_all(profile: str = "smoke", results_dir: str | os.PathLike | None = None,
                 figures_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
                 data: str | None = None, device: str = "auto", only: Sequence[str] | None = None,
                 notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, log=print) -> dict[str, float]:
-    """Execute the notebooks (all, or `only`) in thesis order; returns {notebook: seconds}."""
+    """Execute the notebooks (all, or `only`) in thesis order; returns {notebook: seconds}.
+
+    `profile="best"`: each notebook with `best_profile` (the largest profile whose results exist).
+    """
     from .registry import PROFILES
 
-    if profile not in PROFILES:
-        raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
+    if profile not in PROFILES + ("best",):
+        raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES + ('best',))}.")
     nb_dir = Path(notebooks_dir).resolve()
     nbs = _select(list_notebooks(nb_dir), only)
     in_place = output_dir is None
@@ -171,8 +191,11 @@ def execute_all(profile: str = "smoke", results_dir: str | os.PathLike | None = 
     times = {}
     with current_python_kernel() as kernel:
         for nb in nbs:
-            log(f"[notebooks] {nb.stem} ({profile})")
-            times[nb.stem] = execute_notebook(nb, out_dir / nb.name, params, kernel)
+            nb_params = dict(params)
+            if profile == "best":
+                nb_params["profile"] = best_profile(nb.stem, nb_dir / params["results_dir"])
+            log(f"[notebooks] {nb.stem} ({nb_params['profile']})")
+            times[nb.stem] = execute_notebook(nb, out_dir / nb.name, nb_params, kernel)
             log(f"[notebooks] {nb.stem} done in {times[nb.stem]:.1f} s")
     log(f"[notebooks] all {len(times)} notebooks done in {sum(times.values()):.1f} s")
     return times
@@ -181,7 +204,9 @@ def execute_all(profile: str = "smoke", results_dir: str | os.PathLike | None = 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m thesis_lib.experiments.notebooks",
                                 description="Execute the thesis notebooks with papermill (regenerates figures and tables).")
-    p.add_argument("--profile", default="smoke", help="smoke (CPU, minutes) or full (the thesis protocol, GPU)")
+    p.add_argument("--profile", default="best",
+                   help="best (per notebook, the largest profile whose results exist; default), smoke (CPU, "
+                        "minutes), cpu (larger CPU runs, some experiments) or full (the thesis protocol, GPU)")
     p.add_argument("--results-dir", default=None, help="results folder (default: results/ of the repository)")
     p.add_argument("--figures-dir", default=None, help="figures folder (default: figures/ of the repository)")
     p.add_argument("--output-dir", default=None,

@@ -2,7 +2,9 @@
 
 An experiment is a named function `run(ctx)` with per-profile settings (a dataclass per experiment,
 one instance per profile): `smoke` proves the whole pipeline on a small CIFAR-10 subset in minutes
-on a CPU, `full` is exactly the thesis protocol (GPU hours). Experiments may require others (e.g. the
+on a CPU, `full` is exactly the thesis protocol (GPU hours); a few experiments also define `cpu`, a
+larger run that fits a CPU in tens of minutes (so that some notebooks show trained networks where no
+GPU run exists). Experiments may require others (e.g. the
 adversarial-example figure attacks the light CNN trained by the chapter-4 experiment); requirements
 run first and are skipped when already finished.
 """
@@ -12,9 +14,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Experiment", "EXPERIMENTS", "PROFILES", "register", "get_experiment", "list_experiments"]
+__all__ = ["Experiment", "EXPERIMENTS", "PROFILES", "REQUIRED_PROFILES", "register", "get_experiment",
+           "list_experiments", "experiments_with_profile"]
 
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "cpu", "full")  # every known profile, smallest to largest
+REQUIRED_PROFILES = ("smoke", "full")  # every experiment defines these; `cpu` is optional
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,13 @@ class Experiment:
     def settings_for(self, profile: str):
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+        if profile not in self.settings:
+            have = ", ".join(p for p in PROFILES if p in self.settings)
+            raise ValueError(f"experiment {self.name!r} has no {profile!r} profile (it has: {have})")
         return self.settings[profile]
+
+    def has_profile(self, profile: str) -> bool:
+        return profile in self.settings
 
     def settings_dict(self, profile: str) -> dict:
         s = self.settings_for(profile)
@@ -45,8 +55,10 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 
 def register(experiment: Experiment) -> Experiment:
-    if set(experiment.settings) != set(PROFILES):
-        raise ValueError(f"experiment {experiment.name!r} must define settings for {PROFILES}")
+    keys = set(experiment.settings)
+    if not set(REQUIRED_PROFILES) <= keys <= set(PROFILES):
+        raise ValueError(f"experiment {experiment.name!r} must define settings for {REQUIRED_PROFILES} "
+                         f"and may add {tuple(p for p in PROFILES if p not in REQUIRED_PROFILES)}")
     EXPERIMENTS[experiment.name] = experiment
     return experiment
 
@@ -88,3 +100,8 @@ def get_experiment(name: str) -> Experiment:
 def list_experiments() -> list[str]:
     """Experiment names in run order: thesis order, with requirements first."""
     return _order()
+
+
+def experiments_with_profile(profile: str) -> list[str]:
+    """Experiment names (run order) that define `profile`, requirements included."""
+    return [n for n in list_experiments() if EXPERIMENTS[n].has_profile(profile)]

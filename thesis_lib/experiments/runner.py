@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 
 from ..utils import ThesisError, atomic_write_json, get_device, provenance, read_json
 from .context import RunContext, runs_cache_dir, stable_hash, to_jsonable
-from .registry import PROFILES, get_experiment, list_experiments
+from .registry import PROFILES, experiments_with_profile, get_experiment, list_experiments
 
 __all__ = ["run_experiment", "run_profile", "ensure", "ExperimentResults", "is_complete", "summary_path",
            "settings_key", "DEFAULT_RESULTS_DIR"]
@@ -85,6 +85,8 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
     """
     _check_profile(profile)
     exp = get_experiment(name)
+    if not exp.has_profile(profile):
+        exp.settings_for(profile)  # raises: names the profiles it has
     seen = _seen if _seen is not None else set()
     for req in exp.requires:
         if req not in seen:
@@ -117,7 +119,7 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
 def run_profile(profile: str = "smoke", only: Iterable[str] | None = None, **kwargs) -> dict[str, dict]:
     """Run every experiment (or those in `only`) in thesis order; returns {name: summary}."""
     _check_profile(profile)
-    names = list_experiments()
+    names = experiments_with_profile(profile)
     if only:
         wanted = list(only)
         for n in wanted:
