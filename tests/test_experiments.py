@@ -5,6 +5,7 @@ profile itself runs in CI through the notebooks (papermill), not here.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -115,6 +116,25 @@ def test_finished_experiments_are_skipped_and_stale_ones_rerun(tmp_path, monkeyp
     assert not is_complete("toy", "smoke", tmp_path)
     r = ensure("toy", "smoke", tmp_path, log=lambda m: None)
     assert r.result == {"double": 10} and r.step("double") == {"x": 10}
+
+
+def test_optional_cpu_profile_and_best_profile_per_notebook(tmp_path, monkeypatch):
+    calls = []
+    exp = dataclasses.replace(_toy_experiment(monkeypatch, calls), notebook="99_toy",
+                              settings={"smoke": _ToySettings(1), "full": _ToySettings(2)})
+    monkeypatch.setitem(EXPERIMENTS, "toy", exp)
+    with pytest.raises(ValueError, match="has no 'cpu' profile"):
+        runner.run_experiment("toy", "cpu", tmp_path, log=lambda m: None)
+    assert nbrun.best_profile("99_toy", tmp_path) == "smoke"  # nothing finished: the smoke run is the fallback
+    monkeypatch.setitem(exp.settings, "cpu", _ToySettings(3))
+    assert "toy" in registry.experiments_with_profile("cpu")
+    runner.run_experiment("toy", "cpu", tmp_path, log=lambda m: None)
+    assert nbrun.best_profile("99_toy", tmp_path) == "cpu"
+    runner.run_experiment("toy", "full", tmp_path, log=lambda m: None)
+    assert nbrun.best_profile("99_toy", tmp_path) == "full"
+    assert nbrun.best_profile("01_activation_functions", tmp_path / "none") == "smoke"
+    with pytest.raises(ThesisError, match="Unknown profile"):
+        nbrun.execute_all("medium", tmp_path, notebooks_dir=NB_DIR, log=lambda m: None)
 
 
 def test_requirements_run_first_and_once(tmp_path, monkeypatch):
