@@ -6,10 +6,10 @@ random restarts" while the k-WTA paper (Xiao et al. 2020) uses 40 *iterations*; 
 evaluated: `steps` iterations with `restarts` restarts (the k-WTA paper's reading) and with
 `restarts_text` restarts (the thesis text's reading).
 
-Then, on the attacked images and their PGD adversarial examples: per-layer histograms of one
-neuron's pre-activation and of one filter's spatial mean (with the activation's shape), every
-filter's mean activation, per-layer L2 distances between clean and adversarial activations for a
-few pairs, and the gradient-masking report (Carlini et al. 2019 checks, with a transfer attack
+Then, on the attacked images and their adversarial examples from classic PGD (all iterations, no
+early stop): per-layer histograms of one neuron's pre-activation and of one filter's spatial mean
+(with the activation's shape), every filter's mean activation, per-layer L2 distances between clean
+and adversarial activations for a few pairs (images the network classifies correctly), and the gradient-masking report (Carlini et al. 2019 checks, with a transfer attack
 from the ReLU network as the stronger/adaptive attack for the k-WTA network, Tramer et al. 2020).
 """
 from __future__ import annotations
@@ -89,9 +89,12 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
                                lambda: attack(s.restarts_text))
 
     def x_adv():
+        # Classic PGD (every iteration of every restart, no early stop): the analyses compare a network's
+        # activations on the clean image with those on a confident adversarial one, as in the thesis and
+        # the k-WTA paper, not with the first iterate that happens to cross the decision boundary.
         x = images.float().div(255).to(dev)
         return x, pgd(model, x, labels.to(dev), eps=s.eps, step=s.step, steps=s.steps, restarts=s.restarts,
-                      seed=s.seed).detach()
+                      seed=s.seed, stop="none").detach()
 
     cache = {}
 
@@ -100,7 +103,18 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
             cache["x"] = x_adv()
         return cache["x"]
 
-    dist_settings = {**base, "restarts": s.restarts, "bins": s.hist_bins}
+    def correct_pairs():
+        # The first `distance_pairs` images the network classifies correctly: a misclassified image needs
+        # no perturbation, and its "pair" would only measure the attack's random start.
+        import torch
+
+        x, _ = adv()
+        with torch.no_grad():
+            pred = torch.cat([model(x[i:i + 250]).argmax(1).cpu() for i in range(0, len(x), 250)])
+        idx = torch.nonzero(pred == labels.cpu()).flatten()[: s.distance_pairs].tolist()
+        return idx or list(range(min(s.distance_pairs, len(x))))
+
+    dist_settings = {**base, "restarts": s.restarts, "bins": s.hist_bins, "pgd_stop": "none"}
     # Each analysis is its own step file (the notebook plots them); the summary keeps headline numbers.
     ctx.step(
         f"hist_neuron_{act}", dist_settings,
@@ -111,8 +125,8 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
                                            shape_points=120, scatter_points=200))
     ctx.step(f"filter_means_{act}", dist_settings,
              lambda: filter_mean_activations(model, *adv(), bins=s.hist_bins))
-    ctx.step(f"layer_distances_{act}", {**dist_settings, "pairs": s.distance_pairs},
-             lambda: layer_distances(model, *adv(), samples=s.distance_pairs))
+    ctx.step(f"layer_distances_{act}", {**dist_settings, "pairs": s.distance_pairs, "pairs_from": "correct"},
+             lambda: layer_distances(model, *adv(), samples=correct_pairs()))
 
     m_images, m_labels = ctx.test_images(s.masking_n, s.seed + 1)
     report = ctx.step(
