@@ -106,6 +106,7 @@ def test_finished_experiments_are_skipped_and_stale_ones_rerun(tmp_path, monkeyp
     _toy_experiment(monkeypatch, calls)
     s1 = runner.run_experiment("toy", "smoke", tmp_path, log=lambda m: None)
     assert s1["result"] == {"double": 2} and s1["status"] == "complete" and "git_commit" in s1 and "hardware" in s1
+    assert s1["compute_time_s"] >= 0.0
     runner.run_experiment("toy", "smoke", tmp_path, log=lambda m: None)
     assert calls == ["toy"]  # skipped the second time
     assert is_complete("toy", "smoke", tmp_path) and not is_complete("toy", "full", tmp_path)

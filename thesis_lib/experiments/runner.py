@@ -109,11 +109,25 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
         "profile": profile, "status": "complete", "settings": exp.settings_dict(profile),
         "settings_key": settings_key(name, profile),
         "requires": list(exp.requires), "result": to_jsonable(payload, 6),
-        "wall_time_s": round(wall, 1), **provenance(get_device(device)),
+        "wall_time_s": round(wall, 1), "compute_time_s": round(max(wall, _stored_compute_time(ctx.out)), 1),
+        **provenance(get_device(device)),
     }
     atomic_write_json(path, to_jsonable(summary))
     log(f"[{name}] done in {wall:.1f} s")
     return read_json(path)
+
+
+def _stored_compute_time(out: Path) -> float:
+    """Seconds recorded by the experiment's cached steps and training runs (however many invocations made them)."""
+    total = 0.0
+    for f in list(out.glob("*.json")) + list(out.glob("training/*.json")):
+        if f.name == SUMMARY:
+            continue
+        try:
+            total += float(read_json(f).get("wall_time_s") or 0.0)
+        except (ThesisError, AttributeError, TypeError, ValueError):
+            pass
+    return total
 
 
 def run_profile(profile: str = "smoke", only: Iterable[str] | None = None, **kwargs) -> dict[str, dict]:
