@@ -61,6 +61,7 @@ def run(ctx) -> dict:
 
 register(Experiment(
     name="kwta_line", section="3.1", title="Logits along a line: k-WTA discontinuities vs a smooth KAF network",
-    run=run, settings={"smoke": KWTALineSettings(images=1, points=151, zoom_levels=1), "full": KWTALineSettings()},
+    run=run, settings={"smoke": KWTALineSettings(images=1, points=151, zoom_levels=1), "cpu": KWTALineSettings(),
+              "full": KWTALineSettings()},
     notebook="04_kwta_discontinuities", requires=("light_cnn",), figures=("kwta_line_scan", "kwta_jumps"),
 ))
