@@ -58,9 +58,13 @@ SMOKE_SETTINGS = LipschitzSettings(
     models=(("light_cnn", None), ("vgg", ("relu", "kaf")), ("resnet_standard", ("resnet20_relu", "resnet20_kaf"))),
     iters=10, empirical_n=8)
 
+# cpu: the chapter-4 light CNNs of the cpu profile with the full profile's iterations and images.
+CPU_SETTINGS = LipschitzSettings(models=(("light_cnn", None),))
+
 register(Experiment(
     name="lipschitz", section="4.1/6", title="Lipschitz upper bounds vs local estimates of every trained model",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "full": LipschitzSettings()},
+    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": LipschitzSettings()},
     notebook="10_future_work", requires=("light_cnn", "vgg", "resnet_standard", "resnet20_at"),
+    requires_by_profile={"cpu": ("light_cnn",)},
     figures=("lipschitz_bounds",),
 ))

@@ -32,6 +32,7 @@ class Experiment:
     settings: dict[str, Any]  # profile name -> settings dataclass instance
     notebook: str  # notebook that shows the results, e.g. "07_vgg_results"
     requires: tuple[str, ...] = ()  # experiments whose results or checkpoints this one uses
+    requires_by_profile: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per-profile override of `requires`
     figures: tuple[str, ...] = field(default=())  # stable figure/table names the notebook writes
 
     def settings_for(self, profile: str):
@@ -44,6 +45,10 @@ class Experiment:
 
     def has_profile(self, profile: str) -> bool:
         return profile in self.settings
+
+    def requirements(self, profile: str) -> tuple[str, ...]:
+        """The experiments this one uses under `profile` (a smaller profile may use fewer)."""
+        return tuple(self.requires_by_profile.get(profile, self.requires))
 
     def settings_dict(self, profile: str) -> dict:
         s = self.settings_for(profile)

@@ -55,7 +55,7 @@ def settings_key(name: str, profile: str) -> str:
     """
     exp = get_experiment(name)
     return stable_hash({"settings": exp.settings_dict(profile),
-                        "requires": {r: settings_key(r, profile) for r in exp.requires}}, 16)
+                        "requires": {r: settings_key(r, profile) for r in exp.requirements(profile)}}, 16)
 
 
 def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> bool:
@@ -88,7 +88,7 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
     if not exp.has_profile(profile):
         exp.settings_for(profile)  # raises: names the profiles it has
     seen = _seen if _seen is not None else set()
-    for req in exp.requires:
+    for req in exp.requirements(profile):
         if req not in seen:
             run_experiment(req, profile, results_dir, data, device, cache_dir, False, log, seen)
     seen.add(name)
@@ -108,7 +108,7 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
         "experiment": name, "section": exp.section, "title": exp.title, "notebook": exp.notebook,
         "profile": profile, "status": "complete", "settings": exp.settings_dict(profile),
         "settings_key": settings_key(name, profile),
-        "requires": list(exp.requires), "result": to_jsonable(payload, 6),
+        "requires": list(exp.requirements(profile)), "result": to_jsonable(payload, 6),
         "wall_time_s": round(wall, 1), "compute_time_s": round(max(wall, _stored_compute_time(ctx.out)), 1),
         **provenance(get_device(device)),
     }
