@@ -66,8 +66,12 @@ SMOKE_SETTINGS = AutoAttackSettings(
     models=(("vgg", ("relu", "kaf")), ("resnet20_at", ("relu", "kaf")), ("light_cnn", ("kwta",))),
     version="apgd", n=16, n_iter=5, n_queries=50, pgd=PGD_SMOKE)
 
+# cpu: the cpu-profile light CNNs (chapter 4, standard training), standard AutoAttack on 1000 test images.
+CPU_SETTINGS = AutoAttackSettings(models=(("light_cnn", ("kwta", "relu", "kaf")),), n=1000)
+
 register(Experiment(
     name="autoattack", section="6", title="AutoAttack vs PGD on the adversarially trained models and the k-WTA CNN",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "full": AutoAttackSettings()}, notebook="10_future_work",
-    requires=("light_cnn", "vgg", "resnet20_at"), figures=("autoattack_vs_pgd",),
+    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": AutoAttackSettings()},
+    notebook="10_future_work", requires=("light_cnn", "vgg", "resnet20_at"), requires_by_profile={"cpu": ("light_cnn",)},
+    figures=("autoattack_vs_pgd",),
 ))
