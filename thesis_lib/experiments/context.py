@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import shutil
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
