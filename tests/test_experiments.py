@@ -180,8 +180,9 @@ def test_run_folders_do_not_depend_on_the_device(tmp_path):
     assert a.run_folder("relu", cfg) != a.run_folder("relu", {**cfg, "epochs": 2})
 
 
-def test_train_is_reused_not_repeated(tmp_path, monkeypatch):
-    """A real (tiny) training run: metrics copied into the results, not re-trained on the second call."""
+@pytest.fixture
+def train_calls(monkeypatch) -> list:
+    """Counts calls of thesis_lib.training.train (which still runs for real)."""
     import thesis_lib.training as training
 
     calls = []
@@ -192,6 +193,12 @@ def test_train_is_reused_not_repeated(tmp_path, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(training, "train", counting)
+    return calls
+
+
+def test_train_is_reused_not_repeated(tmp_path, train_calls):
+    """A real (tiny) training run: metrics copied into the results, not re-trained on the second call."""
+    calls = train_calls
     exp = get_experiment("light_cnn")
     ctx = RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path / "results",
                      runs_root=tmp_path / "cache", device="cpu", log=lambda m: None)
@@ -206,18 +213,9 @@ def test_train_is_reused_not_repeated(tmp_path, monkeypatch):
     assert len(calls) == 1 and not model.training
 
 
-def test_force_recomputes_cached_steps_and_retrains_once(tmp_path, monkeypatch):
+def test_force_recomputes_cached_steps_and_retrains_once(tmp_path, train_calls):
     """`reproduce --force` must really recompute: cached steps and finished runs are redone, once per run."""
-    import thesis_lib.training as training
-
-    calls = []
-    real = training.train
-
-    def counting(*a, **k):
-        calls.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(training, "train", counting)
+    calls = train_calls
     exp = get_experiment("light_cnn")
     cfg = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
            "batch_size": 16}
