@@ -306,6 +306,8 @@ def test_strip_execution_metadata():
         {"metadata": {"papermill": {"start_time": "x"}, "execution": {"iopub": 1}, "tags": ["a"]}}]}
     out = nbrun.strip_execution_metadata(nb)
     assert out == {"metadata": {}, "cells": [{"metadata": {"tags": ["a"]}}]}
+    injected = {"cells": [{"id": "3f2a9c1b", "metadata": {"tags": ["injected-parameters"]}}]}
+    assert nbrun.strip_execution_metadata(injected)["cells"][0]["id"] == "injected-parameters"  # not random
 
 
 def _toy_notebook(path: Path, body: str) -> None:

@@ -85,12 +85,17 @@ def current_python_kernel() -> Iterator[str]:
 
 
 def strip_execution_metadata(nb: dict) -> dict:
-    """Remove papermill's timestamps, durations and paths so that re-runs do not change the file."""
+    """Remove papermill's timestamps, durations and paths so that re-runs do not change the file.
+
+    Papermill gives its injected-parameters cell a random id; it gets a fixed one here.
+    """
     nb.get("metadata", {}).pop("papermill", None)
     for cell in nb.get("cells", []):
         md = cell.get("metadata", {})
         md.pop("papermill", None)
         md.pop("execution", None)
+        if "injected-parameters" in md.get("tags", []) and "id" in cell:
+            cell["id"] = "injected-parameters"
     return nb
 
 
