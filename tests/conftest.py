@@ -15,6 +15,28 @@ os.environ.setdefault("THESIS_NO_PROGRESS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(scope="session")
+def offline_cifar() -> str:
+    """The offline CIFAR-10 location ($THESIS_DATA); tests that need real data skip without it."""
+    path = os.environ.get("THESIS_DATA", "")
+    if not path or not Path(path).exists():
+        pytest.skip("THESIS_DATA is not set to the offline CIFAR-10 copy (see tests/conftest.py)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch single-threaded for one test module, restored afterwards.
+
+    For modules of many tiny ops (small models, float64 convolutions): intra-op threads only add
+    synchronisation there, and spin on a busy shared CPU. Use with `pytest.mark.usefixtures`.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

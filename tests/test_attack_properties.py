@@ -15,14 +15,7 @@ TOL = 1e-6  # float32 rounding of x0 +- eps
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The models and inputs here are tiny: intra-op threads only add synchronisation (and spin on a busy
-    # machine), so this file runs single-threaded and restores the setting afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny ops: see tests/conftest.py
 
 
 def tiny(seed: int, act: str, classes: int = 3) -> nn.Module:

@@ -5,8 +5,6 @@ something to break; correctness against torchattacks is checked on deterministic
 implementations must follow the same trajectory.
 """
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,9 +17,7 @@ from thesis_lib.cli import main
 
 
 @pytest.fixture(scope="module")
-def data():
-    if not os.environ.get("THESIS_DATA") or not Path(os.environ["THESIS_DATA"]).exists():
-        pytest.skip("THESIS_DATA is not set to the offline CIFAR-10 copy (see tests/conftest.py)")
+def data(offline_cifar):
     from thesis_lib.data import load_cifar10
 
     xtr, ytr = load_cifar10("train", subset=500)

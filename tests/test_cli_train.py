@@ -14,11 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def data():
-    path = os.environ.get("THESIS_DATA", "")
-    if not path or not Path(path).exists():
-        pytest.skip("THESIS_DATA is not set to the offline CIFAR-10 copy (see tests/conftest.py)")
-    return path
+def data(offline_cifar):
+    return offline_cifar
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

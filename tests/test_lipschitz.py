@@ -13,13 +13,7 @@ from thesis_lib.analysis import (conv_fft_bound, conv_matrix, conv_operator_norm
                                  lipschitz_bound)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Thousands of tiny float64 convolutions: one thread avoids OpenMP contention on shared CPUs.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny ops: see tests/conftest.py
 
 
 @pytest.mark.parametrize("cin,cout,k,stride,padding,dilation,groups,hw", [

@@ -4,8 +4,6 @@ gradients). The models are tiny light CNNs (width 8) trained inside the test wit
 training (FGSM-RS, Wong et al. 2020) on 500 CIFAR-10 images for a few seconds: small, but real models,
 and the checks are computed in full (only the attack budgets are smaller than the report's defaults).
 """
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -41,9 +39,7 @@ def fast_at(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, epochs: int =
 
 
 @pytest.fixture(scope="module")
-def data():
-    if not os.environ.get("THESIS_DATA") or not Path(os.environ["THESIS_DATA"]).exists():
-        pytest.skip("THESIS_DATA is not set to the offline CIFAR-10 copy (see tests/conftest.py)")
+def data(offline_cifar):
     from thesis_lib.data import load_cifar10
 
     xtr, ytr = load_cifar10("train", subset=500)
