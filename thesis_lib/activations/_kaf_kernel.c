@@ -1,4 +1,6 @@
-/* Fused CPU kernels of the Gaussian KAF (thesis eq. in section 2.4; Scardapane et al. 2019).
+/* Fused float64 CPU kernels of the Gaussian KAF (thesis eq. in section 2.4; Scardapane et al. 2019).
+ * Float32 and bfloat16 tensors use the vector kernels of _kaf_simd.c; these plain loops with libm's
+ * exp serve double precision (gradcheck, reference computations).
  *
  *   f_c(s) = sum_i alpha[c,i] * exp(-gamma[c] * (s - d[c,i])^2)
  *
@@ -86,7 +88,6 @@ void kaf_backward_##SUF(const T *x, const T *gy, const T *alpha, const T *dict, 
     }                                                                                             \
 }
 
-DEFINE_KAF(float, f32, expf)
 DEFINE_KAF(double, f64, exp)
 
 
@@ -215,7 +216,6 @@ void kaf_backward_fast_##SUF(const T *x, const T *gy, const T *alpha, const T *d
     }                                                                                             \
 }
 
-DEFINE_KAF_FAST(float, f32, expf, uint32_t, 0x7f800000u)
 DEFINE_KAF_FAST(double, f64, exp, uint64_t, 0x7ff0000000000000ull)
 
 int kaf_max_dictionary(void) { return 64; }

@@ -1,6 +1,8 @@
 """Build (once, lazily) and call the fused C kernels of the Gaussian KAF on CPU.
 
-The shared library is compiled on first use with the system C compiler into a cache folder
+Two libraries: `_kaf_simd.c` (float32 and bfloat16, NCHW and channels_last / dense, written with
+vector extensions) serves training and attacks; `_kaf_kernel.c` (float64, plain loops with libm's
+exp) serves double-precision uses such as `gradcheck`. Each shared library is compiled on first use with the system C compiler into a cache folder
 (`$THESIS_LIB_CACHE` or `~/.cache/thesis_lib`), named by a hash of the source and flags, and
 loaded with ctypes: no torch headers, so the build takes well under a second. If no compiler
 is found, `load()` returns None and the KAF falls back to its pure-PyTorch path (same function,
@@ -20,14 +22,20 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["load", "forward", "backward", "available", "is_evenly_spaced"]
+__all__ = ["load", "forward", "backward", "available", "is_evenly_spaced", "uses_recurrence", "DTYPES"]
 
 _SRC = Path(__file__).with_name("_kaf_kernel.c")
+_SIMD_SRC = Path(__file__).with_name("_kaf_simd.c")
 # -ffast-math only when compiling: linking a shared library with it (gcc < 13) pulls in crtfastmath.o,
 # which would switch the whole process to flush-denormals-to-zero the moment the library is loaded.
 _CFLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-fPIC", "-std=c11"]
+# The vector kernels need IEEE comparisons (NaN checks, the rounding trick of their exp): no -ffast-math.
+# 512-bit vectors where the CPU has them (gcc otherwise prefers 256-bit on AVX-512 machines).
+_SIMD_CFLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fopenmp", "-march=native",
+                "-mprefer-vector-width=512", "-fPIC", "-std=gnu11"]
 _LDFLAGS = ["-shared", "-fopenmp"]
 _LIB: ctypes.CDLL | None = None
+_SIMD: ctypes.CDLL | None = None
 _TRIED = False
 NCHUNKS = 64  # work chunks of the backward reduction; fixed, so results do not depend on threads
 
@@ -37,20 +45,20 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
-def _build() -> Path | None:
+def _build(source: Path = _SRC, cflags: list[str] = _CFLAGS) -> Path | None:
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
     if cc is None:
         return None
-    src = _SRC.read_bytes()
-    tag = hashlib.sha256(src + " ".join(_CFLAGS + _LDFLAGS).encode() + cc.encode()).hexdigest()[:16]
-    out = _cache_dir() / f"kaf_kernel_{tag}.so"
+    src = source.read_bytes()
+    tag = hashlib.sha256(src + " ".join(cflags + _LDFLAGS).encode() + cc.encode()).hexdigest()[:16]
+    out = _cache_dir() / f"{source.stem.lstrip('_')}_{tag}.so"
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
     os.close(fd)
     obj = tmp[:-3] + ".o"
-    res = subprocess.run([cc, *_CFLAGS, "-c", str(_SRC), "-o", obj], capture_output=True, text=True)
+    res = subprocess.run([cc, *cflags, "-c", str(source), "-o", obj], capture_output=True, text=True)
     if res.returncode == 0:
         res = subprocess.run([cc, *_LDFLAGS, obj, "-o", tmp, "-lm"], capture_output=True, text=True)
     if os.path.exists(obj):
@@ -65,7 +73,7 @@ def _build() -> Path | None:
 
 def load() -> ctypes.CDLL | None:
     """The loaded kernel library, building it on first call; None if it cannot be built."""
-    global _LIB, _TRIED
+    global _LIB, _SIMD, _TRIED
     if _TRIED:
         return _LIB
     _TRIED = True
@@ -73,20 +81,23 @@ def load() -> ctypes.CDLL | None:
         return None
     try:
         path = _build()
-        if path is None:
+        simd = _build(_SIMD_SRC, _SIMD_CFLAGS)
+        if path is None or simd is None:
             warnings.warn("no C compiler found: the KAF uses its slower pure-PyTorch path")
             return None
-        lib = ctypes.CDLL(str(path))
+        lib, slib = ctypes.CDLL(str(path)), ctypes.CDLL(str(simd))
     except OSError as e:  # pragma: no cover - broken toolchain
         warnings.warn(f"could not load the fused KAF kernel ({e}); using the PyTorch path")
         return None
     i64, ptr, cint = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    for suf in ("f32", "f64"):
-        getattr(lib, f"kaf_forward_{suf}").argtypes = [ptr] * 5 + [i64] * 4 + [cint]
-        getattr(lib, f"kaf_backward_{suf}").argtypes = [ptr] * 9 + [i64] * 5 + [cint]
-        getattr(lib, f"kaf_forward_fast_{suf}").argtypes = [ptr] * 5 + [i64] * 4 + [cint]
-        getattr(lib, f"kaf_backward_fast_{suf}").argtypes = [ptr] * 7 + [i64] * 5 + [cint]
-    _LIB = lib
+    lib.kaf_forward_f64.argtypes = [ptr] * 5 + [i64] * 4 + [cint]
+    lib.kaf_backward_f64.argtypes = [ptr] * 9 + [i64] * 5 + [cint]
+    lib.kaf_forward_fast_f64.argtypes = [ptr] * 5 + [i64] * 4 + [cint]
+    lib.kaf_backward_fast_f64.argtypes = [ptr] * 7 + [i64] * 5 + [cint]
+    slib.kafs_forward.argtypes = [ptr, ptr, cint] + [ptr] * 3 + [i64] * 4 + [cint, cint]
+    slib.kafs_backward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 6 + [i64] * 4 + [cint, cint, i64, cint]
+    slib.kafs_uses_recurrence.argtypes = [ptr] * 3 + [i64] * 2
+    _LIB, _SIMD = lib, slib
     return lib
 
 
@@ -98,8 +109,8 @@ def _p(t: torch.Tensor | None):
     return ctypes.c_void_p(t.data_ptr()) if t is not None else None
 
 
-def _suffix(dtype: torch.dtype) -> str:
-    return {torch.float32: "f32", torch.float64: "f64"}[dtype]
+_DTYPE_CODE = {torch.float32: 0, torch.bfloat16: 1}
+DTYPES = (torch.float32, torch.bfloat16, torch.float64)
 
 
 def is_evenly_spaced(dictionary: torch.Tensor) -> bool:
@@ -120,46 +131,68 @@ def is_evenly_spaced(dictionary: torch.Tensor) -> bool:
 
 def forward(x3: torch.Tensor, alpha: torch.Tensor, dictionary: torch.Tensor, gamma: torch.Tensor,
             fast: bool = False) -> torch.Tensor:
-    """x3: contiguous (outer, C, inner); parameters contiguous (C, D), (C, D), (C,), same dtype."""
-    lib = load()
+    """x3: contiguous (outer, C, inner) float32, bfloat16 or float64; parameters contiguous (C, D),
+    (C, D), (C,) in float32 (float64 for a float64 x3). `fast`: the dictionary is evenly spaced."""
+    load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
     y = torch.empty_like(x3)
-    kind = "forward_fast" if fast else "forward"
-    getattr(lib, f"kaf_{kind}_{_suffix(x3.dtype)}")(
-        _p(x3), _p(y), _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, torch.get_num_threads()
-    )
+    nt = torch.get_num_threads()
+    if x3.dtype == torch.float64:
+        kind = "forward_fast" if fast else "forward"
+        getattr(_LIB, f"kaf_{kind}_f64")(_p(x3), _p(y), _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, nt)
+        return y
+    rc = _SIMD.kafs_forward(_p(x3), _p(y), _DTYPE_CODE[x3.dtype], _p(alpha), _p(dictionary), _p(gamma),
+                            outer, C, inner, D, int(fast), nt)
+    if rc != 0:
+        raise MemoryError(f"the KAF kernel could not allocate its coefficient tables (C={C}, D={D})")
     return y
 
 
-def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False):
-    """Returns (grad_x3 or None, grad_alpha, grad_dict or None, grad_gamma or None)."""
-    lib = load()
+def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False,
+             need_alpha: bool = True):
+    """Returns (grad_x3 or None, grad_alpha or None, grad_dict or None, grad_gamma or None).
+
+    Parameter gradients are in the parameters' dtype (float32 for float32/bfloat16 inputs). Without
+    `need_alpha` (parameters frozen, as in attacks) the float32/bfloat16 kernels compute dL/dx only."""
+    load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
-    rows = outer * C
-    nchunks = max(1, min(NCHUNKS, rows))
+    units = outer if (inner == 1 and x3.dtype != torch.float64) else outer * C
+    nchunks = max(1, min(NCHUNKS, units))
     gx = torch.empty_like(x3) if need_x else None
-    pa = torch.zeros(nchunks, C, D, dtype=torch.float64)
-    if fast and not need_free:
-        getattr(lib, f"kaf_backward_fast_{_suffix(x3.dtype)}")(
-            _p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa),
-            outer, C, inner, D, nchunks, torch.get_num_threads(),
-        )
-        return gx, pa.sum(0).to(x3.dtype), None, None
+    need_alpha = need_alpha or need_free or x3.dtype == torch.float64
+    pa = torch.zeros(nchunks, C, D, dtype=torch.float64) if need_alpha else None
     pd = torch.zeros(nchunks, C, D, dtype=torch.float64) if need_free else None
     pg = torch.zeros(nchunks, C, dtype=torch.float64) if need_free else None
-    getattr(lib, f"kaf_backward_{_suffix(x3.dtype)}")(
-        _p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa), _p(pd), _p(pg),
-        outer, C, inner, D, nchunks, torch.get_num_threads(),
-    )
-    dt = x3.dtype
+    nt = torch.get_num_threads()
+    if x3.dtype == torch.float64:
+        if fast and not need_free:
+            _LIB.kaf_backward_fast_f64(_p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa),
+                                       outer, C, inner, D, nchunks, nt)
+        else:
+            _LIB.kaf_backward_f64(_p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa), _p(pd),
+                                  _p(pg), outer, C, inner, D, nchunks, nt)
+    else:
+        rc = _SIMD.kafs_backward(_p(x3), _p(gy3), _p(gx), _DTYPE_CODE[x3.dtype], _p(alpha), _p(dictionary),
+                                 _p(gamma), _p(pa), _p(pd), _p(pg), outer, C, inner, D, int(fast), int(need_free),
+                                 nchunks, nt)
+        if rc != 0:
+            raise MemoryError(f"the KAF kernel could not allocate its work buffers (C={C}, D={D})")
+    dt = alpha.dtype
     return (
         gx,
-        pa.sum(0).to(dt),
+        pa.sum(0).to(dt) if need_alpha else None,
         pd.sum(0).to(dt) if need_free else None,
         pg.sum(0).to(dt) if need_free else None,
     )
+
+
+def uses_recurrence(alpha: torch.Tensor, dictionary: torch.Tensor, gamma: torch.Tensor) -> bool:
+    """Whether the float32/bfloat16 kernels evaluate these (float32) parameters by the 3-exp recurrence."""
+    load()
+    a, d, g = (t.detach().float().contiguous() for t in (alpha, dictionary, gamma))
+    return bool(_SIMD.kafs_uses_recurrence(_p(a), _p(d), _p(g), a.shape[0], a.shape[1]))
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m thesis_lib.activations._kaf_native` builds it

@@ -110,9 +110,11 @@ class _GaussianKAF(torch.autograd.Function):
         need_x = ctx.needs_input_grad[0]
         if _use_native(x, alpha):
             x3, restore = _as_3d(x)
-            gy3, _ = _as_3d(gy.contiguous(memory_format=_memory_format(x)))
+            gy3, _ = _as_3d(gy.to(x.dtype).contiguous(memory_format=_memory_format(x)))
+            need_free = free and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
             gx3, ga, gd, gg = _kaf_native.backward(
-                x3, gy3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(), need_x, free, fast=ctx.fast
+                x3, gy3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(), need_x, need_free,
+                fast=ctx.fast, need_alpha=ctx.needs_input_grad[1],
             )
             gx = restore(gx3) if need_x else None
             return gx, ga, gd, gg, None
@@ -144,11 +146,16 @@ def _memory_format(x):
     return torch.contiguous_format
 
 
+def _param_dtype(x_dtype: torch.dtype) -> torch.dtype:
+    """Parameters enter the kernels in float64 for float64 inputs, else in float32 (bfloat16 included)."""
+    return torch.float64 if x_dtype == torch.float64 else torch.float32
+
+
 def _use_native(x, alpha) -> bool:
     return (
         x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and alpha.dtype == x.dtype
+        and x.dtype in _kaf_native.DTYPES
+        and alpha.dtype == _param_dtype(x.dtype)
         and alpha.shape[1] <= 64
         and _kaf_native.available()
     )
@@ -227,19 +234,27 @@ class KAF(nn.Module):
             raise ValueError(f"KAF with {self.channels} channels got input of shape {tuple(x.shape)}")
         dev = x.device.type
         if _autocast_on(dev):
-            # exp of a squared distance is precision-sensitive: compute in float32, let the next
-            # layer cast back down (the same policy autocast applies to exp/softmax).
+            # Under autocast the kernels read and write the input's dtype (bfloat16 after a bf16
+            # convolution) but compute in float32 with float32 parameters: exp of a squared distance
+            # is precision-sensitive, and no float32 copy of the activation is ever materialised.
             with torch.autocast(device_type=dev, enabled=False):
-                return self._compute(x.float())
+                return self._compute(x)
         return self._compute(x)
 
     def _compute(self, x):
         a, d, g = self.alpha, self.dictionary, self.gamma
-        if a.dtype != x.dtype:
-            a, d, g = a.to(x.dtype), d.to(x.dtype), g.to(x.dtype)
-        if self.kernel == "gaussian":
+        pdt = _param_dtype(x.dtype)
+        if a.dtype != pdt:
+            a, d, g = a.to(pdt), d.to(pdt), g.to(pdt)
+        if self.kernel == "gaussian" and _use_native(x, a):
             return _GaussianKAF.apply(x, a, d, g, self.free)
-        return kaf_reference(x, a, d, g, self.kernel)
+        # PyTorch path (CUDA, other kernels, no compiler): in the parameters' precision, cast back.
+        xp = x.to(pdt)
+        if self.kernel == "gaussian":
+            y = _GaussianKAF.apply(xp, a, d, g, self.free)
+        else:
+            y = kaf_reference(xp, a, d, g, self.kernel)
+        return y.to(x.dtype)
 
     @torch.no_grad()
     def evaluate(self, s: torch.Tensor) -> torch.Tensor:

@@ -32,18 +32,18 @@ def model_device(model: nn.Module) -> torch.device:
 def prefers_channels_last(model: nn.Module, device: torch.device | None = None) -> bool:
     """Whether attacks should run `model` in channels_last memory format.
 
-    On CUDA always (faster cuDNN kernels). On CPU only when every activation is pointwise: there
-    channels_last made a PGD step 1.1-1.4x faster for ReLU/Swish light CNNs, VGGs and ResNet-20s, but
-    0.8x as fast for k-WTA (its per-example top-k wants contiguous rows) and much slower for the KAF
-    (its fused C kernel works on NCHW planes); benchmarks/README.md, "Attacks".
+    On CUDA always (faster cuDNN kernels). On CPU unless the model has a k-WTA layer: its per-example
+    top-k over C*H*W wants contiguous rows (channels_last made a k-WTA PGD step 0.8x as fast); every
+    pointwise activation, the KAF's vector kernels included, is as fast or faster in NHWC
+    (benchmarks/README.md).
     """
     device = model_device(model) if device is None else device
     if device.type == "cuda":
         return True
     if device.type != "cpu":
         return False
-    from ..activations import KAF, KWTA  # lazy: the attacks do not otherwise depend on the activations
-    return not any(isinstance(m, (KAF, KWTA)) for m in model.modules())
+    from ..activations import KWTA  # lazy: the attacks do not otherwise depend on the activations
+    return not any(isinstance(m, KWTA) for m in model.modules())
 
 
 @contextlib.contextmanager

@@ -71,9 +71,9 @@ class TrainConfig:
     # --- run
     seed: int = 0  # seeds weights, data order, augmentation, dropout, attack starts
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # mixed precision (autocast) on CUDA; ignored on CPU
+    amp: bool = True  # mixed precision (autocast): CUDA, and CPUs with native bf16 (else fp32, said once)
     amp_dtype: str = "auto"  # auto (bf16 where supported, else fp16 + GradScaler) | bf16 | fp16
-    channels_last: bool = True  # NHWC memory format on CUDA; ignored on CPU
+    channels_last: bool = True  # NHWC memory format of activations and conv weights (CPU and CUDA)
     eval_batch_size: int = 512  # examples per evaluation batch
     # --- monitoring
     log_norms_every: int = 0  # per-layer weight/grad norms every N steps to norms.jsonl; 0 = off

@@ -78,11 +78,12 @@ def lr_find(config: TrainConfig | dict, out_dir: str | Path | None = None, lr_st
     device = get_device(cfg.device)
     data = _load_data(cfg, data)
     seed_everything(cfg.seed)
-    model = _build_model(cfg, device)
+    prec = _precision(cfg, device)
+    model = _build_model(cfg, device, prec)
     optimizer = _build_optimizer(cfg, model)
-    autocast, scaler = _precision(cfg, device)
+    autocast, scaler = prec.autocast(), prec.scaler()
     loader = DeviceLoader(*data["train"], batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment, device=device,
-                          seed=_loader_seed(cfg.seed), channels_last=device.type == "cuda" and cfg.channels_last)
+                          seed=_loader_seed(cfg.seed), channels_last=prec.channels_last)
     stepper = _Stepper(cfg, model, optimizer, autocast, scaler)
     total = sweep_epochs * len(loader)
     lrs, raw, smoothed = [], [], []

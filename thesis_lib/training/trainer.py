@@ -34,6 +34,7 @@ from ..utils import (ThesisError, atomic_write_bytes, atomic_write_json, atomic_
 from .adversarial import fgsm_rs_perturb, pgd_perturb, pgd_robust_accuracy
 from .checkpoint import CHECKPOINT_JSON, load_checkpoint, model_state, restore_optimizer, restore_rng, save_checkpoint
 from .config import TrainConfig
+from ..precision import Precision, resolve_precision
 from .monitor import find_nonfinite, first_nonfinite_module, parameter_norms
 from .schedule import schedule_lr
 
@@ -82,22 +83,22 @@ def _load_data(cfg: TrainConfig, data) -> dict:
     return out
 
 
-def _precision(cfg: TrainConfig, device: torch.device):
-    """(autocast context factory, GradScaler or None): bf16/fp16 autocast on CUDA only."""
-    if device.type != "cuda" or not cfg.amp:
-        return nullcontext, None
-    bf16 = cfg.amp_dtype == "bf16" or (cfg.amp_dtype == "auto" and torch.cuda.is_bf16_supported())
-    dtype = torch.bfloat16 if bf16 else torch.float16
-    scaler = None if bf16 else torch.amp.GradScaler("cuda")
-    return partial(torch.autocast, "cuda", dtype=dtype), scaler
+def _precision(cfg: TrainConfig, device: torch.device, warn=None) -> Precision:
+    """The autocast dtype and memory format this run uses on `device` (see `thesis_lib.precision`)."""
+    return resolve_precision(cfg.amp, cfg.amp_dtype, cfg.channels_last, device, warn)
 
 
-def _build_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
-    model = build_model(cfg.arch, cfg.activation, activation_options=cfg.activation_options or None,
-                        **cfg.model_options).to(device)
-    if device.type == "cuda" and cfg.channels_last:
+def _build_model(cfg: TrainConfig, device: torch.device, prec: Precision | None = None) -> torch.nn.Module:
+    model = cfg_model(cfg).to(device)
+    if prec is not None and prec.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def cfg_model(cfg: TrainConfig) -> torch.nn.Module:
+    """The (untrained) network a TrainConfig describes, on the CPU."""
+    return build_model(cfg.arch, cfg.activation, activation_options=cfg.activation_options or None,
+                       **cfg.model_options)
 
 
 def _build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -269,14 +270,14 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
     # Everything that can fail on bad input happens before the first file is written.
     data = _load_data(cfg, data)
     seed_everything(cfg.seed)
-    model = _build_model(cfg, device)
+    prec = _precision(cfg, device, warn)
+    model = _build_model(cfg, device, prec)
     optimizer = _build_optimizer(cfg, model)
-    autocast, scaler = _precision(cfg, device)
+    autocast, scaler = prec.autocast(), prec.scaler()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    channels_last = device.type == "cuda" and cfg.channels_last
     loader = DeviceLoader(*data["train"], batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
-                          device=device, seed=_loader_seed(cfg.seed), channels_last=channels_last)
+                          device=device, seed=_loader_seed(cfg.seed), channels_last=prec.channels_last)
     test_x, test_y = data["test"]
     stepper = _Stepper(cfg, model, optimizer, autocast, scaler)
     anneal = _kwta_annealing(cfg)
@@ -406,7 +407,7 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
         "n_train": loader.num_examples, "n_test": len(test_y),
         "n_holdout": len(data["holdout"][1]) if "holdout" in data else 0,
         "data_source": data["source"], "wall_time_s": round(wall_before + time.perf_counter() - t0, 3),
-        "history": history, "config": cfg.to_dict(), **prov,
+        "history": history, "config": cfg.to_dict(), **prec.record(), **prov,
     }
     if diverged is not None:
         where = f" in {diverged['layer']}" if diverged["layer"] else ""
@@ -444,7 +445,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> t
             raise ThesisError(f"The run in {run} has no weights yet (no model.safetensors or checkpoint); "
                               f"resume it with `python -m thesis_lib train --resume --out {run} ...`.")
         state = model_state(ckpt)
-    model = build_model(cfg.arch, cfg.activation, activation_options=cfg.activation_options or None, **cfg.model_options)
+    model = cfg_model(cfg)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
