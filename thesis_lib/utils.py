@@ -138,6 +138,18 @@ def git_commit(short: bool = False) -> str:
         return "unknown"
 
 
+def _cpu_model() -> str:
+    """The CPU's marketing name (Linux: /proc/cpuinfo), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_info(device: torch.device | str | None = None) -> dict:
     """What the numbers were measured on: CPU, thread count, GPU name, torch version."""
     info = {
@@ -145,6 +157,7 @@ def hardware_info(device: torch.device | str | None = None) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }

@@ -397,6 +397,9 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
         test_loss, test_acc = history[-1]["test_loss"], history[-1]["test_acc"]
     else:
         test_loss, test_acc = evaluate(model, test_x, test_y, cfg.eval_batch_size, device, autocast)
+    if finished and prec.dtype != "fp32":
+        # per-epoch test accuracy is measured at the training precision; the reported one in float32
+        test_loss, test_acc = evaluate(model, test_x, test_y, cfg.eval_batch_size, device)
     last = history[-1] if history else {}
     metrics = {
         "clean_acc": test_acc, "test_loss": test_loss,
