@@ -49,7 +49,7 @@ def _build(source: Path = _SRC, cflags: list[str] = _CFLAGS) -> Path | None:
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
     if cc is None:
         return None
-    src = source.read_bytes()
+    src = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))
     tag = hashlib.sha256(src + " ".join(cflags + _LDFLAGS).encode() + cc.encode()).hexdigest()[:16]
     out = _cache_dir() / f"{source.stem.lstrip('_')}_{tag}.so"
     if out.is_file():

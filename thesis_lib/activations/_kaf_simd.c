@@ -29,25 +29,12 @@
  * float32 ulp) that returns exactly 0 below 2^-126; denormals are flushed to zero inside the
  * kernels (they would cost microcode assists) and the caller's floating-point mode is restored.
  */
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#if defined(__SSE__)
-#include <xmmintrin.h>
-#endif
+#include "_simd.h"
 
-#define VL 16
 #ifndef TILE
 #define TILE 4 /* groups processed together: independent dependency chains, shared coefficient loads */
 #endif
 #define MAXD 64
-typedef float vf __attribute__((vector_size(VL * 4)));
-typedef int32_t vi __attribute__((vector_size(VL * 4)));
-typedef uint32_t vu __attribute__((vector_size(VL * 4)));
-typedef uint16_t vh __attribute__((vector_size(VL * 2)));
-
-#define INLINE static inline __attribute__((always_inline))
 
 /* coefficient table: per channel NF floats; fields */
 enum { F_DM, F_G, F_TMAX, F_C1, F_UMAX, F_AW };
@@ -57,72 +44,6 @@ enum { F_DM, F_G, F_TMAX, F_C1, F_UMAX, F_AW };
 #define F_D(D) (F_AW + 4 * (D))
 #define NFIELDS(D) (F_AW + 5 * (D))
 
-INLINE vf splat(float a) { return (vf){0} + a; }
-INLINE vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
-INLINE vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
-INLINE vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
-INLINE vi visnan(vf a) { return a != a; }
-
-INLINE vf vexp(vf x) {
-    vf z = x * 1.44269504088896341f;
-    vi ok = z >= -126.0f;
-    z = vmin(vmax(z, splat(-126.0f)), splat(126.0f));
-    vf r = (z + 12582912.0f) - 12582912.0f; /* round to nearest integer */
-    vf f = z - r;
-    vf p = splat(1.5403530393381606e-4f);
-    p = p * f + 1.3333558146428443e-3f;
-    p = p * f + 9.6181291076284772e-3f;
-    p = p * f + 5.5504108664821580e-2f;
-    p = p * f + 2.4022650695910071e-1f;
-    p = p * f + 6.9314718055994531e-1f;
-    p = p * f + 1.0f;
-    vi n = __builtin_convertvector(r, vi);
-    vf scale = (vf)((n + 127) << 23);
-    return (vf)((vi)(p * scale) & ok);
-}
-
-/* exp(x) and exp(-x) from one range reduction: 2^(+-z) = 2^(+-n) * 2^(+-f), with 2^f = E(f^2) + f O(f^2)
- * split into its even and odd parts (the same degree-6 polynomial as vexp). */
-INLINE void vexp_pair(vf x, vf *ep, vf *em) {
-    vf z = x * 1.44269504088896341f;
-    vi okp = z >= -126.0f, okm = z <= 126.0f;
-    z = vmin(vmax(z, splat(-126.0f)), splat(126.0f));
-    vf r = (z + 12582912.0f) - 12582912.0f;
-    vf f = z - r, f2 = f * f;
-    vf E = ((splat(1.5403530393381606e-4f) * f2 + 9.6181291076284772e-3f) * f2 + 2.4022650695910071e-1f) * f2 + 1.0f;
-    vf O = (splat(1.3333558146428443e-3f) * f2 + 5.5504108664821580e-2f) * f2 + 6.9314718055994531e-1f;
-    vi n = __builtin_convertvector(r, vi);
-    *ep = (vf)((vi)((E + f * O) * (vf)((n + 127) << 23)) & okp);
-    *em = (vf)((vi)((E - f * O) * (vf)((127 - n) << 23)) & okm);
-}
-
-/* ------------------------------------------------------------------ loads and stores (f32 / bf16) */
-INLINE vf load_f32(const float *p, int nv) {
-    vf v = {0};
-    memcpy(&v, p, (size_t)nv * 4);
-    return v;
-}
-INLINE vf load_bf16(const uint16_t *p, int nv) {
-    vh h = {0};
-    memcpy(&h, p, (size_t)nv * 2);
-    return (vf)(__builtin_convertvector(h, vu) << 16);
-}
-INLINE void store_f32(float *p, vf v, int nv) { memcpy(p, &v, (size_t)nv * 4); }
-INLINE void store_bf16(uint16_t *p, vf v, int nv) {
-    vu b = (vu)v;
-    vu r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16; /* round to nearest even */
-    vu q = (vu)vsel(visnan(v), (vf)((b >> 16) | 0x40u), (vf)r); /* keep NaN a (quiet) NaN */
-    vh h = __builtin_convertvector(q, vh);
-    memcpy(p, &h, (size_t)nv * 2);
-}
-INLINE vf load_any(const void *p, int64_t off, int nv, int bf16) {
-    return bf16 ? load_bf16((const uint16_t *)p + off, nv) : load_f32((const float *)p + off, nv);
-}
-INLINE void store_any(void *p, int64_t off, vf v, int nv, int bf16) {
-    if (bf16) store_bf16((uint16_t *)p + off, v, nv);
-    else store_f32((float *)p + off, v, nv);
-}
-
 /* coefficient of field f: a broadcast scalar (NCHW: stride 1 table) or a lane vector (stride 16) */
 INLINE vf coef(const float *cf, int f, int vec) {
     if (vec) { vf v; memcpy(&v, cf + (int64_t)f * VL, sizeof v); return v; }
@@ -130,27 +51,37 @@ INLINE vf coef(const float *cf, int f, int vec) {
 }
 
 /* ------------------------------------------------------------------ TILE groups: forward */
+/* Fixed dictionary: with z = R (up) and z = 1/R (down) the sums over the dictionary are polynomials,
+ *     f = k0 * ( sum_{j>=0} aw_{m+j} R^j  +  sum_{j>=1} aw_{m-j} R^-j ),
+ * evaluated by Horner's rule (one FMA per dictionary point). |t| is cut at tmax, where R^jmax stays
+ * below e^80 and every kernel value is below e^-30 (checked per channel in build_table): beyond it
+ * the output and the gradients are exactly 0. */
 INLINE void fwd_fixed(const vf *s, vf *y, const float *cf, int vec, int D, int m) {
     vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
-    vf ng = -coef(cf, F_G, vec), aw = coef(cf, F_AW + m, vec);
-    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], P[TILE], acc[TILE];
+    vf ng = -coef(cf, F_G, vec);
+    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], up[TILE], dn[TILE];
+    vi in[TILE];
     for (int q = 0; q < TILE; ++q) {
-        t[q] = vmin(vmax(s[q] - dm, -tmax), tmax);
+        vf tr = s[q] - dm;
+        in[q] = (tr < tmax) & (tr > -tmax);
+        t[q] = vmin(vmax(tr, -tmax), tmax);
         k0[q] = vexp(ng * t[q] * t[q]);
         vexp_pair(c1 * t[q], &R[q], &Ri[q]);
-        acc[q] = aw * k0[q];
-        P[q] = k0[q];
+        up[q] = coef(cf, F_AW + D - 1, vec);
+        dn[q] = coef(cf, F_AW, vec);
     }
-    for (int i = m + 1; i < D; ++i) {
-        aw = coef(cf, F_AW + i, vec);
-        for (int q = 0; q < TILE; ++q) { P[q] *= R[q]; acc[q] += aw * P[q]; }
+    for (int i = D - 2; i >= m; --i) {
+        vf aw = coef(cf, F_AW + i, vec);
+        for (int q = 0; q < TILE; ++q) up[q] = up[q] * R[q] + aw;
     }
-    for (int q = 0; q < TILE; ++q) P[q] = k0[q];
-    for (int i = m - 1; i >= 0; --i) {
-        aw = coef(cf, F_AW + i, vec);
-        for (int q = 0; q < TILE; ++q) { P[q] *= Ri[q]; acc[q] += aw * P[q]; }
+    for (int i = 1; i < m; ++i) {
+        vf aw = coef(cf, F_AW + i, vec);
+        for (int q = 0; q < TILE; ++q) dn[q] = dn[q] * Ri[q] + aw;
     }
-    for (int q = 0; q < TILE; ++q) y[q] = vsel(visnan(s[q]), s[q], acc[q]);
+    for (int q = 0; q < TILE; ++q) {
+        vf acc = k0[q] * (m > 0 ? up[q] + dn[q] * Ri[q] : up[q]);
+        y[q] = vsel(visnan(s[q]), s[q], (vf)((vi)acc & in[q]));
+    }
 }
 
 INLINE void fwd_direct(const vf *s, vf *y, const float *cf, int vec, int D) {
@@ -168,45 +99,61 @@ INLINE void fwd_direct(const vf *s, vf *y, const float *cf, int vec, int D) {
 
 /* ------------------------------------------------------------------ TILE groups: backward */
 /* S (D vectors) accumulates sum go * P_j (scaled by w_j when flushed); gx gets dL/ds. */
-/* want_a: accumulate S (parameter gradients wanted); without it only dL/ds is computed (attacks). */
+/* Backward, fixed dictionary. With parameter gradients (want_a): S_i += go * P_j, P_j = k0 R^j
+ * (scaled by w_j when flushed), and A = sum aw P, B = sum awo P give dL/ds = go (-2 gamma)(t A - B).
+ * Input gradient only (attacks, the FGSM step of fast AT): A and B by Horner's rule as in fwd_fixed. */
 INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf, int vec, int D, int m, int want_a) {
     vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
     vf ng = -coef(cf, F_G, vec);
-    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], P[TILE], A[TILE], B[TILE];
-    vf aw = coef(cf, F_AW + m, vec), awo = coef(cf, F_AWO(D) + m, vec), acc = want_a ? S[m] : (vf){0};
+    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], P[TILE], A[TILE], B[TILE], gm[TILE];
     for (int q = 0; q < TILE; ++q) {
-        t[q] = vmin(vmax(s[q] - dm, -tmax), tmax);
+        vf tr = s[q] - dm;
+        gm[q] = (vf)((vi)go[q] & ((tr < tmax) & (tr > -tmax)));
+        t[q] = vmin(vmax(tr, -tmax), tmax);
         k0[q] = vexp(ng * t[q] * t[q]);
         vexp_pair(c1 * t[q], &R[q], &Ri[q]);
-        P[q] = k0[q];
-        if (want_a) acc += go[q] * k0[q];
-        A[q] = aw * k0[q];
-        B[q] = awo * k0[q];
     }
-    if (want_a) S[m] = acc;
-    for (int i = m + 1; i < D; ++i) {
-        aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec);
-        if (want_a) acc = S[i];
+    if (!want_a) {
+        vf Au[TILE], Bu[TILE], Ad[TILE], Bd[TILE];
         for (int q = 0; q < TILE; ++q) {
-            P[q] *= R[q];
-            if (want_a) acc += go[q] * P[q];
-            A[q] += aw * P[q]; B[q] += awo * P[q];
+            Au[q] = coef(cf, F_AW + D - 1, vec); Bu[q] = coef(cf, F_AWO(D) + D - 1, vec);
+            Ad[q] = coef(cf, F_AW, vec); Bd[q] = coef(cf, F_AWO(D), vec);
         }
-        if (want_a) S[i] = acc;
-    }
-    for (int q = 0; q < TILE; ++q) P[q] = k0[q];
-    for (int i = m - 1; i >= 0; --i) {
-        aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec);
-        if (want_a) acc = S[i];
+        for (int i = D - 2; i >= m; --i) {
+            vf aw = coef(cf, F_AW + i, vec), awo = coef(cf, F_AWO(D) + i, vec);
+            for (int q = 0; q < TILE; ++q) { Au[q] = Au[q] * R[q] + aw; Bu[q] = Bu[q] * R[q] + awo; }
+        }
+        for (int i = 1; i < m; ++i) {
+            vf aw = coef(cf, F_AW + i, vec), awo = coef(cf, F_AWO(D) + i, vec);
+            for (int q = 0; q < TILE; ++q) { Ad[q] = Ad[q] * Ri[q] + aw; Bd[q] = Bd[q] * Ri[q] + awo; }
+        }
         for (int q = 0; q < TILE; ++q) {
-            P[q] *= Ri[q];
-            if (want_a) acc += go[q] * P[q];
-            A[q] += aw * P[q]; B[q] += awo * P[q];
+            A[q] = k0[q] * (m > 0 ? Au[q] + Ad[q] * Ri[q] : Au[q]);
+            B[q] = k0[q] * (m > 0 ? Bu[q] + Bd[q] * Ri[q] : Bu[q]);
         }
-        if (want_a) S[i] = acc;
+    } else {
+        vf aw = coef(cf, F_AW + m, vec), awo = coef(cf, F_AWO(D) + m, vec), acc = S[m];
+        for (int q = 0; q < TILE; ++q) {
+            P[q] = k0[q];
+            acc += gm[q] * k0[q];
+            A[q] = aw * k0[q];
+            B[q] = awo * k0[q];
+        }
+        S[m] = acc;
+        for (int i = m + 1; i < D; ++i) {
+            aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec); acc = S[i];
+            for (int q = 0; q < TILE; ++q) { P[q] *= R[q]; acc += gm[q] * P[q]; A[q] += aw * P[q]; B[q] += awo * P[q]; }
+            S[i] = acc;
+        }
+        for (int q = 0; q < TILE; ++q) P[q] = k0[q];
+        for (int i = m - 1; i >= 0; --i) {
+            aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec); acc = S[i];
+            for (int q = 0; q < TILE; ++q) { P[q] *= Ri[q]; acc += gm[q] * P[q]; A[q] += aw * P[q]; B[q] += awo * P[q]; }
+            S[i] = acc;
+        }
     }
     vf g2 = ng * 2.0f;
-    for (int q = 0; q < TILE; ++q) gx[q] = vsel(visnan(s[q]), s[q], go[q] * g2 * (t[q] * A[q] - B[q]));
+    for (int q = 0; q < TILE; ++q) gx[q] = vsel(visnan(s[q]), s[q], gm[q] * g2 * (t[q] * A[q] - B[q]));
 }
 
 /* S0/S1/S2 accumulate sum go k_i, sum go k_i u_i, sum go k_i u_i^2 (u_i = s - d_i); S1, S2 only if free. */
@@ -246,8 +193,13 @@ static int build_table(const float *alpha, const float *dict, const float *gamma
         float *row = tbl + c * NF;
         double jmax = (double)(m > D - 1 - m ? m : D - 1 - m);
         double umax = g > 0 ? sqrt(104.0 / g) : 1e30;
-        double tmax = jmax * h + umax;
-        if (!(g > 0) || !(h > 0) || g * h * h * jmax * jmax > 80.0 || 2.0 * g * h * tmax > 80.0) fixed = 0;
+        /* cut-off of |t|: R^jmax <= e^80 (Horner sums stay finite), and no further than where every
+         * kernel value is exactly 0 in float32 anyway */
+        double tmax = fmin(80.0 / (2.0 * g * h * (jmax > 0 ? jmax : 1.0)), jmax * h + umax);
+        /* the recurrence needs: P_j = k0 R^j <= e^(gamma h^2 j^2) finite, and negligible (< e^-30)
+         * kernel values beyond the cut-off */
+        double gap = tmax - jmax * h;
+        if (!(g > 0) || !(h > 0) || g * h * h * jmax * jmax > 80.0 || gap <= 0 || g * gap * gap < 30.0) fixed = 0;
         for (int64_t i = 0; fixed && i < D; ++i) {
             double ideal = (double)d[m] + (double)(i - m) * h;
             if (fabs(ideal - d[i]) > 4e-6 * (fabs(h) + fabs(d[0]) + fabs(d[D - 1]))) fixed = 0;
@@ -281,23 +233,6 @@ static void build_vec_table(const float *tbl, int64_t C, int64_t D, float *vt) {
                 else if (f == F_G || f == F_TMAX || f == F_UMAX) v = 1.0f;
                 vt[(b * NF + f) * VL + l] = v;
             }
-}
-
-struct fpmode { unsigned int csr; };
-INLINE struct fpmode ftz_on(void) {
-    struct fpmode s = {0};
-#if defined(__SSE__)
-    s.csr = _mm_getcsr();
-    _mm_setcsr(s.csr | 0x8040); /* flush-to-zero | denormals-are-zero */
-#endif
-    return s;
-}
-INLINE void ftz_restore(struct fpmode s) {
-#if defined(__SSE__)
-    _mm_setcsr(s.csr);
-#else
-    (void)s;
-#endif
 }
 
 /* ------------------------------------------------------------------ forward */

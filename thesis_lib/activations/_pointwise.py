@@ -1,0 +1,76 @@
+"""ELU and Swish on CPU through the vector kernels of `_pointwise_simd.c` (float32 and bfloat16).
+
+Built and cached like the KAF kernels (`_kaf_native`). `apply(name, x, alpha)` returns None when the
+fast path does not apply (another device or dtype, a non-dense tensor, no C compiler): callers then
+use PyTorch's own function, which computes the same values.
+"""
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import torch
+
+from . import _kaf_native
+
+__all__ = ["apply"]
+
+_SRC = Path(__file__).with_name("_pointwise_simd.c")
+_LIB: ctypes.CDLL | None = None
+_TRIED = False
+_CODES = {torch.float32: 0, torch.bfloat16: 1}
+
+
+def _load() -> ctypes.CDLL | None:
+    global _LIB, _TRIED
+    if _TRIED:
+        return _LIB
+    _TRIED = True
+    if not _kaf_native.available():  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF kernels
+        return None
+    path = _kaf_native._build(_SRC, _kaf_native._SIMD_CFLAGS)
+    if path is None:
+        return None
+    lib = ctypes.CDLL(str(path))
+    ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
+    for name in ("elu", "swish"):
+        getattr(lib, f"{name}_forward").argtypes = [ptr, ptr, cint, i64, f32, cint]
+        getattr(lib, f"{name}_backward").argtypes = [ptr, ptr, ptr, cint, i64, f32, cint]
+    _LIB = lib
+    return lib
+
+
+def _dense(x: torch.Tensor) -> bool:
+    return x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def _p(t: torch.Tensor):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+class _Pointwise(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, name: str, alpha: float):
+        ctx.save_for_backward(x)
+        ctx.name, ctx.alpha = name, alpha
+        y = torch.empty_like(x)  # keeps x's memory format
+        getattr(_LIB, f"{name}_forward")(_p(x), _p(y), _CODES[x.dtype], x.numel(), alpha, torch.get_num_threads())
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        gy = gy.to(x.dtype)
+        if gy.stride() != x.stride():
+            gy = torch.empty_like(x).copy_(gy)
+        gx = torch.empty_like(x)
+        getattr(_LIB, f"{ctx.name}_backward")(_p(x), _p(gy), _p(gx), _CODES[x.dtype], x.numel(), ctx.alpha,
+                                              torch.get_num_threads())
+        return gx, None, None
+
+
+def apply(name: str, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor | None:
+    """`name` ("elu" or "swish") of x by the vector kernel, or None where it does not apply."""
+    if x.device.type != "cpu" or x.dtype not in _CODES or not _dense(x) or x.numel() == 0 or _load() is None:
+        return None
+    return _Pointwise.apply(x, name, float(alpha))

@@ -1,0 +1,112 @@
+/* Shared vector helpers of the CPU activation kernels (_kaf_simd.c, _pointwise_simd.c): 16-lane
+ * float vectors (GCC vector extensions), a float32 exp, float32/bfloat16 loads and stores, and
+ * flush-to-zero for the duration of a kernel. Included, not compiled on its own. */
+#ifndef THESIS_SIMD_H
+#define THESIS_SIMD_H
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+#define VL 16
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+typedef uint32_t vu __attribute__((vector_size(VL * 4)));
+typedef uint16_t vh __attribute__((vector_size(VL * 2)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE vf splat(float a) { return (vf){0} + a; }
+INLINE vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+INLINE vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
+INLINE vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
+INLINE vi visnan(vf a) { return a != a; }
+
+INLINE vf vexp(vf x) {
+    vf z = x * 1.44269504088896341f;
+    vi ok = z >= -126.0f;
+    z = vmin(vmax(z, splat(-126.0f)), splat(126.0f));
+    vf r = (z + 12582912.0f) - 12582912.0f; /* round to nearest integer */
+    vf f = z - r;
+    vf p = splat(1.5403530393381606e-4f);
+    p = p * f + 1.3333558146428443e-3f;
+    p = p * f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
+    vi n = __builtin_convertvector(r, vi);
+    vf scale = (vf)((n + 127) << 23);
+    return (vf)((vi)(p * scale) & ok);
+}
+
+/* exp(x) and exp(-x) from one range reduction: 2^(+-z) = 2^(+-n) * 2^(+-f), with 2^f = E(f^2) + f O(f^2)
+ * split into its even and odd parts (the same degree-6 polynomial as vexp). */
+INLINE void vexp_pair(vf x, vf *ep, vf *em) {
+    vf z = x * 1.44269504088896341f;
+    vi okp = z >= -126.0f, okm = z <= 126.0f;
+    z = vmin(vmax(z, splat(-126.0f)), splat(126.0f));
+    vf r = (z + 12582912.0f) - 12582912.0f;
+    vf f = z - r, f2 = f * f;
+    vf E = ((splat(1.5403530393381606e-4f) * f2 + 9.6181291076284772e-3f) * f2 + 2.4022650695910071e-1f) * f2 + 1.0f;
+    vf O = (splat(1.3333558146428443e-3f) * f2 + 5.5504108664821580e-2f) * f2 + 6.9314718055994531e-1f;
+    vi n = __builtin_convertvector(r, vi);
+    *ep = (vf)((vi)((E + f * O) * (vf)((n + 127) << 23)) & okp);
+    *em = (vf)((vi)((E - f * O) * (vf)((127 - n) << 23)) & okm);
+}
+
+/* ------------------------------------------------------------------ loads and stores (f32 / bf16) */
+/* Full vectors use fixed-size copies (single vector loads/stores); only tails take the variable path. */
+INLINE vf load_f32(const float *p, int nv) {
+    vf v = {0};
+    if (nv == VL) memcpy(&v, p, sizeof v);
+    else if (nv > 0) memcpy(&v, p, (size_t)nv * 4);
+    return v;
+}
+INLINE vf load_bf16(const uint16_t *p, int nv) {
+    vh h = {0};
+    if (nv == VL) memcpy(&h, p, sizeof h);
+    else if (nv > 0) memcpy(&h, p, (size_t)nv * 2);
+    return (vf)(__builtin_convertvector(h, vu) << 16);
+}
+INLINE void store_f32(float *p, vf v, int nv) {
+    if (nv == VL) memcpy(p, &v, sizeof v);
+    else if (nv > 0) memcpy(p, &v, (size_t)nv * 4);
+}
+INLINE void store_bf16(uint16_t *p, vf v, int nv) {
+    vu b = (vu)v;
+    vu r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16; /* round to nearest even */
+    vu q = (vu)vsel(visnan(v), (vf)((b >> 16) | 0x40u), (vf)r); /* keep NaN a (quiet) NaN */
+    vh h = __builtin_convertvector(q, vh);
+    if (nv == VL) memcpy(p, &h, sizeof h);
+    else if (nv > 0) memcpy(p, &h, (size_t)nv * 2);
+}
+INLINE vf load_any(const void *p, int64_t off, int nv, int bf16) {
+    return bf16 ? load_bf16((const uint16_t *)p + off, nv) : load_f32((const float *)p + off, nv);
+}
+INLINE void store_any(void *p, int64_t off, vf v, int nv, int bf16) {
+    if (bf16) store_bf16((uint16_t *)p + off, v, nv);
+    else store_f32((float *)p + off, v, nv);
+}
+
+struct fpmode { unsigned int csr; };
+INLINE struct fpmode ftz_on(void) {
+    struct fpmode s = {0};
+#if defined(__SSE__)
+    s.csr = _mm_getcsr();
+    _mm_setcsr(s.csr | 0x8040); /* flush-to-zero | denormals-are-zero */
+#endif
+    return s;
+}
+INLINE void ftz_restore(struct fpmode s) {
+#if defined(__SSE__)
+    _mm_setcsr(s.csr);
+#else
+    (void)s;
+#endif
+}
+
+#endif
