@@ -212,3 +212,13 @@ def test_vector_elu_and_swish_equal_pytorch(name, ref, dtype, fmt):
     assert torch.isnan(y[0, 0, 0, 0]) and torch.isnan(gx[0, 0, 0, 0])
     assert ((y.double() - yr).abs() <= tol * yr.abs() + 1e-7)[ok].all()
     assert ((gx.double() - gr).abs() <= tol * (gr.abs() + g.double().abs()) + 1e-7)[ok].all()
+
+
+def test_attacks_stay_float32_on_cpu_unless_asked():
+    from contextlib import nullcontext
+
+    from thesis_lib.attacks.context import autocast_for
+    cpu = torch.device("cpu")
+    assert isinstance(autocast_for(cpu), nullcontext) and isinstance(autocast_for(cpu, False), nullcontext)
+    asked = autocast_for(cpu, True)
+    assert isinstance(asked, nullcontext) != cpu_has_bf16()

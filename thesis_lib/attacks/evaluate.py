@@ -93,6 +93,7 @@ def robust_accuracy(
     random_start: bool = True,
     return_adversarials: bool = False,
     desc: str | None = None,
+    amp: bool | None = None,
 ) -> dict:
     """Clean and robust accuracy of `model` on `images` (uint8 or float in [0, 1]) under `attack`.
 
@@ -100,6 +101,8 @@ def robust_accuracy(
     clean_correct, n, settings, seconds, gradient_evaluations (PGD/FGSM cost) and, for PGD,
     success_restart / success_step per example (-1 = never broken). `device` moves the model there
     (default: where the model is). `return_adversarials=True` adds "x_adv" (CPU float tensor).
+    `amp`: the PGD iterations under autocast (None: on CUDA only; True on CPU: bfloat16 where the CPU
+    has it); the clean and adversarial predictions that decide robustness are float32 either way.
     """
     s = AttackSettings(attack, eps, step, steps, restarts, norm, random_start, seed, batch_size)
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
@@ -118,7 +121,7 @@ def robust_accuracy(
     with tqdm(total=n, desc=desc or s.label(), unit="img", disable=progress_disabled(), leave=False) as bar:
         if s.attack == "pgd":
             res = run_pgd(model, images, labels, s.eps, s.step, s.steps, s.restarts, s.norm, s.random_start,
-                          seed=s.seed, batch_size=s.batch_size, on_done=bar.update)
+                          seed=s.seed, batch_size=s.batch_size, on_done=bar.update, amp=amp)
             x_adv = res.x_adv
             extra = {"gradient_evaluations": res.gradient_evaluations,
                      "success_restart": res.restart.tolist(), "success_step": res.step.tolist()}
