@@ -48,6 +48,9 @@ benchmarks: setup
 	$(PY) benchmarks/bench_kaf.py
 	$(PY) benchmarks/bench_data_pipeline.py
 	$(PY) benchmarks/bench_attacks.py
+	$(PY) benchmarks/bench_train.py --rounds 3 --steps 2 --measure-epoch resnet20:relu,resnet20:kaf
+	$(PY) benchmarks/bench_attack_precision.py --epochs 2 --train-subset 20000
+	$(PY) benchmarks/bench_bf16_accuracy.py --epochs 2
 
 clean:
 	rm -rf $(VENV) .cache

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
+from _report import write_json  # benchmarks/ is on sys.path when a script runs
 from thesis_lib.attacks import robust_accuracy
 from thesis_lib.data import load_cifar10, stratified_indices
 from thesis_lib.precision import cpu_has_bf16
 from thesis_lib.training import TrainConfig, load_run, train
-from thesis_lib.utils import hardware_info
 
 
 def main():
@@ -62,9 +62,7 @@ def main():
         row["speedup"] = round(row["seconds_fp32"] / row["seconds_bf16"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "hardware": hardware_info("cpu"), "args": vars(args)}, f, indent=1)
+    write_json(args.json, {"rows": rows}, args)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import argparse
 import json
 import statistics
 
+from _report import write_json  # benchmarks/ is on sys.path when a script runs
 from thesis_lib.training import TrainConfig, train
-from thesis_lib.utils import hardware_info
 
 
 def main():
@@ -40,9 +40,7 @@ def main():
                "seed_sd_points": {k: round(100 * statistics.stdev(v), 2) for k, v in acc.items()}}
         out.append(row)
         print(json.dumps(row), flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": out, "hardware": hardware_info("cpu"), "args": vars(args)}, f, indent=1)
+    write_json(args.json, {"rows": out}, args)
 
 
 if __name__ == "__main__":

@@ -40,43 +40,37 @@ INLINE vf swish_d(vf x) {
     return vsel(visnan(x), x, s * (1.0f + x * (1.0f - s)));
 }
 
+/* Runs the body (the variadic argument) for every vector (offset o, nv valid lanes) of n elements, chunks spread over threads. */
+#define FOR_VECTORS(n, nthreads, ...)                                                           \
+    do {                                                                                         \
+        const int64_t items = ((n) + CHUNK - 1) / CHUNK;                                         \
+        _Pragma("omp parallel num_threads(nthreads)")                                            \
+        {                                                                                        \
+            struct fpmode fp = ftz_on();                                                         \
+            _Pragma("omp for schedule(static)")                                                  \
+            for (int64_t it = 0; it < items; ++it) {                                             \
+                int64_t e = (it + 1) * CHUNK < (n) ? (it + 1) * CHUNK : (n);                     \
+                for (int64_t o = it * CHUNK; o < e; o += VL) {                                   \
+                    int nv = (int)(e - o < VL ? e - o : VL);                                     \
+                    __VA_ARGS__                                                                  \
+                }                                                                                \
+            }                                                                                    \
+            ftz_restore(fp);                                                                     \
+        }                                                                                        \
+    } while (0)
+
 #define POINTWISE(NAME, FWD, DER)                                                                 \
 void NAME##_forward(const void *x, void *y, int bf16, int64_t n, float a, int nthreads) {         \
     (void)a;                                                                                     \
-    const int64_t items = (n + CHUNK - 1) / CHUNK;                                               \
-    _Pragma("omp parallel num_threads(nthreads)")                                                \
-    {                                                                                            \
-        struct fpmode fp = ftz_on();                                                             \
-        _Pragma("omp for schedule(static)")                                                      \
-        for (int64_t it = 0; it < items; ++it) {                                                 \
-            int64_t e = (it + 1) * CHUNK < n ? (it + 1) * CHUNK : n;                             \
-            for (int64_t o = it * CHUNK; o < e; o += VL) {                                       \
-                int nv = (int)(e - o < VL ? e - o : VL);                                         \
-                vf v = load_any(x, o, nv, bf16);                                                 \
-                store_any(y, o, FWD, nv, bf16);                                                  \
-            }                                                                                    \
-        }                                                                                        \
-        ftz_restore(fp);                                                                         \
-    }                                                                                            \
+    FOR_VECTORS(n, nthreads, { vf v = load_any(x, o, nv, bf16); store_any(y, o, FWD, nv, bf16); });  \
 }                                                                                                \
 void NAME##_backward(const void *x, const void *gy, void *gx, int bf16, int64_t n, float a,      \
                      int nthreads) {                                                             \
     (void)a;                                                                                     \
-    const int64_t items = (n + CHUNK - 1) / CHUNK;                                               \
-    _Pragma("omp parallel num_threads(nthreads)")                                                \
-    {                                                                                            \
-        struct fpmode fp = ftz_on();                                                             \
-        _Pragma("omp for schedule(static)")                                                      \
-        for (int64_t it = 0; it < items; ++it) {                                                 \
-            int64_t e = (it + 1) * CHUNK < n ? (it + 1) * CHUNK : n;                             \
-            for (int64_t o = it * CHUNK; o < e; o += VL) {                                       \
-                int nv = (int)(e - o < VL ? e - o : VL);                                         \
-                vf v = load_any(x, o, nv, bf16), g = load_any(gy, o, nv, bf16);                  \
-                store_any(gx, o, g * (DER), nv, bf16);                                           \
-            }                                                                                    \
-        }                                                                                        \
-        ftz_restore(fp);                                                                         \
-    }                                                                                            \
+    FOR_VECTORS(n, nthreads, {                                                                   \
+        vf v = load_any(x, o, nv, bf16), g = load_any(gy, o, nv, bf16);                          \
+        store_any(gx, o, g * (DER), nv, bf16);                                                   \
+    });                                                                                          \
 }
 
 POINTWISE(elu, elu_f(v, a), elu_d(v, a))
