@@ -1,0 +1,54 @@
+"""Intervals and verdicts behind the notebooks' "does the observation hold" tables."""
+import math
+
+import pytest
+
+from thesis_lib.analysis.observations import (chapter4_observations, compare_profiles, paired_difference,
+                                              proportion_difference, welch_difference, wilson)
+
+
+def test_wilson_matches_known_values():
+    lo, hi = wilson(50, 100)  # textbook: 0.4038, 0.5962
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    lo, hi = wilson(0, 1000)
+    assert lo == pytest.approx(0.0, abs=1e-12) and 0.003 < hi < 0.004
+
+
+def test_paired_difference_uses_the_pairing():
+    a = [True] * 60 + [False] * 40
+    same = paired_difference(a, a)
+    assert same.value == 0 and same.lo == 0 and same.hi == 0
+    b = [False] * 10 + [True] * 50 + [False] * 40  # a wins on 10 images, never loses
+    d = paired_difference(a, b)
+    assert d.value == pytest.approx(0.1) and d.lo > 0
+    with pytest.raises(ValueError, match="same examples"):
+        paired_difference(a, b[:-1])
+
+
+def test_proportion_and_welch_intervals_cover_zero_when_equal():
+    e = proportion_difference(0.6, 10000, 0.6, 10000)
+    assert e.lo < 0 < e.hi and e.hi - e.lo < 0.03
+    w = welch_difference([1.0, 1.2, 0.9, 1.1], [0.5, 0.6, 0.4, 0.55])
+    assert w.lo > 0 and w.value == pytest.approx(0.5375)
+    assert math.isnan(welch_difference([1.0], [2.0, 3.0]).lo)
+
+
+def _rows(kaf_dist, relu_dist, kaf_robust, relu_robust, flagged=True):
+    models = {a: {"activation": a, "clean_acc": c, "gradient_masking_flagged": flagged and a == "kwta"}
+              for a, c in (("relu", 0.6), ("kwta", 0.58), ("kaf", 0.61))}
+    pgd = {"relu": {"success_step": [-1 if r else 3 for r in relu_robust]},
+           "kwta": {"success_step": [-1 if r else 3 for r in relu_robust]},
+           "kaf": {"success_step": [-1 if r else 3 for r in kaf_robust]}}
+    dist = [{"activation": a, "sample": i, "distance": 1.0, "relative_distance": v}
+            for a, vals in (("kaf", kaf_dist), ("relu", relu_dist)) for i, v in enumerate(vals)]
+    return chapter4_observations(models, pgd, dist)
+
+
+def test_verdicts_follow_the_data_and_can_change():
+    yes = _rows([0.2, 0.25, 0.22], [0.5, 0.55, 0.52], [True] * 30 + [False] * 70, [False] * 100)
+    no = _rows([0.6, 0.65, 0.62], [0.5, 0.55, 0.52], [False] * 100, [False] * 100)
+    assert yes[0]["holds"] and yes[0]["excludes_0"] and yes[4]["holds"] and yes[4]["excludes_0"]
+    assert not no[0]["holds"] and no[0]["excludes_0"] and not no[4]["holds"]
+    table = compare_profiles({"a": no, "b": yes})
+    assert table[0]["verdict changed"] == "yes" and table[3]["verdict changed"] == "no"
+    assert table[0]["b: holds"] == "yes, interval excludes 0"
