@@ -1,4 +1,4 @@
-"""Benchmark: the DeviceLoader pipeline vs a plain torchvision DataLoader + transforms loop (issue 3, item 7).
+"""Benchmark: the DeviceLoader pipeline vs a plain torchvision DataLoader + transforms loop.
 
 Both pipelines produce the same thing: shuffled batches of CIFAR-10 training images, augmented
 with pad-4 random crop + horizontal flip, as float tensors in [0, 1] on the training device.

@@ -1,4 +1,4 @@
-"""Benchmark: KAF-ResNet-20 vs ReLU-ResNet-20 training step (time and peak memory), issue 2.
+"""Benchmark: KAF-ResNet-20 vs ReLU-ResNet-20 training step (time and peak memory).
 
 One SGD step (forward, cross-entropy, backward, update) at batch 128 on CIFAR-sized inputs, for
   - relu:       the baseline,

@@ -1,4 +1,4 @@
-"""Issue 2: activations. KAF forward/backward equal the formula; ridge init; k-WTA keeps exactly k."""
+"""Activations. KAF forward/backward equal the formula; ridge init; k-WTA keeps exactly k."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""FGSM / PGD / robust accuracy / curves / AutoAttack / `attack` command (issue 4).
+"""FGSM / PGD / robust accuracy / curves / AutoAttack / `attack` command.
 
 A tiny light CNN (width 8) is trained for a few seconds on 500 CIFAR-10 images so that attacks have
 something to break; correctness against torchattacks is checked on deterministic settings where the two

@@ -1,4 +1,4 @@
-"""`python -m thesis_lib train` / `lr-find`: the issue's acceptance criteria through the command line."""
+"""`python -m thesis_lib train` / `lr-find`: the training commands' behaviour through the command line."""
 import json
 import os
 import subprocess

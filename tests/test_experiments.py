@@ -1,4 +1,4 @@
-"""Experiments (issue 5): registry and profiles, cached/resumable steps, the reproduce CLI, the notebooks.
+"""Experiments: registry and profiles, cached/resumable steps, the reproduce CLI, the notebooks.
 
 Fast: one tiny real training run (32 images, one epoch) and two short kernel starts; the smoke
 profile itself runs in CI through the notebooks (papermill), not here.

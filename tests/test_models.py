@@ -1,4 +1,4 @@
-"""Issue 2: every arch x activation builds, runs forward and back-propagates; parameter counts."""
+"""Every arch x activation builds, runs forward and back-propagates; parameter counts."""
 import pytest
 import torch
 

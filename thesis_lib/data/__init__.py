@@ -1,4 +1,4 @@
-"""CIFAR-10 data for the thesis's experiments (issue 3, items 1-2).
+"""CIFAR-10 data for the thesis's experiments.
 
 - `load_cifar10(split, root=None, subset=None, seed=0)` -> (uint8 images, int64 labels), from
   torchvision's download, a torchvision CIFAR-10 folder, or an image-folder tree (folder or

@@ -1,4 +1,4 @@
-"""Where CIFAR-10 comes from, and how one split of it is read (issue 3, item 1).
+"""Where CIFAR-10 comes from, and how one split of it is read.
 
 Three kinds of source, detected from the path:
 - an image-folder tree `<root>/{train,test}/<class>/<file>.jpg|png` (e.g. the offline

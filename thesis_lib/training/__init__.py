@@ -1,4 +1,4 @@
-"""Training for the thesis's experiments (issue 3, items 3-6; protocol.md "Training").
+"""Training for the thesis's experiments (protocol "Training").
 
 - `TrainConfig`: every hyperparameter, with per-model defaults (`resolved()`).
 - `train(config, out_dir=None, resume=False, data=None)` -> metrics dict; run folder with

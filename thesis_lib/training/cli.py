@@ -1,4 +1,4 @@
-"""`python -m thesis_lib train ...` and `python -m thesis_lib lr-find ...` (issue 3, item 6).
+"""`python -m thesis_lib train ...` and `python -m thesis_lib lr-find ...`.
 
     python -m thesis_lib train --arch light_cnn --activation relu --method standard --epochs 2 \\
         --data ../shared/data/cifar10-jpeg.tar.gz --train-subset 2000 --test-subset 500 --out runs/demo

@@ -1,12 +1,17 @@
 """`train`: the thesis's training runs (standard, fast adversarial, PGD adversarial), resumable.
 
-Issue 3 / protocol.md "Training". One run = one folder:
+Protocol "Training". One run = one folder:
 - `config.json`   the resolved TrainConfig (written once the run is known to be valid);
 - `history.jsonl` one JSON line per epoch: train/test loss and accuracy, lr, seconds, ...;
 - `norms.jsonl`   optional per-parameter weight/gradient L2 norms (every N steps and the first steps);
 - `checkpoint.json` + `checkpoint-<epoch>.safetensors`  after every epoch (see checkpoint.py);
 - `model.safetensors` the final weights; `metrics.json` the result (clean_acc, history, config,
   seed, provenance, wall time, `diverged`, `early_stopped`).
+
+Precision (`thesis_lib.precision`): channels_last + bf16 autocast on CUDA and on CPUs with native
+bf16, float32 elsewhere (one line says so); `metrics.json` records `precision` and
+`memory_format`, and its `clean_acc` comes from a float32 evaluation of the final weights (the
+per-epoch history is measured at the training precision).
 
 Divergence (a NaN/inf loss, gradient or weight) is a result, not a crash: the run stops before
 the offending update, records `diverged: {step, layer, quantity}` and returns normally (the CLI
