@@ -31,7 +31,7 @@ from . import _kaf_native
 
 __all__ = ["KAF", "KAF_PRESETS", "kaf_reference", "ridge_alpha", "KERNELS"]
 
-# Defaults of the thesis and of the KAF paper's own code (protocol.md, "Activation functions").
+# Defaults of the thesis and of the KAF paper's own code (docs/protocol.md, "Activation functions").
 KAF_PRESETS: dict[str, dict] = {
     "thesis": dict(D=20, boundary=3.0, gamma_div=6.0, alpha_std=0.05, ridge_eps=1e-6),
     "paper": dict(D=20, boundary=4.0, gamma_div=8.0, alpha_std=0.8, ridge_eps=1e-4),

@@ -1,4 +1,4 @@
-"""CIFAR-10 augmentation as batched tensor ops on the device (protocol.md, "Models": ResNets).
+"""CIFAR-10 augmentation as batched tensor ops on the device (docs/protocol.md, "Models": ResNets).
 
 Pad 4 pixels with zeros, take a random 32x32 crop and flip horizontally with probability 1/2 —
 the same distribution as torchvision's `RandomCrop(32, padding=4)` + `RandomHorizontalFlip()`,

@@ -1,7 +1,7 @@
 """`load_cifar10`: CIFAR-10 as uint8 tensors, from any supported source, decoded once and cached.
 
 Images come back as an N x 3 x 32 x 32 uint8 CPU tensor (pixels 0..255; the models take x / 255
-in [0, 1], no mean/std normalisation, protocol.md) and labels as int64 in CIFAR-10's class order.
+in [0, 1], no mean/std normalisation, docs/protocol.md) and labels as int64 in CIFAR-10's class order.
 
 Caching policy: a full split is decoded once and cached; a subset is read from its own small cache
 file, else taken from the full split's cache, else only the subset's images are decoded and cached

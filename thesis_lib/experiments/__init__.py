@@ -1,4 +1,4 @@
-"""The thesis's experiments as code: one registered experiment per row of protocol.md's table, two profiles.
+"""The thesis's experiments as code: one registered experiment per row of the table in docs/protocol.md, two profiles.
 
 - `smoke`: CPU, a small stratified CIFAR-10 subset, one or two epochs, attacks on ~100 images with few
   iterations. Proves the whole pipeline in minutes (CI runs it from an empty results folder).

@@ -16,7 +16,7 @@ __all__ = ["register", "handle_reproduce"]
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "reproduce", help="run the thesis's experiments (smoke: CPU minutes; full: the protocol, GPU)",
-        description="Run every experiment of protocol.md's table (or --only some) under a profile. Finished "
+        description="Run every experiment of the table in docs/protocol.md (or --only some) under a profile. Finished "
                     "experiments are skipped, interrupted ones resume from their last finished step/checkpoint.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="smoke", help="smoke (small CIFAR-10 subset, CPU, minutes), cpu (larger CPU runs, only some experiments) or full (the protocol)")

@@ -31,7 +31,7 @@ SMOKE = SmokeScale()
 
 @dataclass(frozen=True)
 class PGDSettings:
-    """An L-inf PGD evaluation (protocol.md, "Evaluation")."""
+    """An L-inf PGD evaluation (docs/protocol.md, "Evaluation")."""
 
     eps: float = 8 / 255  # L-inf radius, [0, 1] pixel units
     step: float = 2 / 255  # step size, pixel units

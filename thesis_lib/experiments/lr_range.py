@@ -3,7 +3,7 @@
 The thesis swept lr from 1e-4 to 3 (exponentially) over 5 epochs of fast adversarial training and
 read lr_min ("where the loss first starts to fall") and lr_max ("where it plateaus") off the
 plot. `thesis_lib.training.lr_find` does the sweep and applies a documented reading rule; the
-thesis's own VGG bounds are recorded in protocol.md and used for the VGG runs by default, the
+thesis's own VGG bounds are recorded in docs/protocol.md and used for the VGG runs by default, the
 measured ones are reported next to them. A sweep whose loss never falls (tiny smoke runs can do
 that) is recorded with its error and no bounds.
 """

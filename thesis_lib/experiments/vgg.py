@@ -2,7 +2,7 @@
 
 Protocol: VGG x {relu, elu, kaf, kaf_elu, swish, kaf_swish, kaf_free}; FGSM-RS fast adversarial
 training (eps 8/255, step 1.25 eps), SGD, batch 128, 60 epochs, one-cycle schedule between the
-thesis's range-test bounds (protocol.md; `lr_source="range_test"` uses the bounds measured by the
+thesis's range-test bounds (docs/protocol.md; `lr_source="range_test"` uses the bounds measured by the
 `vgg_lr_range` experiment instead), no augmentation. Evaluation: PGD L-inf eps 8/255, step 2/255,
 50 iterations, 10 restarts on the whole test set; robust accuracy vs PGD iterations (up to 150)
 for relu and kaf; training curves from the runs' histories.
@@ -28,7 +28,7 @@ class ATSettings:
     batch_size: int = 128
     augment: bool = False  # pad-4 crop + flip (ResNets: True)
     eps: float = 8 / 255  # training attack radius (FGSM-RS), [0, 1] pixel units
-    lr_source: str = "thesis"  # "thesis": protocol.md's bounds; "range_test": bounds measured by `lr_experiment`
+    lr_source: str = "thesis"  # "thesis": docs/protocol.md's bounds; "range_test": bounds measured by `lr_experiment`
     lr_experiment: str = "vgg_lr_range"  # experiment holding the range tests
     train_subset: int | None = None  # None = all 50,000
     test_subset: int | None = None  # clean accuracy during training; None = all 10,000

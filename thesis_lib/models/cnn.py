@@ -1,4 +1,4 @@
-"""The thesis's plain CNNs (protocol.md, "Models").
+"""The thesis's plain CNNs (docs/protocol.md, "Models").
 
 Light CNN (chapter 4, "Solution approach"): [conv3x3(32) -> BN -> act] x2 -> maxpool -> dropout .2 ->
 [conv3x3(64) -> BN -> act] x2 -> maxpool -> dropout .3 -> global average pool -> dense(128) -> act ->

@@ -1,12 +1,12 @@
 """`TrainConfig`: every hyperparameter of a training run, with the protocol's per-model defaults.
 
-protocol.md, "Models" and "Training": the light CNN is trained with Adam (lr 1e-3, constant) for
+docs/protocol.md, "Models" and "Training": the light CNN is trained with Adam (lr 1e-3, constant) for
 20 epochs without augmentation; the VGG-inspired CNN with SGD and the one-cycle schedule for 60
 epochs without augmentation; the CIFAR ResNets with SGD, one-cycle, 80 epochs, pad-4 crop + flip.
 Fields left `None` are filled from those defaults by `resolved()`, so a run's `config.json`
 always records the values actually used.
 
-The VGG learning-rate bounds default to the thesis's range-test results (protocol.md), per
+The VGG learning-rate bounds default to the thesis's range-test results (docs/protocol.md), per
 activation; activations without a recorded pair use (1e-4, 0.1). Run `lr-find` to measure them.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "one_cycle", "step")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 
-# (lr_min, lr_max) from the thesis's learning-rate range tests (protocol.md, "Training").
+# (lr_min, lr_max) from the thesis's learning-rate range tests (docs/protocol.md, "Training").
 THESIS_LR_BOUNDS = {
     "vgg": {"relu": (1e-4, 0.08), "elu": (1e-4, 0.1), "kaf": (0.01, 1.0), "kaf_elu": (1e-4, 0.1),
             "swish": (1e-4, 0.3), "kaf_swish": (1e-4, 0.8), "kaf_free": (0.01, 2.0)},
