@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from thesis_lib.cli import main as cli_main
 from thesis_lib.experiments import EXPERIMENTS, PROFILES, ensure, get_experiment, is_complete, list_experiments
@@ -211,6 +212,32 @@ def test_train_is_reused_not_repeated(tmp_path, train_calls):
     assert {"config", "seed", "git_commit", "hardware", "wall_time_s", "request"} <= set(stored)
     model = ctx.model("relu", cfg)  # checkpoint is in the cache: no training
     assert len(calls) == 1 and not model.training
+
+
+def test_committed_weights_stand_in_for_a_missing_cache(tmp_path, train_calls):
+    """A fresh clone has the results and weights but no checkpoints: analyses load the weights, no re-training."""
+    calls = train_calls
+    exp = get_experiment("light_cnn")
+    cfg = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
+           "batch_size": 16}
+
+    def context(cache):
+        return RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path / "results",
+                          runs_root=tmp_path / cache, device="cpu", log=lambda m: None)
+
+    first = context("cache")
+    first.train("relu", cfg)
+    card = tmp_path / "results" / "smoke" / "light_cnn" / "weights" / "relu.json"
+    assert card.is_file() and card.with_suffix(".safetensors").is_file()
+    trained = first.model("relu", cfg)
+    clone = context("empty-cache").model("relu", cfg)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(trained(x), clone(x))
+    assert len(calls) == 1
+    # a different config is not answered by these weights
+    context("empty-cache").model("relu", {**cfg, "seed": 1})
+    assert len(calls) == 2
 
 
 def test_force_recomputes_cached_steps_and_retrains_once(tmp_path, train_calls):

@@ -194,13 +194,46 @@ class RunContext:
             except ThesisError:
                 stored = {}
             if _same(stored.get("request"), request) and (not need_checkpoint or self._has_checkpoint(folder)):
+                self._export_weights(key, folder, stored)
                 return stored
         self.log(f"[{self.experiment.name}] train {key}")
         metrics = train(cfg, out_dir=folder, resume=True, data=self.data)
         metrics = dict(metrics)
         metrics["request"] = request
         atomic_write_json(rpath, to_jsonable(metrics))
+        self._export_weights(key, folder, metrics)
         return json.loads(json.dumps(to_jsonable(metrics)))
+
+    def _export_weights(self, key: str, folder: Path, metrics: dict) -> None:
+        """Committed weights + model card of a finished run (`thesis_lib.weights`), once."""
+        from ..weights import export_weights, weights_dir
+
+        card = weights_dir(self.out) / f"{key}.json"
+        if not metrics.get("finished") or not (folder / "model.safetensors").is_file():
+            return
+        if card.is_file():
+            try:
+                if _same(read_json(card).get("request"), metrics.get("request")):
+                    return
+            except ThesisError:
+                pass  # a corrupt card is rewritten
+        export_weights(folder, self.out, key, to_jsonable(metrics), self.profile, self.experiment.name)
+
+    def _committed_model(self, key: str, cfg):
+        """The committed weights of run `key` if their card describes this config, else None."""
+        from ..weights import load_model, weights_dir
+        from ..utils import get_device
+
+        card = weights_dir(self.out) / f"{key}.json"
+        if not card.is_file():
+            return None
+        try:
+            if not _same(read_json(card).get("request"), _without_placement(cfg.to_dict())):
+                return None
+            return load_model(card, get_device(self.device))
+        except ThesisError as e:
+            self.log(f"[{self.experiment.name}] ignoring committed weights of {key}: {e}")
+            return None
 
     def _take_force(self, what: tuple) -> bool:
         """True the first time `what` is asked for under `force` (later calls reuse what was recomputed)."""
@@ -221,6 +254,11 @@ class RunContext:
         folder = self.run_folder(key, config)
         if key in self._loaded:
             return self._loaded[key]
+        if not self._has_checkpoint(folder) and not self.force:
+            committed = self._committed_model(key, self._config(config))  # a fresh clone: no cache, weights in git
+            if committed is not None:
+                self._loaded[key] = committed
+                return committed
         if not self._has_checkpoint(folder) or (self.force and ("train", key) not in self._forced):
             self.train(key, config, need_checkpoint=True)
         try:

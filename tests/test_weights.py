@@ -1,0 +1,53 @@
+"""Committed weights: export with a model card, load back safely, refuse corrupt files."""
+import json
+
+import pytest
+import torch
+
+from thesis_lib.training import TrainConfig, load_run, train
+from thesis_lib.utils import ThesisError
+from thesis_lib.weights import export_weights, load_model
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(64) % 10
+    x = (torch.linspace(20, 235, 10)[y].view(64, 1, 1, 1) + 40 * torch.randn(64, 3, 32, 32, generator=gen))
+    data = {"train": (x.clamp(0, 255).to(torch.uint8), y), "test": (x[:32].clamp(0, 255).to(torch.uint8), y[:32])}
+    run = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(arch="light_cnn", activation="kaf", epochs=1, batch_size=32, device="cpu", model_options={"width": 8})
+    metrics = train(cfg, out_dir=run, data=data, verbose=False)
+    return run, metrics
+
+
+def test_export_and_load_give_the_trained_network(finished_run, tmp_path):
+    run, metrics = finished_run
+    card_path = export_weights(run, tmp_path / "exp", "kaf", metrics, "smoke", "light_cnn")
+    card = json.loads(card_path.read_text())
+    assert card["activation"] == "kaf" and card["clean_acc"] == metrics["clean_acc"] and len(card["sha256"]) == 64
+    assert card["precision"] == metrics["precision"]
+    ours = load_model(card_path)
+    ref, _ = load_run(run)
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(ours(x), ref(x))
+
+
+def test_corrupt_or_missing_weights_give_one_sentence(finished_run, tmp_path):
+    run, metrics = finished_run
+    card_path = export_weights(run, tmp_path / "exp", "kaf", metrics, "smoke", "light_cnn")
+    wfile = card_path.with_suffix(".safetensors")
+    data = bytearray(wfile.read_bytes())
+    data[-5] ^= 0xFF
+    wfile.write_bytes(bytes(data))
+    with pytest.raises(ThesisError, match="does not match the SHA-256"):
+        load_model(card_path)
+    wfile.unlink()
+    with pytest.raises(ThesisError, match="missing"):
+        load_model(card_path)
+    card_path.write_text("{not json")
+    with pytest.raises(ThesisError):
+        load_model(card_path)
+    with pytest.raises(ThesisError, match="no finished model"):
+        export_weights(tmp_path / "nothing", tmp_path / "exp", "x", metrics, "smoke", "light_cnn")
