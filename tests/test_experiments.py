@@ -394,3 +394,26 @@ def test_full_profile_training_configs_resolve():
         assert c.train_subset is None and c.test_subset is None
     vgg_relu = TrainConfig.from_dict(at_config(get_experiment("vgg").settings_for("full"), "relu")).resolved()
     assert (vgg_relu.lr_min, vgg_relu.lr_max, vgg_relu.epochs, vgg_relu.method) == (1e-4, 0.08, 60, "fast_at")
+
+
+def test_two_reproduce_runs_cannot_write_one_results_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from thesis_lib.experiments.cli import results_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from thesis_lib.experiments.cli import results_lock\n"
+        f"with results_lock({str(tmp_path)!r}):\n"
+        "    print('locked', flush=True); time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ThesisError, match="Another `reproduce` is writing"):
+            with results_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with results_lock(tmp_path):  # a killed holder leaves no stale lock
+        pass

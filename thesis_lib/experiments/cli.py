@@ -6,11 +6,40 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
+from pathlib import Path
 
 from ..utils import ThesisError
 
-__all__ = ["register", "handle_reproduce"]
+__all__ = ["register", "handle_reproduce", "results_lock"]
+
+
+@contextlib.contextmanager
+def results_lock(results_dir: str | os.PathLike):
+    """Hold an exclusive lock on `results_dir` for one `reproduce` (two writers would race on the same files).
+
+    An OS-level lock (flock) on `<results_dir>/.reproduce.lock`: released when the process ends, however
+    it ends, so a killed run never leaves a stale lock behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    root = Path(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    f = open(root / ".reproduce.lock", "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ThesisError(f"Another `reproduce` is writing to {root}: wait for it to finish, or use another "
+                              f"--results-dir.") from None
+        yield
+    finally:
+        f.close()
 
 
 def register(subparsers) -> None:
@@ -51,9 +80,10 @@ def handle_reproduce(args) -> int:
         return 0
     t0 = time.perf_counter()
     seen: set = set()
-    for n in names:
-        run_experiment(n, args.profile, args.results_dir, args.data, args.device, args.cache_dir,
-                       force=args.force, _seen=seen)
+    with results_lock(args.results_dir):
+        for n in names:
+            run_experiment(n, args.profile, args.results_dir, args.data, args.device, args.cache_dir,
+                           force=args.force, _seen=seen)
     print(f"reproduce: {len(names)} experiment(s) of profile {args.profile} ready in {args.results_dir}/{args.profile} "
           f"({time.perf_counter() - t0:.1f} s)")
     return 0
