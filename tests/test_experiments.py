@@ -214,16 +214,23 @@ def test_train_is_reused_not_repeated(tmp_path, train_calls):
     assert len(calls) == 1 and not model.training
 
 
+TINY_RUN = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
+            "batch_size": 16}
+
+
+def _light_cnn_context(tmp_path, cache: str, force: bool = False) -> RunContext:
+    return RunContext(experiment=get_experiment("light_cnn"), profile="smoke", settings=None,
+                      results_root=tmp_path / "results", runs_root=tmp_path / cache, device="cpu",
+                      log=lambda m: None, force=force)
+
+
 def test_committed_weights_stand_in_for_a_missing_cache(tmp_path, train_calls):
     """A fresh clone has the results and weights but no checkpoints: analyses load the weights, no re-training."""
     calls = train_calls
-    exp = get_experiment("light_cnn")
-    cfg = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
-           "batch_size": 16}
+    cfg = TINY_RUN
 
     def context(cache):
-        return RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path / "results",
-                          runs_root=tmp_path / cache, device="cpu", log=lambda m: None)
+        return _light_cnn_context(tmp_path, cache)
 
     first = context("cache")
     first.train("relu", cfg)
@@ -243,13 +250,10 @@ def test_committed_weights_stand_in_for_a_missing_cache(tmp_path, train_calls):
 def test_force_recomputes_cached_steps_and_retrains_once(tmp_path, train_calls):
     """`reproduce --force` must really recompute: cached steps and finished runs are redone, once per run."""
     calls = train_calls
-    exp = get_experiment("light_cnn")
-    cfg = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
-           "batch_size": 16}
+    cfg = TINY_RUN
 
     def context(force):
-        return RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path / "results",
-                          runs_root=tmp_path / "cache", device="cpu", log=lambda m: None, force=force)
+        return _light_cnn_context(tmp_path, "cache", force)
 
     n = []
     ctx = context(False)

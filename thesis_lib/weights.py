@@ -76,7 +76,7 @@ def load_model(card_path: str | os.PathLike, device: str | torch.device = "cpu")
     from safetensors.torch import load_file
 
     from .training import TrainConfig
-    from .training.trainer import cfg_model
+    from .training.trainer import model_with_weights
 
     card_path = Path(card_path)
     card = read_json(card_path)
@@ -95,10 +95,4 @@ def load_model(card_path: str | os.PathLike, device: str | torch.device = "cpu")
         state = load_file(wfile)
     except (SafetensorError, OSError) as e:
         raise ThesisError(f"{wfile} is not a readable safetensors file ({str(e)[:80]}).") from None
-    model = cfg_model(cfg)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ThesisError(f"The weights in {wfile} do not fit a {cfg.arch}/{cfg.activation} model "
-                          f"({str(e).splitlines()[0][:120]}).") from None
-    return model.to(device).eval()
+    return model_with_weights(cfg, state, wfile).to(device).eval()

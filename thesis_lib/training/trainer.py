@@ -106,6 +106,17 @@ def cfg_model(cfg: TrainConfig) -> torch.nn.Module:
                        **cfg.model_options)
 
 
+def model_with_weights(cfg: TrainConfig, state: dict, source) -> torch.nn.Module:
+    """`cfg_model(cfg)` with `state` loaded; ThesisError naming `source` if the weights do not fit."""
+    model = cfg_model(cfg)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ThesisError(f"The weights in {source} do not fit a {cfg.arch}/{cfg.activation} model "
+                          f"({str(e).splitlines()[0][:120]}).") from None
+    return model
+
+
 def _build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     groups = model.param_groups() if cfg.weight_decay else [{"params": list(model.parameters()), "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
@@ -453,11 +464,6 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> t
             raise ThesisError(f"The run in {run} has no weights yet (no model.safetensors or checkpoint); "
                               f"resume it with `python -m thesis_lib train --resume --out {run} ...`.")
         state = model_state(ckpt)
-    model = cfg_model(cfg)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ThesisError(f"The weights in {run} do not fit a {cfg.arch}/{cfg.activation} model "
-                          f"({str(e).splitlines()[0][:120]}).") from None
+    model = model_with_weights(cfg, state, run)
     info = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {"config": cfg.to_dict()}
     return model.to(dev).eval(), info
