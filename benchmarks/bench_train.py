@@ -26,18 +26,17 @@ this CPU's math units as PyTorch reaches them.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
+from _report import write_json  # benchmarks/ is on sys.path when a script runs
 from thesis_lib import build_model
 from thesis_lib.activations import ACTIVATIONS
 from thesis_lib.precision import Precision, cpu_has_bf16
 from thesis_lib.training.adversarial import fgsm_rs_perturb
-from thesis_lib.utils import hardware_info
 
 CONFIGS = {"fp32": Precision("fp32", False, "cpu"), "cl": Precision("fp32", True, "cpu"),
            "cl_bf16": Precision("bf16", True, "cpu")}
@@ -179,10 +178,7 @@ def main():
               f"{r['vs_relu'] if r['vs_relu'] is not None else '':>8} {r.get('speedup_vs_fp32') or '':>8} "
               f"{r.get('epoch_s', ''):>8} {r['tflops']:8.3f}")
     epochs = measure_epochs([s for s in args.measure_epoch.split(",") if s])
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "macs_per_image": macs, "peaks": peaks, "measured_epochs": epochs,
-                       "hardware": hardware_info("cpu"), "args": vars(args)}, f, indent=1)
+    write_json(args.json, {"rows": rows, "macs_per_image": macs, "peaks": peaks, "measured_epochs": epochs}, args)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ project writes carries the same provenance fields (RobustBench-style: results ar
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -51,6 +52,21 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ThesisError(f"Device {device!r} was requested but CUDA is not available on this machine.")
     return dev
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: "torch.nn.Module"):
+    """Parameters without requires_grad for the duration (restored after): autograd then builds no
+    weight-gradient work, and no gradient can land in `.grad`. Used by attacks and by the FGSM step
+    of fast adversarial training, which need input gradients only."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def seed_everything(seed: int) -> torch.Generator:

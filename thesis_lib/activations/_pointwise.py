@@ -18,7 +18,8 @@ __all__ = ["apply"]
 _SRC = Path(__file__).with_name("_pointwise_simd.c")
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
-_CODES = {torch.float32: 0, torch.bfloat16: 1}
+_CODES = _kaf_native._DTYPE_CODE  # float32 / bfloat16 codes of the shared loads and stores (_simd.h)
+_p = _kaf_native._p
 
 
 def _load() -> ctypes.CDLL | None:
@@ -42,10 +43,6 @@ def _load() -> ctypes.CDLL | None:
 
 def _dense(x: torch.Tensor) -> bool:
     return x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
-
-
-def _p(t: torch.Tensor):
-    return ctypes.c_void_p(t.data_ptr())
 
 
 class _Pointwise(torch.autograd.Function):

@@ -92,7 +92,8 @@ class _GaussianKAF(torch.autograd.Function):
         ctx.save_for_backward(x, alpha, dictionary, gamma)
         ctx.free = free
         if _use_native(x, alpha):
-            ctx.fast = not free and _kaf_native.is_evenly_spaced(dictionary)
+            # float32/bf16: the vector kernel checks the spacing itself while building its tables
+            ctx.fast = not free and (x.dtype != torch.float64 or _kaf_native.is_evenly_spaced(dictionary))
             x3, restore = _as_3d(x)
             return restore(_kaf_native.forward(x3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(),
                                                fast=ctx.fast))

@@ -15,6 +15,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..utils import frozen_parameters
+
 __all__ = ["attack_mode", "prefers_channels_last", "model_device", "autocast_for", "check_eps", "check_norm", "NORMS", "to_float_images"]
 
 NORMS = ("linf", "l2")
@@ -56,7 +58,6 @@ def attack_mode(model: nn.Module, channels_last: bool | None = None) -> Iterator
     function it computes is the same up to float rounding.
     """
     modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
     if channels_last is None:
         channels_last = prefers_channels_last(model)
     restore_format = False
@@ -66,13 +67,10 @@ def attack_mode(model: nn.Module, channels_last: bool | None = None) -> Iterator
             model.to(memory_format=torch.channels_last)
             restore_format = True
     model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
     try:
-        yield model
+        with frozen_parameters(model):
+            yield model
     finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
         for m, mode in modes:
             m.training = mode
         if restore_format:

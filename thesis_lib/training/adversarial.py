@@ -11,10 +11,12 @@
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
+
+from ..utils import frozen_parameters
 
 __all__ = ["fgsm_rs_perturb", "pgd_perturb", "pgd_robust_accuracy"]
 
@@ -33,25 +35,11 @@ def fgsm_rs_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ep
     noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is not None else x.device)
     delta = (noise.to(x.device, x.dtype) * 2 - 1) * eps
     delta = (torch.clamp(x + delta, 0, 1) - x).requires_grad_(True)
-    with _frozen(model), autocast():
+    with frozen_parameters(model), autocast():
         loss = F.cross_entropy(model(x + delta), y)
         (grad,) = torch.autograd.grad(loss * loss_scale, delta)
     delta = torch.clamp(delta.detach() + step * grad.sign(), -eps, eps)
     return torch.clamp(x + delta, 0, 1).detach()
-
-
-@contextmanager
-def _frozen(model: torch.nn.Module):
-    """Parameters without requires_grad while the attack's graph is built: autograd then skips every
-    weight-gradient computation (convolutions, KAF coefficients) that the input gradient does not need."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _seed() -> int:

@@ -34,12 +34,12 @@ from tqdm.auto import tqdm
 
 from ..data import DeviceLoader, describe_source, load_cifar10, stratified_indices
 from ..models import build_model
+from ..precision import Precision, resolve_precision
 from ..utils import (ThesisError, atomic_write_bytes, atomic_write_json, atomic_write_text, get_device,
                      progress_disabled, provenance, read_json, seed_everything)
 from .adversarial import fgsm_rs_perturb, pgd_perturb, pgd_robust_accuracy
 from .checkpoint import CHECKPOINT_JSON, load_checkpoint, model_state, restore_optimizer, restore_rng, save_checkpoint
 from .config import TrainConfig
-from ..precision import Precision, resolve_precision
 from .monitor import find_nonfinite, first_nonfinite_module, parameter_norms
 from .schedule import schedule_lr
 
@@ -407,14 +407,11 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
 
     epochs_done = len([h for h in history if not h.get("partial")])
     finished = diverged is not None or early_stopped is not None or epochs_done >= cfg.total_epochs
-    if early_stopped is not None:
-        test_loss, test_acc = evaluate(model, test_x, test_y, cfg.eval_batch_size, device, autocast)
-    elif history:
+    if history and early_stopped is None and (prec.dtype == "fp32" or not finished):
         test_loss, test_acc = history[-1]["test_loss"], history[-1]["test_acc"]
     else:
-        test_loss, test_acc = evaluate(model, test_x, test_y, cfg.eval_batch_size, device, autocast)
-    if finished and prec.dtype != "fp32":
-        # per-epoch test accuracy is measured at the training precision; the reported one in float32
+        # restored best weights, no history, or a finished mixed-precision run (its per-epoch accuracy
+        # was measured at the training precision): the reported accuracy is a float32 evaluation
         test_loss, test_acc = evaluate(model, test_x, test_y, cfg.eval_batch_size, device)
     last = history[-1] if history else {}
     metrics = {
