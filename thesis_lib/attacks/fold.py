@@ -46,7 +46,9 @@ def _fused(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     shift = -bn.running_mean * scale + (bn.bias if bn.affine else 0.0)
     if conv.bias is not None:
         shift = shift + conv.bias * scale
-    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+    # skip_init: no random initialisation (it would draw from, and so shift, the global generator,
+    # e.g. the training stream of a run whose per-epoch watch attacks the model)
+    out = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                     conv.groups, bias=True, padding_mode=conv.padding_mode, device=conv.weight.device,
                     dtype=conv.weight.dtype)
     out.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1).to(conv.weight.dtype))

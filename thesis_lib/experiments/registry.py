@@ -52,7 +52,13 @@ class Experiment:
 
     def settings_dict(self, profile: str) -> dict:
         s = self.settings_for(profile)
-        return dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
+        if not dataclasses.is_dataclass(s):
+            return dict(s)
+        d = dataclasses.asdict(s)
+        for name, default in getattr(type(s), "OMIT_WHEN_DEFAULT", {}).items():
+            if d.get(name) == default:
+                d.pop(name)  # a field added later, at its default: the stored settings keys stay valid
+        return d
 
 
 # Insertion order is thesis order (and a valid dependency order).

@@ -10,6 +10,7 @@ for relu and kaf; training curves from the runs' histories.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 from .common import PGD_SMOKE, PGD_THESIS, SMOKE, PGDSettings, evaluate_pgd, train_config
 from .lr_range import VGG_ACTIVATIONS
@@ -23,7 +24,7 @@ class ATSettings:
     """A family of fast-adversarially-trained models (one per activation) and their evaluation."""
 
     arch: str = "vgg"
-    activations: tuple = VGG_ACTIVATIONS
+    activations: tuple = VGG_ACTIVATIONS  # also the training order
     epochs: int = 60  # one-cycle epochs
     batch_size: int = 128
     augment: bool = False  # pad-4 crop + flip (ResNets: True)
@@ -38,45 +39,62 @@ class ATSettings:
     curve_restarts: int = 1  # restarts of the iterations curve
     curve_n: int | None = None  # test images of the curve; None = all 10,000
     seed: int = 0
+    watch_size: int = 0  # catastrophic-overfitting watch: PGD-10 accuracy on this many training images per epoch
+
+    # Added after results were committed: left out of the settings key at its default (keys stay valid).
+    OMIT_WHEN_DEFAULT: ClassVar[dict] = {"watch_size": 0}
 
 
 def lr_bounds_for(ctx, s: ATSettings, activation: str) -> tuple[float | None, float | None, str]:
-    """(lr_min, lr_max, source) for one activation; None bounds = TrainConfig's protocol defaults."""
+    """(lr_min, lr_max, source) for one activation; None bounds = TrainConfig's per-model defaults.
+
+    source says where the bounds come from: "range_test", "thesis" (a pair the thesis recorded) or
+    "default" (neither: TrainConfig's fallback), with the reason a range test gave none.
+    """
+    from ..training.config import THESIS_LR_BOUNDS, _family
+
+    recorded = activation in THESIS_LR_BOUNDS.get(_family(s.arch), {})
+    fallback = "thesis" if recorded else "default"
     if s.lr_source == "thesis":
-        return None, None, "thesis"
+        return None, None, fallback
     if s.lr_source != "range_test":
         raise ValueError(f"lr_source must be 'thesis' or 'range_test', got {s.lr_source!r}")
     from .lr_range import range_test
 
     lr_ctx = ctx.sibling(s.lr_experiment)
     if activation not in lr_ctx.settings.activations:
-        return None, None, "thesis (no range test)"
+        return None, None, f"{fallback} (no range test)"
     r = range_test(lr_ctx, lr_ctx.settings, activation)
-    if r.get("lr_min") is None:
-        return None, None, "thesis (range test failed)"
+    if r.get("lr_min") is None or not r["lr_min"] < r["lr_max"]:
+        return None, None, f"{fallback} (range test failed)"
     return float(r["lr_min"]), float(r["lr_max"]), "range_test"
 
 
 def at_config(s: ATSettings, activation: str, lr_min=None, lr_max=None) -> dict:
     return train_config(arch=s.arch, activation=activation, method="fast_at", eps=s.eps, epochs=s.epochs,
                         batch_size=s.batch_size, optimizer="sgd", schedule="one_cycle", lr_min=lr_min, lr_max=lr_max,
-                        augment=s.augment, train_subset=s.train_subset, test_subset=s.test_subset, seed=s.seed)
+                        augment=s.augment, train_subset=s.train_subset, test_subset=s.test_subset, seed=s.seed,
+                        watch_size=s.watch_size or None)
 
 
 def run_at_experiment(ctx) -> dict:
+    """Train every model first, then evaluate each (a long run has all its weights before any attack)."""
     from ..attacks import accuracy_vs_iterations
     from ..training import TrainConfig
 
     s: ATSettings = ctx.settings
-    rows = []
+    rows, configs = [], {}
     for act in s.activations:
         lo, hi, source = lr_bounds_for(ctx, s, act)
         cfg = at_config(s, act, lo, hi)
         resolved = TrainConfig.from_dict(cfg).resolved()
         metrics = ctx.train(act, cfg)
-        row = {"activation": act, "lr_min": resolved.lr_min, "lr_max": resolved.lr_max, "lr_source": source,
-               "clean_acc_train_eval": metrics["clean_acc"], "diverged": metrics.get("diverged"),
-               "early_stopped": metrics.get("early_stopped"), "train_wall_time_s": metrics.get("wall_time_s")}
+        configs[act] = cfg
+        rows.append({"activation": act, "lr_min": resolved.lr_min, "lr_max": resolved.lr_max, "lr_source": source,
+                     "clean_acc_train_eval": metrics["clean_acc"], "diverged": metrics.get("diverged"),
+                     "early_stopped": metrics.get("early_stopped"), "train_wall_time_s": metrics.get("wall_time_s")})
+    for row in rows:
+        act, cfg = row["activation"], configs[row["activation"]]
         model = ctx.model(act, cfg)
         r = evaluate_pgd(ctx, act, model, s.pgd, cfg)
         row.update(clean_acc=r["clean_acc"], robust_acc=r["robust_acc"], n_eval=r["n"], attack_seconds=r.get("seconds"))
@@ -88,7 +106,6 @@ def run_at_experiment(ctx) -> dict:
                      lambda: accuracy_vs_iterations(model, images, labels, iterations=s.curve_iterations,
                                                     eps=s.pgd.eps, step=s.pgd.step, restarts=s.curve_restarts,
                                                     seed=s.pgd.seed))
-        rows.append(row)
         ctx._loaded.pop(act, None)  # one model in memory at a time
     return {"models": rows, "pgd": asdict(s.pgd)}
 

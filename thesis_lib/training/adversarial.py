@@ -62,10 +62,14 @@ def pgd_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
 
 
 def pgd_robust_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float,
-                        steps: int, batch_size: int = 512) -> float:
-    """Fraction of (x, y) that PGD (one random start; any misclassified iterate counts) does not break."""
+                        steps: int, batch_size: int = 512, seed: int | None = None) -> float:
+    """Fraction of (x, y) that PGD (one random start; any misclassified iterate counts) does not break.
+
+    seed: of the random start; None draws it from the global generator (a fresh start per call).
+    """
     from ..attacks import run_pgd
 
-    res = run_pgd(model, x, y, eps, step, steps, restarts=1, norm="linf", random_start=True, seed=_seed(),
+    res = run_pgd(model, x, y, eps, step, steps, restarts=1, norm="linf", random_start=True,
+                  seed=_seed() if seed is None else seed,
                   batch_size=batch_size, stop="first", return_adv=False)
     return 1.0 - res.success.float().mean().item()

@@ -32,6 +32,7 @@ THESIS_LR_BOUNDS = {
     "resnet": {"kaf_relu": (0.01, 0.8)},
 }
 _FALLBACK_BOUNDS = (1e-4, 0.1)
+_OMIT_WHEN_DEFAULT = {"watch_size": 0, "watch_pgd_steps": 10}
 
 
 def _family(arch: str) -> str:
@@ -84,10 +85,18 @@ class TrainConfig:
     early_stop_drop: float = 0.2  # stop when PGD accuracy falls this far below its best (absolute)
     early_stop_pgd_steps: int = 5  # PGD iterations of the check (Wong et al.: 5, step 2/255, 1 restart)
     kwta_anneal: dict | None = None  # KWTAAnnealing fields {start, target, step, every}; None = fixed ratio
+    watch_size: int = 0  # catastrophic-overfitting watch: PGD accuracy on this many fixed training images per epoch; 0 = off
+    watch_pgd_steps: int = 10  # PGD iterations of the watch (eps = the training eps, step 2/255, 1 restart)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        # Fields added after runs were committed are left out while they hold their default, so the
+        # stored configs (and the run-folder hashes derived from them) of those runs stay valid.
+        for name, default in _OMIT_WHEN_DEFAULT.items():
+            if d.get(name) == default:
+                d.pop(name)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -170,6 +179,8 @@ def _check(c: TrainConfig) -> None:
     need(is_int(c.log_norms_every) and c.log_norms_every >= 0, f"log_norms_every must be >= 0, got {c.log_norms_every!r}.")
     need(c.amp_dtype in AMP_DTYPES, f"unknown amp dtype {c.amp_dtype!r}; valid: {', '.join(AMP_DTYPES)}.")
     need(0 < c.early_stop_drop <= 1 and c.early_stop_size >= 1, "early_stop_drop must be in (0, 1] and early_stop_size >= 1.")
+    need(is_int(c.watch_size) and c.watch_size >= 0 and is_int(c.watch_pgd_steps) and c.watch_pgd_steps >= 1,
+         f"watch_size must be >= 0 (0 = off) and watch_pgd_steps >= 1, got {c.watch_size!r} and {c.watch_pgd_steps!r}.")
     if c.kwta_anneal is not None:
         need(c.activation == "kwta", f"kwta_anneal only applies to the kwta activation, not {c.activation!r}.")
         allowed = {"start", "target", "step", "every"}

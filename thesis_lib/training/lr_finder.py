@@ -11,6 +11,8 @@ read the bounds of the one-cycle schedule off the curve:
   first starts to fall");
 - lr_max: the first lr at which the loss is within `high` (5%) of the drop from its minimum
   ("where it plateaus", before it blows up).
+- The rule fails (ThesisError) when the curve never falls or falls to its plateau in one step
+  (lr_min = lr_max would be no cycle at all); callers then say which bounds they used instead.
 
 The sweep stops early once the smoothed loss exceeds `divergence` (4x) its minimum or turns
 non-finite. The rule is a documented, reproducible reading of the thesis's by-eye choice.
@@ -56,7 +58,10 @@ def suggest_lr_bounds(lrs: list[float], smoothed: list[float], low: float = 0.05
     before = [i for i in finite if i <= i_min]
     i_lo = next(i for i in before if smoothed[i] <= l0 - low * drop)
     i_hi = next(i for i in before if smoothed[i] <= smoothed[i_min] + high * drop)
-    return float(lrs[i_lo]), float(lrs[max(i_hi, i_lo)])
+    if i_hi <= i_lo:  # the loss fell in one step: the curve gives no range to cycle over
+        raise ThesisError(f"The learning-rate range test gave no range: the loss fell to its plateau at one "
+                          f"learning rate ({lrs[i_lo]:.3g}), so lr_min = lr_max; sweep over more steps.")
+    return float(lrs[i_lo]), float(lrs[i_hi])
 
 
 def lr_find(config: TrainConfig | dict, out_dir: str | Path | None = None, lr_start: float = 1e-4, lr_end: float = 3.0,

@@ -85,6 +85,12 @@ def _load_data(cfg: TrainConfig, data) -> dict:
         keep[hold] = False
         out["holdout"] = (x[hold], y[hold])
         out["train"] = (x[keep], y[keep])
+    if cfg.watch_size:
+        x, y = out["train"]
+        if cfg.watch_size > len(y):
+            raise ThesisError(f"watch_size ({cfg.watch_size}) exceeds the training set ({len(y)}).")
+        idx = stratified_indices(y, cfg.watch_size, cfg.subset_seed + 2)
+        out["watch"] = (x[idx], y[idx])  # still trained on: the watch sees what the model fits
     return out
 
 
@@ -166,6 +172,15 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
 def _robust_accuracy(model, x_u8, y, cfg: TrainConfig) -> float:
     """PGD accuracy on the early-stopping hold-out (Wong et al.: 5 steps of 2/255, one random start)."""
     return pgd_robust_accuracy(model, x_u8, y, cfg.eps, 2 / 255, cfg.early_stop_pgd_steps, cfg.eval_batch_size)
+
+
+def _watch_accuracy(model, x_u8, y, cfg: TrainConfig) -> float:
+    """PGD accuracy on the fixed watch images (float32, fixed random start: epochs are comparable).
+
+    Seeded on its own generator so that the watch leaves the training's random stream untouched.
+    """
+    return pgd_robust_accuracy(model, x_u8, y, cfg.eps, 2 / 255, cfg.watch_pgd_steps, cfg.eval_batch_size,
+                               seed=cfg.seed)
 
 
 class _Stepper:
@@ -377,6 +392,8 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
             rec["kwta_ratio"] = ratio
         if diverged is not None:
             rec["partial"] = True
+        if cfg.watch_size and diverged is None:
+            rec["watch_pgd_acc"] = _watch_accuracy(model, *data["watch"], cfg)
         if cfg.early_stop and diverged is None:
             robust = _robust_accuracy(model, *data["holdout"], cfg)
             rec["holdout_pgd_acc"] = robust
@@ -422,6 +439,7 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
         "diverged": diverged, "early_stopped": early_stopped,
         "n_train": loader.num_examples, "n_test": len(test_y),
         "n_holdout": len(data["holdout"][1]) if "holdout" in data else 0,
+        "n_watch": len(data["watch"][1]) if "watch" in data else 0,
         "data_source": data["source"], "wall_time_s": round(wall_before + time.perf_counter() - t0, 3),
         "history": history, "config": cfg.to_dict(), **prec.record(), **prov,
     }
