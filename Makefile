@@ -17,7 +17,7 @@ endif
 export OMP_NUM_THREADS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: setup figures test test-unit test-notebooks test-smoke benchmarks clean
+.PHONY: setup figures test lint test-unit test-notebooks test-smoke benchmarks clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,12 @@ setup: $(VENV)/.installed
 figures: setup
 	$(PY) -m thesis_lib.experiments.notebooks --profile $(PROFILE)
 
-test: test-unit test-notebooks test-smoke
+test: lint test-unit test-notebooks test-smoke
+
+# ruff (configured in pyproject.toml): lint, and formatting checked (`ruff format` fixes it)
+lint: setup
+	$(VENV)/bin/ruff check thesis_lib tests benchmarks
+	$(VENV)/bin/ruff format --check thesis_lib tests benchmarks
 
 test-unit: setup
 	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q -m "not slow" tests

@@ -1,4 +1,5 @@
 """Shared output of the benchmark scripts: results as JSON with the hardware and the arguments."""
+
 from __future__ import annotations
 
 import json

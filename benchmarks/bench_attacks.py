@@ -23,6 +23,7 @@ compare the printed ratios, and re-run ours last to see the drift.
 check (median relative error of the first-order margin prediction at h = eps/32, eps/128, eps/512) for
 networks at initialisation and for tiny fast-AT-trained ones, with every activation family.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,12 +98,12 @@ def fast_at(model, x_u8, y, epochs: int, eps: float, lr_max: float, batch_size: 
         model.train()
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
-            b = perm[i:i + batch_size]
+            b = perm[i : i + batch_size]
             xb, yb = x[b], y[b]
             # random crop (pad 4) and horizontal flip, as tensor ops
             xb = F.pad(xb, (4, 4, 4, 4), mode="reflect")
             dx, dy = torch.randint(0, 9, (2,), generator=gen).tolist()
-            xb = xb[:, :, dy:dy + 32, dx:dx + 32]
+            xb = xb[:, :, dy : dy + 32, dx : dx + 32]
             if torch.rand(1, generator=gen).item() < 0.5:
                 xb = xb.flip(3)
             lr = lr_max * (1 - abs(2 * it / total - 1)) + 1e-4
@@ -110,7 +111,7 @@ def fast_at(model, x_u8, y, epochs: int, eps: float, lr_max: float, batch_size: 
                 g["lr"] = lr
             delta = ((torch.rand(xb.shape, generator=gen) * 2 - 1) * eps).requires_grad_(True)
             loss = F.cross_entropy(model((xb + delta).clamp(0, 1)), yb)
-            grad, = torch.autograd.grad(loss, delta)
+            (grad,) = torch.autograd.grad(loss, delta)
             delta = (delta + 1.25 * eps * grad.sign()).clamp(-eps, eps).detach()
             loss = F.cross_entropy(model((xb + delta).clamp(0, 1)), yb)
             opt.zero_grad(set_to_none=True)
@@ -153,9 +154,11 @@ def run_torchattacks_multi(model, x, y, a):
     import torchattacks
 
     t0 = time.perf_counter()
-    atks = [torchattacks.PGD(model, eps=a.eps, alpha=a.step, steps=a.steps, random_start=True) for _ in range(a.restarts)]
+    atks = [
+        torchattacks.PGD(model, eps=a.eps, alpha=a.step, steps=a.steps, random_start=True) for _ in range(a.restarts)
+    ]
     atk = torchattacks.MultiAttack(atks) if a.restarts > 1 else atks[0]
-    adv = torch.cat([atk(x[i:i + a.batch_size], y[i:i + a.batch_size]) for i in range(0, len(x), a.batch_size)])
+    adv = torch.cat([atk(x[i : i + a.batch_size], y[i : i + a.batch_size]) for i in range(0, len(x), a.batch_size)])
     return robust_of(model, x, y, adv, a.batch_size), time.perf_counter() - t0, None
 
 
@@ -167,7 +170,7 @@ def run_torchattacks_naive(model, x, y, a):
     clean = predict(model, x, a.batch_size).eq(y)
     ok = clean.clone()
     for _ in range(a.restarts):
-        adv = torch.cat([atk(x[i:i + a.batch_size], y[i:i + a.batch_size]) for i in range(0, len(x), a.batch_size)])
+        adv = torch.cat([atk(x[i : i + a.batch_size], y[i : i + a.batch_size]) for i in range(0, len(x), a.batch_size)])
         ok &= predict(model, adv, a.batch_size).eq(y)
     return ok.float().mean().item(), time.perf_counter() - t0, len(x) * a.steps * a.restarts
 
@@ -177,10 +180,24 @@ def run_art(model, x, y, a):
     from art.estimators.classification import PyTorchClassifier
 
     t0 = time.perf_counter()
-    clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
-                            nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")
-    atk = ProjectedGradientDescent(clf, norm=np.inf, eps=a.eps, eps_step=a.step, max_iter=a.steps,
-                                   num_random_init=a.restarts, batch_size=a.batch_size, verbose=False)
+    clf = PyTorchClassifier(
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=tuple(x.shape[1:]),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
+    atk = ProjectedGradientDescent(
+        clf,
+        norm=np.inf,
+        eps=a.eps,
+        eps_step=a.step,
+        max_iter=a.steps,
+        num_random_init=a.restarts,
+        batch_size=a.batch_size,
+        verbose=False,
+    )
     adv = torch.from_numpy(atk.generate(x.numpy(), y=y.numpy())).float()
     return robust_of(model, x, y, adv, a.batch_size), time.perf_counter() - t0, len(x) * a.steps * a.restarts
 
@@ -196,10 +213,20 @@ def masking_table(a, xtr, ytr, xte, yte) -> list[dict]:
     def add(kind, arch, act, model):
         errs = [first_order_error(model, x, y, a.eps / d)["median"] for d in hs]
         acc = predict(model, x).eq(y).float().mean().item()
-        rows.append({"model": kind, "arch": arch, "activation": act, "clean_acc": acc,
-                     **{f"h=eps/{d}": e for d, e in zip(hs, errs)}})
-        print(f"  {kind:<26} {arch:<14} {act:<9} clean {100 * acc:5.1f}%   "
-              + "   ".join(f"eps/{d}: {e:8.4f}" for d, e in zip(hs, errs)), flush=True)
+        rows.append(
+            {
+                "model": kind,
+                "arch": arch,
+                "activation": act,
+                "clean_acc": acc,
+                **{f"h=eps/{d}": e for d, e in zip(hs, errs)},
+            }
+        )
+        print(
+            f"  {kind:<26} {arch:<14} {act:<9} clean {100 * acc:5.1f}%   "
+            + "   ".join(f"eps/{d}: {e:8.4f}" for d, e in zip(hs, errs)),
+            flush=True,
+        )
 
     print("median relative error of the first-order margin prediction (float64); report threshold 0.1 at eps/128")
     for arch, opts in (("light_cnn", {"width": 8}), ("light_cnn", {"width": 32}), ("resnet20", {})):
@@ -244,18 +271,25 @@ def main(argv=None) -> int:
     if a.masking_table:
         rows = masking_table(a, xtr, ytr, xte, yte)
         if a.json:
-            Path(a.json).write_text(json.dumps({"settings": vars(a), "hardware": hardware_info("cpu"), "rows": rows},
-                                               indent=2) + "\n")
+            Path(a.json).write_text(
+                json.dumps({"settings": vars(a), "hardware": hardware_info("cpu"), "rows": rows}, indent=2) + "\n"
+            )
         return 0
     model, train_s, cached = get_model(a, xtr, ytr)
     x = xte.float() / 255
     clean = predict(model, x).eq(yte).float().mean().item()
     hw = hardware_info("cpu")
     print(f"hardware: {hw['cpu']}, {hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads, torch {hw['torch']}")
-    print(f"model: light_cnn relu width {a.width}, fast-AT {a.epochs} epochs on {len(xtr)} images "
-          f"({'cached' if cached else f'trained in {train_s:.0f} s'}); clean accuracy {100 * clean:.1f}% on {len(x)} test images")
-    print(f"attack: PGD L-inf eps {a.eps * 255:.3g}/255, step {a.step * 255:.3g}/255, {a.steps} steps x {a.restarts} restarts, "
-          f"batch {a.batch_size}")
+    print(
+        f"model: light_cnn relu width {a.width}, fast-AT {a.epochs} epochs on {len(xtr)} images "
+        f"({'cached' if cached else f'trained in {train_s:.0f} s'}); "
+        f"clean accuracy {100 * clean:.1f}% on {len(x)} test images"
+    )
+    print(
+        f"attack: PGD L-inf eps {a.eps * 255:.3g}/255, step {a.step * 255:.3g}/255, "
+        f"{a.steps} steps x {a.restarts} restarts, "
+        f"batch {a.batch_size}"
+    )
 
     runs = [("thesis_lib", lambda: run_ours(model, xte, yte, a))]
     if "ta_multi" not in a.skip:
@@ -275,10 +309,20 @@ def main(argv=None) -> int:
     for name, fn in runs:
         seen[0] = 0
         acc, secs, evals = fn()
-        results.append({"method": name, "robust_acc": acc, "seconds": secs, "gradient_evaluations": evals,
-                        "forward_images": seen[0]})
-        print(f"  {name:<28} robust {100 * acc:6.2f}%   {secs:8.1f} s   {seen[0]:>7} images through the model"
-              + (f" ({evals} with gradient)" if evals else ""), flush=True)
+        results.append(
+            {
+                "method": name,
+                "robust_acc": acc,
+                "seconds": secs,
+                "gradient_evaluations": evals,
+                "forward_images": seen[0],
+            }
+        )
+        print(
+            f"  {name:<28} robust {100 * acc:6.2f}%   {secs:8.1f} s   {seen[0]:>7} images through the model"
+            + (f" ({evals} with gradient)" if evals else ""),
+            flush=True,
+        )
 
     # Conservative: the slower of our two runs, and the higher (weaker) of their accuracies.
     ours = max(r["seconds"] for r in results if r["method"].startswith("thesis_lib"))
@@ -290,8 +334,9 @@ def main(argv=None) -> int:
             r["acc_diff_points"] = 100 * (ours_acc - r["robust_acc"])
             print(f"  vs {r['method']:<28} {r['speedup']:5.2f}x faster   accuracy {r['acc_diff_points']:+.2f} points")
     if a.json:
-        Path(a.json).write_text(json.dumps({"settings": vars(a), "hardware": hw, "clean_acc": clean,
-                                            "results": results}, indent=2) + "\n")
+        Path(a.json).write_text(
+            json.dumps({"settings": vars(a), "hardware": hw, "clean_acc": clean, "results": results}, indent=2) + "\n"
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ the mean bf16 - fp32 difference, and the seed-to-seed spread within each precisi
 
     OMP_NUM_THREADS=2 python benchmarks/bench_bf16_accuracy.py [--seeds 0,1,2] [--epochs 3] [--train 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,7 @@ import json
 import statistics
 
 from _report import write_json  # benchmarks/ is on sys.path when a script runs
+
 from thesis_lib.training import TrainConfig, train
 
 
@@ -30,14 +32,25 @@ def main():
         acc = {"fp32": [], "bf16": []}
         for seed in [int(s) for s in args.seeds.split(",")]:
             for name, amp, cl in (("fp32", False, False), ("bf16", True, True)):
-                cfg = TrainConfig(arch="light_cnn", activation=act, epochs=args.epochs, train_subset=args.train,
-                                  seed=seed, amp=amp, channels_last=cl)
+                cfg = TrainConfig(
+                    arch="light_cnn",
+                    activation=act,
+                    epochs=args.epochs,
+                    train_subset=args.train,
+                    seed=seed,
+                    amp=amp,
+                    channels_last=cl,
+                )
                 m = train(cfg, verbose=False)
                 assert m["precision"] == name, m["precision"]
                 acc[name].append(m["clean_acc"])
         diffs = [b - f for b, f in zip(acc["bf16"], acc["fp32"])]
-        row = {"activation": act, "acc": acc, "mean_diff_points": round(100 * statistics.mean(diffs), 2),
-               "seed_sd_points": {k: round(100 * statistics.stdev(v), 2) for k, v in acc.items()}}
+        row = {
+            "activation": act,
+            "acc": acc,
+            "mean_diff_points": round(100 * statistics.mean(diffs), 2),
+            "seed_sd_points": {k: round(100 * statistics.stdev(v), 2) for k, v in acc.items()},
+        }
         out.append(row)
         print(json.dumps(row), flush=True)
     write_json(args.json, {"rows": out}, args)

@@ -15,6 +15,7 @@ reported, so load from other processes hits both alike; ratios are device / torc
     python benchmarks/bench_data_pipeline.py [--data PATH] [--n 2048] [--workers 0 2] [--repeats 3]
                                              [--device auto] [--threads N] [--train-batches 8] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,11 +51,17 @@ class PILDataset(torch.utils.data.Dataset):
 def torchvision_batches(images, labels, batch_size, workers, device, seed):
     from torchvision import transforms
 
-    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor()])
-    loader = torch.utils.data.DataLoader(PILDataset(images, labels, tf), batch_size=batch_size, shuffle=True,
-                                         num_workers=workers, generator=torch.Generator().manual_seed(seed),
-                                         persistent_workers=False)
+    tf = transforms.Compose(
+        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor()]
+    )
+    loader = torch.utils.data.DataLoader(
+        PILDataset(images, labels, tf),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
+    )
     for x, y in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
@@ -117,8 +124,9 @@ def main(argv=None):
     images, labels = load_cifar10("train", args.data, subset=args.n)
     pipelines = {"device": lambda s: device_batches(images, labels, args.batch_size, device, s)}
     for w in args.workers:
-        pipelines[f"torchvision(workers={w})"] = (
-            lambda s, w=w: torchvision_batches(images, labels, args.batch_size, w, device, s))
+        pipelines[f"torchvision(workers={w})"] = lambda s, w=w: torchvision_batches(
+            images, labels, args.batch_size, w, device, s
+        )
     results = {name: {"data_only": [], "training": []} for name in pipelines}
     for r in range(args.repeats):
         for name, make in pipelines.items():  # interleaved: load from other processes hits all alike
@@ -126,18 +134,24 @@ def main(argv=None):
             results[name]["training"].append(training(lambda: make(r), device, args.train_batches))
 
     med = {name: {k: statistics.median(v) for k, v in res.items()} for name, res in results.items()}
-    print(f"device {device}, {torch.get_num_threads()} threads; {args.n} images, batch {args.batch_size}, {args.repeats} repeats (medians, images/s)")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads; {args.n} images, batch {args.batch_size}, "
+        f"{args.repeats} repeats (medians, images/s)"
+    )
     print(f"{'pipeline':26s} {'data only':>12s} {'training':>10s}")
     for name, m in med.items():
         print(f"{name:26s} {m['data_only']:12.0f} {m['training']:10.0f}")
     for name in pipelines:
         if name != "device":
-            print(f"ratio device / {name}: data only {med['device']['data_only'] / med[name]['data_only']:.1f}x, "
-                  f"training {med['device']['training'] / med[name]['training']:.2f}x")
+            print(
+                f"ratio device / {name}: data only {med['device']['data_only'] / med[name]['data_only']:.1f}x, "
+                f"training {med['device']['training'] / med[name]['training']:.2f}x"
+            )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"medians": med, "samples": results, "args": vars(args), "hardware": hardware_info(device)},
-                      f, indent=2)
+            json.dump(
+                {"medians": med, "samples": results, "args": vars(args), "hardware": hardware_info(device)}, f, indent=2
+            )
 
 
 if __name__ == "__main__":

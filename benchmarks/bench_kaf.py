@@ -13,6 +13,7 @@ Ratios are against relu measured in the same run.
 
     python benchmarks/bench_kaf.py [--device cpu|cuda] [--steps 7] [--batch 128] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -126,8 +127,18 @@ def measure_memory(device) -> dict:
     for c in CONFIGS:
         if c == "kaf_naive" and ARGS.naive_steps == 0:
             continue
-        cmd = [sys.executable, __file__, "--memory-child", c, "--device", str(device), "--batch", str(ARGS.batch),
-               "--arch", ARGS.arch]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--memory-child",
+            c,
+            "--device",
+            str(device),
+            "--batch",
+            str(ARGS.batch),
+            "--arch",
+            ARGS.arch,
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ.copy())
         out[c] = json.loads(res.stdout.strip().splitlines()[-1])
     return out
@@ -143,27 +154,36 @@ def main():
     mem = measure_memory(device)
     rows = []
     for c in t:
-        rows.append({
-            "config": c,
-            "step_s": round(t[c], 4),
-            "time_vs_relu": round(t[c] / t["relu"], 2),
-            "peak_MiB": round(mem[c]["peak_bytes"] / 2**20, 1),
-            "peak_vs_relu": round(mem[c]["peak_bytes"] / mem["relu"]["peak_bytes"], 2),
-            "saved_MiB": round(mem[c]["saved_for_backward_bytes"] / 2**20, 1),
-            "saved_vs_relu": round(mem[c]["saved_for_backward_bytes"] / mem["relu"]["saved_for_backward_bytes"], 2),
-        })
+        rows.append(
+            {
+                "config": c,
+                "step_s": round(t[c], 4),
+                "time_vs_relu": round(t[c] / t["relu"], 2),
+                "peak_MiB": round(mem[c]["peak_bytes"] / 2**20, 1),
+                "peak_vs_relu": round(mem[c]["peak_bytes"] / mem["relu"]["peak_bytes"], 2),
+                "saved_MiB": round(mem[c]["saved_for_backward_bytes"] / 2**20, 1),
+                "saved_vs_relu": round(mem[c]["saved_for_backward_bytes"] / mem["relu"]["saved_for_backward_bytes"], 2),
+            }
+        )
     header = list(rows[0])
     print(" | ".join(f"{h:>13}" for h in header))
     for r in rows:
         print(" | ".join(f"{str(r[h]):>13}" for h in header))
-    result = {"arch": ARGS.arch, "batch": ARGS.batch, "steps": ARGS.steps, "rows": rows,
-              "hardware": hardware_info(device)}
+    result = {
+        "arch": ARGS.arch,
+        "batch": ARGS.batch,
+        "steps": ARGS.steps,
+        "rows": rows,
+        "hardware": hardware_info(device),
+    }
     if ARGS.json:
         with open(ARGS.json, "w") as f:
             json.dump(result, f, indent=2)
     kaf = next(r for r in rows if r["config"] == "kaf")
-    print(f"KAF / ReLU: time {kaf['time_vs_relu']}x (target <= 2.0x, goal 1.5x), "
-          f"peak memory {kaf['peak_vs_relu']}x (target <= 1.5x)")
+    print(
+        f"KAF / ReLU: time {kaf['time_vs_relu']}x (target <= 2.0x, goal 1.5x), "
+        f"peak memory {kaf['peak_vs_relu']}x (target <= 1.5x)"
+    )
 
 
 if __name__ == "__main__":

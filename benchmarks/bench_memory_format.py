@@ -8,6 +8,7 @@ only when every activation is pointwise.
 
     python benchmarks/bench_memory_format.py --threads 1
 """
+
 from __future__ import annotations
 
 import argparse

@@ -23,6 +23,7 @@ this CPU's math units as PyTorch reaches them.
     OMP_NUM_THREADS=2 python benchmarks/bench_train.py [--archs resnet20,...] [--acts relu,kaf,...]
         [--rounds 5] [--steps 2] [--json out.json] [--measure-epoch resnet20:relu,resnet20:kaf]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,15 +32,18 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from _report import write_json  # benchmarks/ is on sys.path when a script runs
+
 from thesis_lib import build_model
 from thesis_lib.activations import ACTIVATIONS
 from thesis_lib.precision import Precision, cpu_has_bf16
 from thesis_lib.training.adversarial import fgsm_rs_perturb
 
-CONFIGS = {"fp32": Precision("fp32", False, "cpu"), "cl": Precision("fp32", True, "cpu"),
-           "cl_bf16": Precision("bf16", True, "cpu")}
+CONFIGS = {
+    "fp32": Precision("fp32", False, "cpu"),
+    "cl": Precision("fp32", True, "cpu"),
+    "cl_bf16": Precision("bf16", True, "cpu"),
+}
 STEPS_PER_EPOCH = 391
 
 
@@ -121,16 +125,31 @@ def bench_arch(arch: str, acts: list[str], args) -> list[dict]:
     for a in acts:
         for c in configs:
             s = med[(a, c, "std")]
-            rows.append({"arch": arch, "activation": a, "config": c, "step_s": round(s, 5),
-                         "img_per_s": round(args.batch / s, 1),
-                         "vs_relu": round(s / med[("relu", c, "std")], 3) if "relu" in acts else None,
-                         "speedup_vs_fp32": round(med[(a, "fp32", "std")] / s, 3) if "fp32" in configs else None,
-                         "tflops": round(6 * macs * args.batch / s / 1e12, 4)})
+            rows.append(
+                {
+                    "arch": arch,
+                    "activation": a,
+                    "config": c,
+                    "step_s": round(s, 5),
+                    "img_per_s": round(args.batch / s, 1),
+                    "vs_relu": round(s / med[("relu", c, "std")], 3) if "relu" in acts else None,
+                    "speedup_vs_fp32": round(med[(a, "fp32", "std")] / s, 3) if "fp32" in configs else None,
+                    "tflops": round(6 * macs * args.batch / s / 1e12, 4),
+                }
+            )
         f = med[(a, best, "fat")]
-        rows.append({"arch": arch, "activation": a, "config": best + "_fast_at", "step_s": round(f, 5),
-                     "img_per_s": round(args.batch / f, 1), "epoch_s": round(f * STEPS_PER_EPOCH, 1),
-                     "vs_relu": round(f / med[("relu", best, "fat")], 3) if "relu" in acts else None,
-                     "tflops": round(10 * macs * args.batch / f / 1e12, 4)})
+        rows.append(
+            {
+                "arch": arch,
+                "activation": a,
+                "config": best + "_fast_at",
+                "step_s": round(f, 5),
+                "img_per_s": round(args.batch / f, 1),
+                "epoch_s": round(f * STEPS_PER_EPOCH, 1),
+                "vs_relu": round(f / med[("relu", best, "fat")], 3) if "relu" in acts else None,
+                "tflops": round(10 * macs * args.batch / f / 1e12, 4),
+            }
+        )
     return rows, macs
 
 
@@ -142,8 +161,16 @@ def measure_epochs(pairs: list[str]) -> list[dict]:
         arch, act = pair.split(":")
         cfg = TrainConfig(arch=arch, activation=act, method="fast_at", epochs=1, lr_min=0.01, lr_max=0.2)
         m = train(cfg, verbose=False)
-        out.append({"arch": arch, "activation": act, "epoch_s": m["history"][0]["seconds"],
-                    "precision": m["precision"], "memory_format": m["memory_format"], "n_train": m["n_train"]})
+        out.append(
+            {
+                "arch": arch,
+                "activation": act,
+                "epoch_s": m["history"][0]["seconds"],
+                "precision": m["precision"],
+                "memory_format": m["memory_format"],
+                "n_train": m["n_train"],
+            }
+        )
         print(f"  measured fast-AT epoch {arch}/{act}: {out[-1]['epoch_s']:.1f} s", flush=True)
     return out
 
@@ -171,12 +198,16 @@ def main():
     for arch in args.archs.split(","):
         r, macs[arch] = bench_arch(arch, acts, args)
         rows += r
-    print(f"\n{'arch':10s} {'activation':11s} {'config':17s} {'img/s':>8s} {'vs relu':>8s} {'vs fp32':>8s} "
-          f"{'epoch s':>8s} {'TFLOP/s':>8s}")
+    print(
+        f"\n{'arch':10s} {'activation':11s} {'config':17s} {'img/s':>8s} {'vs relu':>8s} {'vs fp32':>8s} "
+        f"{'epoch s':>8s} {'TFLOP/s':>8s}"
+    )
     for r in rows:
-        print(f"{r['arch']:10s} {r['activation']:11s} {r['config']:17s} {r['img_per_s']:8.1f} "
-              f"{r['vs_relu'] if r['vs_relu'] is not None else '':>8} {r.get('speedup_vs_fp32') or '':>8} "
-              f"{r.get('epoch_s', ''):>8} {r['tflops']:8.3f}")
+        print(
+            f"{r['arch']:10s} {r['activation']:11s} {r['config']:17s} {r['img_per_s']:8.1f} "
+            f"{r['vs_relu'] if r['vs_relu'] is not None else '':>8} {r.get('speedup_vs_fp32') or '':>8} "
+            f"{r.get('epoch_s', ''):>8} {r['tflops']:8.3f}"
+        )
     epochs = measure_epochs([s for s in args.measure_epoch.split(",") if s])
     write_json(args.json, {"rows": rows, "macs_per_image": macs, "peaks": peaks, "measured_epochs": epochs}, args)
 

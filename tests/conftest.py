@@ -1,4 +1,5 @@
 """Test set-up shared by every test file: fixed threads and seeds, offline data, quiet progress bars."""
+
 import os
 from pathlib import Path
 

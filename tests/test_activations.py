@@ -1,4 +1,5 @@
 """Activations. KAF forward/backward equal the formula; ridge init; k-WTA keeps exactly k."""
+
 import math
 
 import pytest
@@ -10,8 +11,22 @@ from thesis_lib import list_activations, make_activation
 from thesis_lib.activations import KAF, KAF_PRESETS, KWTA, KWTAAnnealing, _kaf_native, kaf_reference
 from thesis_lib.activations.kaf import _GaussianKAF
 
-ALL = ["relu", "leaky_relu", "elu", "gelu", "swish", "softplus", "sigmoid", "tanh",
-       "kwta", "kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free"]
+ALL = [
+    "relu",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "swish",
+    "softplus",
+    "sigmoid",
+    "tanh",
+    "kwta",
+    "kaf",
+    "kaf_relu",
+    "kaf_elu",
+    "kaf_swish",
+    "kaf_free",
+]
 
 
 def test_registry_lists_every_name():
@@ -41,7 +56,9 @@ def _double_kaf(free: bool, C=5, preset="thesis", exact_grid=True):
     m = make_activation("kaf_free" if free else "kaf", C, preset=preset).double()
     if exact_grid:  # float64 dictionary (the float32 one is rounded by 1e-7)
         p = KAF_PRESETS[preset]
-        m.dictionary.data.copy_(torch.linspace(-p["boundary"], p["boundary"], p["D"], dtype=torch.float64).expand(C, -1))
+        m.dictionary.data.copy_(
+            torch.linspace(-p["boundary"], p["boundary"], p["D"], dtype=torch.float64).expand(C, -1)
+        )
     return m
 
 
@@ -142,7 +159,9 @@ def test_kaf_slope_bound_is_an_upper_bound(name):
     x = s.view(-1, 1).expand(-1, 4)
     y = kaf_reference(x, m.alpha.double(), m.dictionary.double(), m.gamma.double())
     (slopes,) = torch.autograd.grad(y.sum(), s, create_graph=False, retain_graph=True)
-    per_channel = torch.stack([torch.autograd.grad(y[:, c].sum(), s, retain_graph=True)[0].abs().max() for c in range(4)])
+    per_channel = torch.stack(
+        [torch.autograd.grad(y[:, c].sum(), s, retain_graph=True)[0].abs().max() for c in range(4)]
+    )
     bound = m.slope_bound()
     assert (bound >= per_channel - 1e-9).all()
     assert (bound <= per_channel * 1.05 + 1e-6).all(), "bound should be tight"

@@ -1,4 +1,5 @@
 """Activation capture, chapter-4 distributions, k-WTA line scans and KAF curves (thesis_lib.analysis)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,17 @@ import pytest
 import torch
 
 from thesis_lib import build_model
-from thesis_lib.analysis import (ActivationCapture, activation_histograms, collect_activations,
-                                 count_discontinuities, filter_mean_activations, find_jumps, kaf_curves,
-                                 layer_distances, line_scan)
+from thesis_lib.analysis import (
+    ActivationCapture,
+    activation_histograms,
+    collect_activations,
+    count_discontinuities,
+    filter_mean_activations,
+    find_jumps,
+    kaf_curves,
+    layer_distances,
+    line_scan,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")

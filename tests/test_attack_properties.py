@@ -1,6 +1,7 @@
 """Property tests for the attacks: whatever the model, input and radius, an attack's output lies in the
 threat model (L-inf / L2 ball of radius eps around the input) and in the image box [0, 1], and the
 model comes back in the state it was given in. Hundreds of random tiny models, inputs and eps."""
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +21,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny ops: see tests/c
 
 def tiny(seed: int, act: str, classes: int = 3) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), make_activation(act, 4),
-                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(0.2), nn.Linear(16, classes))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        make_activation(act, 4),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(16, classes),
+    )
 
 
 def batch(seed: int, n: int, side: int, classes: int = 3):
@@ -81,8 +89,14 @@ def test_l2_pgd_stays_in_ball_and_box(seed, act, n, side, eps, step, steps, rest
 
 
 @settings(max_examples=150, **SETTINGS)
-@given(seed=st.integers(0, 10_000), act=st.sampled_from(ACTS), n=st.integers(1, 6), side=st.integers(3, 6),
-       eps=st.floats(0, 0.5, allow_subnormal=False), uint8=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    act=st.sampled_from(ACTS),
+    n=st.integers(1, 6),
+    side=st.integers(3, 6),
+    eps=st.floats(0, 0.5, allow_subnormal=False),
+    uint8=st.booleans(),
+)
 def test_fgsm_stays_in_ball_and_box(seed, act, n, side, eps, uint8):
     model = tiny(seed, act).train()
     before = state(model)
@@ -97,8 +111,13 @@ def test_fgsm_stays_in_ball_and_box(seed, act, n, side, eps, uint8):
 
 
 @settings(max_examples=100, **SETTINGS)
-@given(seed=st.integers(0, 10_000), act=st.sampled_from(ACTS), n=st.integers(1, 6), eps=st.floats(0.001, 0.3, allow_subnormal=False),
-       restarts=st.integers(1, 3))
+@given(
+    seed=st.integers(0, 10_000),
+    act=st.sampled_from(ACTS),
+    n=st.integers(1, 6),
+    eps=st.floats(0.001, 0.3, allow_subnormal=False),
+    restarts=st.integers(1, 3),
+)
 def test_reported_successes_are_real(seed, act, n, eps, restarts):
     # Every example the engine reports as broken is misclassified on the returned image (checked by a
     # separate forward pass in eval mode), and every example it reports as robust is classified correctly.

@@ -4,6 +4,7 @@ A tiny light CNN (width 8) is trained for a few seconds on 500 CIFAR-10 images s
 something to break; correctness against torchattacks is checked on deterministic settings where the two
 implementations must follow the same trajectory.
 """
+
 import json
 
 import pytest
@@ -11,8 +12,17 @@ import torch
 import torch.nn.functional as F
 
 from thesis_lib import build_model
-from thesis_lib.attacks import (accuracy_vs_eps, accuracy_vs_iterations, accuracy_vs_restarts, autoattack_eval, fgsm,
-                                pgd, predict, robust_accuracy, run_pgd)
+from thesis_lib.attacks import (
+    accuracy_vs_eps,
+    accuracy_vs_iterations,
+    accuracy_vs_restarts,
+    autoattack_eval,
+    fgsm,
+    pgd,
+    predict,
+    robust_accuracy,
+    run_pgd,
+)
 from thesis_lib.cli import main
 
 
@@ -164,8 +174,17 @@ def test_robust_accuracy_report(model, data):
     assert 0 <= r8["robust_acc"] < r8["clean_acc"]
     assert r8["robust_acc"] == pytest.approx(sum(r8["per_example"]) / len(yte))
     assert all(c or not p for c, p in zip(r8["clean_correct"], r8["per_example"]))
-    assert r8["settings"] == {"attack": "pgd", "eps": 8 / 255, "step": 2 / 255, "steps": 5, "restarts": 2,
-                              "norm": "linf", "random_start": True, "seed": 0, "batch_size": 256}
+    assert r8["settings"] == {
+        "attack": "pgd",
+        "eps": 8 / 255,
+        "step": 2 / 255,
+        "steps": 5,
+        "restarts": 2,
+        "norm": "linf",
+        "random_start": True,
+        "seed": 0,
+        "batch_size": 256,
+    }
     assert (r8["x_adv"] - xte.float() / 255).abs().max() <= 8 / 255 + 1e-6
     # an example is robust iff it was never broken
     assert [s == -1 for s in r8["success_step"]] == r8["per_example"]
@@ -221,8 +240,16 @@ def test_autoattack_standard_runs_every_attack(model, correct):
 def run_dir(tmp_path_factory, data):
     training = pytest.importorskip("thesis_lib.training")
     out = tmp_path_factory.mktemp("attack") / "run"
-    cfg = training.TrainConfig(arch="light_cnn", activation="relu", epochs=1, train_subset=100, test_subset=50,
-                               batch_size=50, device="cpu", model_options={"width": 8})
+    cfg = training.TrainConfig(
+        arch="light_cnn",
+        activation="relu",
+        epochs=1,
+        train_subset=100,
+        test_subset=50,
+        batch_size=50,
+        device="cpu",
+        model_options={"width": 8},
+    )
     training.train(cfg, out_dir=out)
     return out
 
@@ -237,11 +264,45 @@ def test_attack_command_writes_json(run_dir, capsys):
     assert {"git_commit", "hardware", "run", "data", "clean_acc", "seconds"} <= set(res)
     assert "robust_acc" in capsys.readouterr().out
     assert main(args) == 0 and "up to date" in capsys.readouterr().out  # same settings: skipped
-    assert main(["attack", "--run", str(run_dir), "--attack", "fgsm", "--eps", "0.031", "--n-examples", "20",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--run",
+                str(run_dir),
+                "--attack",
+                "fgsm",
+                "--eps",
+                "0.031",
+                "--n-examples",
+                "20",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert json.loads((run_dir / "attack_fgsm.json").read_text())["settings"]["eps"] == pytest.approx(0.031)
-    assert main(["attack", "--run", str(run_dir), "--attack", "autoattack", "--version", "apgd", "--aa-iters", "2",
-                 "--n-examples", "10", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--run",
+                str(run_dir),
+                "--attack",
+                "autoattack",
+                "--version",
+                "apgd",
+                "--aa-iters",
+                "2",
+                "--n-examples",
+                "10",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     aa = json.loads((run_dir / "attack_autoattack_apgd.json").read_text())
     assert [p["attack"] for p in aa["per_attack"]] == ["apgd-ce", "apgd-t"]
 
@@ -276,7 +337,9 @@ def test_batchnorm_folding_keeps_the_function():
         x = torch.rand(8, 3, 32, 32)
         with torch.no_grad():
             assert torch.allclose(f(x), m.eval()(x), atol=1e-4, rtol=1e-4)
-        assert sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in f.modules()) == \
-            sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules()) - pairs
+        assert (
+            sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in f.modules())
+            == sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules()) - pairs
+        )
     plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))
     assert fold_batchnorm(plain) is plain

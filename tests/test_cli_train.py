@@ -1,4 +1,5 @@
 """`python -m thesis_lib train` / `lr-find`: the training commands' behaviour through the command line."""
+
 import json
 import os
 import subprocess
@@ -20,17 +21,38 @@ def data(offline_cifar):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "THESIS_NO_PROGRESS": "1"}
-    return subprocess.run([sys.executable, "-m", "thesis_lib", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "thesis_lib", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def test_light_cnn_two_epochs_beats_30_percent(data, tmp_path):
     # 2 epochs of 2,000 images: at the protocol's batch 128 that is only 32 Adam steps (~23% accuracy),
     # so this check uses batch 16 (250 steps); optimizer and lr are the light CNN's defaults (Adam, 1e-3).
     out = tmp_path / "run"
-    r = run_cli("train", "--arch", "light_cnn", "--activation", "relu", "--method", "standard", "--epochs", "2",
-                "--data", data, "--train-subset", "2000", "--test-subset", "500", "--batch-size", "16",
-                "--device", "cpu", "--out", str(out))
+    r = run_cli(
+        "train",
+        "--arch",
+        "light_cnn",
+        "--activation",
+        "relu",
+        "--method",
+        "standard",
+        "--epochs",
+        "2",
+        "--data",
+        data,
+        "--train-subset",
+        "2000",
+        "--test-subset",
+        "500",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["clean_acc"] > 0.30, metrics["history"]
@@ -44,8 +66,19 @@ def test_light_cnn_two_epochs_beats_30_percent(data, tmp_path):
     assert f"clean_acc {metrics['clean_acc']:.4f}" in r.stdout
 
 
-SMALL = ["--arch", "light_cnn", "--train-subset", "256", "--test-subset", "100", "--batch-size", "64",
-         "--device", "cpu", "--quiet"]
+SMALL = [
+    "--arch",
+    "light_cnn",
+    "--train-subset",
+    "256",
+    "--test-subset",
+    "100",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def test_resume_one_then_two_epochs_equals_two_epochs(data, tmp_path, capsys):
@@ -61,14 +94,17 @@ def test_resume_one_then_two_epochs_equals_two_epochs(data, tmp_path, capsys):
     assert mb["epochs_done"] == 2 and mb["config"]["epochs"] == 2
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--arch", "alexnet"], "unknown model"),
-    (["--arch", "light_cnn", "--activation", "mish"], "unknown activation"),
-    (["--arch", "light_cnn", "--method", "free_at"], "unknown training method"),
-    (["--arch", "light_cnn", "--eps", "-8/255"], "eps"),
-    (["--arch", "light_cnn", "--eps=-0.1"], "eps"),
-    (["--arch", "light_cnn", "--data", "/nonexistent/cifar"], "/nonexistent/cifar"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--arch", "alexnet"], "unknown model"),
+        (["--arch", "light_cnn", "--activation", "mish"], "unknown activation"),
+        (["--arch", "light_cnn", "--method", "free_at"], "unknown training method"),
+        (["--arch", "light_cnn", "--eps", "-8/255"], "eps"),
+        (["--arch", "light_cnn", "--eps=-0.1"], "eps"),
+        (["--arch", "light_cnn", "--data", "/nonexistent/cifar"], "/nonexistent/cifar"),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(args, needle, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", *args, "--out", str(out), "--epochs", "1", "--train-subset", "64", "--device", "cpu"])
@@ -92,12 +128,36 @@ def test_corrupt_checkpoint_is_one_line_and_changes_nothing(data, tmp_path, caps
 
 def test_subprocess_error_exit_code(tmp_path):
     r = run_cli("train", "--arch", "nope", "--out", str(tmp_path / "x"))
-    assert r.returncode == 2 and r.stderr.strip().startswith("error: unknown model") and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.returncode == 2
+        and r.stderr.strip().startswith("error: unknown model")
+        and len(r.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_lr_find_command(data, tmp_path, capsys):
-    code = main(["lr-find", "--arch", "light_cnn", "--train-subset", "128", "--batch-size", "16", "--epochs", "1",
-                 "--lr-end", "1", "--data", data, "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    code = main(
+        [
+            "lr-find",
+            "--arch",
+            "light_cnn",
+            "--train-subset",
+            "128",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--lr-end",
+            "1",
+            "--data",
+            data,
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert code == 0
     res = json.loads((tmp_path / "lr_find.json").read_text())
     assert res["lr_min"] <= res["lr_max"] and len(res["lrs"]) == len(res["losses"]) > 2

@@ -1,4 +1,5 @@
 """The float32/bfloat16 KAF kernels in every layout, and training in bf16 + channels_last on CPU."""
+
 import pytest
 import torch
 
@@ -48,10 +49,14 @@ def test_kernels_equal_the_formula(name, layout, dtype, frozen):
     y, ours = _grads(m, x, torch.ones(shape, dtype=dtype), params)
     assert y.dtype == dtype and ours[0].dtype == dtype
     if fmt == torch.channels_last:
-        assert y.is_contiguous(memory_format=torch.channels_last) and ours[0].is_contiguous(memory_format=torch.channels_last)
+        assert y.is_contiguous(memory_format=torch.channels_last) and ours[0].is_contiguous(
+            memory_format=torch.channels_last
+        )
     xd = x.detach().double().requires_grad_()
-    pd = {k: v.detach().double().requires_grad_(not frozen) for k, v in (("alpha", m.alpha), ("dictionary", m.dictionary),
-                                                                         ("gamma", m.gamma))}
+    pd = {
+        k: v.detach().double().requires_grad_(not frozen)
+        for k, v in (("alpha", m.alpha), ("dictionary", m.dictionary), ("gamma", m.gamma))
+    }
     ref = kaf_reference(xd, pd["alpha"], pd["dictionary"], pd["gamma"])
     wanted = [xd] + ([] if frozen else [pd[k] for k, _ in m.named_parameters()])
     theirs = torch.autograd.grad(ref, wanted, torch.ones_like(ref))
@@ -129,8 +134,20 @@ def blobs():
 
 
 def _cfg(**kw):
-    return TrainConfig(**{**dict(arch="light_cnn", activation="kaf", epochs=2, batch_size=64, device="cpu",
-                                 model_options={"width": 8}, lr_max=1e-2), **kw})
+    return TrainConfig(
+        **{
+            **dict(
+                arch="light_cnn",
+                activation="kaf",
+                epochs=2,
+                batch_size=64,
+                device="cpu",
+                model_options={"width": 8},
+                lr_max=1e-2,
+            ),
+            **kw,
+        }
+    )
 
 
 def test_cpu_without_bf16_falls_back_to_fp32_with_one_line(blobs, monkeypatch, capsys):
@@ -164,6 +181,7 @@ def test_bf16_training_matches_fp32_accuracy_and_resumes_bitwise(blobs, tmp_path
 
 def test_reported_clean_accuracy_is_float32(blobs, tmp_path):
     from thesis_lib.training import load_run
+
     m = train(_cfg(epochs=1), data=blobs, out_dir=tmp_path / "r", verbose=False)
     model, _ = load_run(tmp_path / "r")
     assert m["clean_acc"] == evaluate(model, *blobs["test"])[1]  # evaluate runs in float32, NCHW
@@ -173,8 +191,10 @@ def test_resolve_precision_on_cpu(monkeypatch):
     lines = []
     p = resolve_precision(True, "auto", True, torch.device("cpu"), lines.append)
     assert p.dtype == ("bf16" if cpu_has_bf16() else "fp32") and p.channels_last
-    assert resolve_precision(False, "auto", False, torch.device("cpu"), lines.append).record() == \
-        {"precision": "fp32", "memory_format": "contiguous"}
+    assert resolve_precision(False, "auto", False, torch.device("cpu"), lines.append).record() == {
+        "precision": "fp32",
+        "memory_format": "contiguous",
+    }
     monkeypatch.setenv("THESIS_CPU_BF16", "0")
     lines.clear()
     assert resolve_precision(True, "auto", True, torch.device("cpu"), lines.append).dtype == "fp32"
@@ -183,6 +203,7 @@ def test_resolve_precision_on_cpu(monkeypatch):
 
 def test_evaluate_is_unchanged_by_layout():
     from thesis_lib.models import build_model
+
     net = build_model("light_cnn", "kaf", width=8).eval()
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     y = torch.arange(64) % 10
@@ -218,6 +239,7 @@ def test_attacks_stay_float32_on_cpu_unless_asked():
     from contextlib import nullcontext
 
     from thesis_lib.attacks.context import autocast_for
+
     cpu = torch.device("cpu")
     assert isinstance(autocast_for(cpu), nullcontext) and isinstance(autocast_for(cpu, False), nullcontext)
     asked = autocast_for(cpu, True)

@@ -1,4 +1,5 @@
 """CIFAR-10 loading (tarball, extracted folder, torchvision batches), stratified subsets, cache, DeviceLoader."""
+
 import os
 import pickle
 import tarfile
@@ -8,8 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from thesis_lib.data import (CIFAR10_CLASSES, DeviceLoader, find_source, load_cifar10, random_crop_flip,
-                             sample_crop_flip, stratified_indices)
+from thesis_lib.data import (
+    CIFAR10_CLASSES,
+    DeviceLoader,
+    find_source,
+    load_cifar10,
+    random_crop_flip,
+    sample_crop_flip,
+    stratified_indices,
+)
 from thesis_lib.data.archive import read_tar_members
 from thesis_lib.utils import ThesisError
 
@@ -73,13 +81,15 @@ def test_tarball_subset_decodes_only_the_subset_and_is_cached(tarball, cache):
     from PIL import Image
 
     _, members = read_tar_members(tarball)
-    names = sorted((n for n in members if n.startswith("cifar10-jpeg/test/")),
-                   key=lambda n: (n.split("/")[-2], n.split("/")[-1]))
+    names = sorted(
+        (n for n in members if n.startswith("cifar10-jpeg/test/")), key=lambda n: (n.split("/")[-2], n.split("/")[-1])
+    )
     idx = stratified_indices(torch.tensor([CIFAR10_CLASSES.index(n.split("/")[-2]) for n in names]), 100, 0)
     k = int(idx[37])
     with tarfile.open(tarball, "r|gz") as tf:
-        ref = next(np.array(Image.open(io.BytesIO(tf.extractfile(m).read())).convert("RGB"))
-                   for m in tf if m.name == names[k])
+        ref = next(
+            np.array(Image.open(io.BytesIO(tf.extractfile(m).read())).convert("RGB")) for m in tf if m.name == names[k]
+        )
     assert torch.equal(x[37], torch.from_numpy(ref).permute(2, 0, 1))
     assert y[37].item() == CIFAR10_CLASSES.index(names[k].split("/")[-2])
 
@@ -92,7 +102,7 @@ def test_fast_tar_walker_agrees_with_tarfile(tarball):
         for m in tf:
             if m.isfile():
                 off, size = members[m.name]
-                assert bytes(buf[off:off + size]) == tf.extractfile(m).read()
+                assert bytes(buf[off : off + size]) == tf.extractfile(m).read()
                 checked += 1
                 if checked == 300:
                     break
@@ -153,7 +163,7 @@ def test_crop_flip_matches_a_reference_loop():
     out = random_crop_flip(x, params)
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for i, (dy, dx, flip) in enumerate(params.tolist()):
-        ref = padded[i, :, dy:dy + 32, dx:dx + 32]
+        ref = padded[i, :, dy : dy + 32, dx : dx + 32]
         assert torch.equal(out[i], ref.flip(-1) if flip else ref)
     assert params[:, :2].min() >= 0 and params[:, :2].max() <= 8 and set(params[:, 2].tolist()) <= {0, 1}
 

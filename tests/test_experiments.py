@@ -3,6 +3,7 @@
 Fast: one tiny real training run (32 images, one epoch) and two short kernel starts; the smoke
 profile itself runs in CI through the notebooks (papermill), not here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,9 +17,17 @@ import pytest
 import torch
 
 from thesis_lib.cli import main as cli_main
-from thesis_lib.experiments import EXPERIMENTS, PROFILES, ensure, get_experiment, is_complete, list_experiments
+from thesis_lib.experiments import (
+    EXPERIMENTS,
+    PROFILES,
+    ensure,
+    get_experiment,
+    is_complete,
+    list_experiments,
+    registry,
+    runner,
+)
 from thesis_lib.experiments import notebooks as nbrun
-from thesis_lib.experiments import registry, runner
 from thesis_lib.experiments.context import RunContext, runs_cache_dir, stable_hash, to_jsonable
 from thesis_lib.utils import ThesisError
 
@@ -29,8 +38,20 @@ NB_DIR = ROOT / "notebooks"
 # ----------------------------------------------------------------------------------------- registry
 def test_every_protocol_row_is_registered_in_dependency_order():
     names = list_experiments()
-    for want in ("light_cnn", "adversarial_examples", "kaf_shapes", "kwta_line", "vgg_lr_range", "vgg",
-                 "resnet_standard", "resnet20_lr_range", "resnet20_at", "lipschitz", "autoattack", "resnet56_fix"):
+    for want in (
+        "light_cnn",
+        "adversarial_examples",
+        "kaf_shapes",
+        "kwta_line",
+        "vgg_lr_range",
+        "vgg",
+        "resnet_standard",
+        "resnet20_lr_range",
+        "resnet20_at",
+        "lipschitz",
+        "autoattack",
+        "resnet56_fix",
+    ):
         assert want in names
     for i, n in enumerate(names):
         e = get_experiment(n)
@@ -95,9 +116,15 @@ def _toy_experiment(monkeypatch, calls: list, name="toy", requires=()):
         a = ctx.step("double", {"v": ctx.settings.value}, lambda: {"x": 2 * ctx.settings.value})
         return {"double": a["x"]}
 
-    exp = registry.Experiment(name=name, section="0", title="toy", run=run,
-                              settings={"smoke": _ToySettings(1), "full": _ToySettings(2)},
-                              notebook="01_activation_functions", requires=requires)
+    exp = registry.Experiment(
+        name=name,
+        section="0",
+        title="toy",
+        run=run,
+        settings={"smoke": _ToySettings(1), "full": _ToySettings(2)},
+        notebook="01_activation_functions",
+        requires=requires,
+    )
     monkeypatch.setitem(EXPERIMENTS, name, exp)
     return exp
 
@@ -122,8 +149,11 @@ def test_finished_experiments_are_skipped_and_stale_ones_rerun(tmp_path, monkeyp
 
 def test_optional_cpu_profile_and_best_profile_per_notebook(tmp_path, monkeypatch):
     calls = []
-    exp = dataclasses.replace(_toy_experiment(monkeypatch, calls), notebook="99_toy",
-                              settings={"smoke": _ToySettings(1), "full": _ToySettings(2)})
+    exp = dataclasses.replace(
+        _toy_experiment(monkeypatch, calls),
+        notebook="99_toy",
+        settings={"smoke": _ToySettings(1), "full": _ToySettings(2)},
+    )
     monkeypatch.setitem(EXPERIMENTS, "toy", exp)
     with pytest.raises(ValueError, match="has no 'cpu' profile"):
         runner.run_experiment("toy", "cpu", tmp_path, log=lambda m: None)
@@ -149,10 +179,17 @@ def test_requirements_run_first_and_once(tmp_path, monkeypatch):
 
 
 def test_step_cache_recomputes_on_change_and_on_corruption(tmp_path):
-    exp = registry.Experiment(name="t", section="0", title="t", run=lambda c: {}, settings={"smoke": 0, "full": 0},
-                              notebook="x")
-    ctx = RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path, runs_root=tmp_path / "c",
-                     log=lambda m: None)
+    exp = registry.Experiment(
+        name="t", section="0", title="t", run=lambda c: {}, settings={"smoke": 0, "full": 0}, notebook="x"
+    )
+    ctx = RunContext(
+        experiment=exp,
+        profile="smoke",
+        settings=None,
+        results_root=tmp_path,
+        runs_root=tmp_path / "c",
+        log=lambda m: None,
+    )
     n = []
 
     def fn():
@@ -175,8 +212,12 @@ def test_run_folders_do_not_depend_on_the_device(tmp_path):
     assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": (1, 2), "a": 1})
     exp = get_experiment("light_cnn")
     cfg = {"arch": "light_cnn", "activation": "relu", "epochs": 1}
-    a = RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path, runs_root=tmp_path, device="cpu")
-    b = RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path, runs_root=tmp_path, device="auto")
+    a = RunContext(
+        experiment=exp, profile="smoke", settings=None, results_root=tmp_path, runs_root=tmp_path, device="cpu"
+    )
+    b = RunContext(
+        experiment=exp, profile="smoke", settings=None, results_root=tmp_path, runs_root=tmp_path, device="auto"
+    )
     assert a.run_folder("relu", cfg) == b.run_folder("relu", cfg)
     assert a.run_folder("relu", cfg) != a.run_folder("relu", {**cfg, "epochs": 2})
 
@@ -201,10 +242,23 @@ def test_train_is_reused_not_repeated(tmp_path, train_calls):
     """A real (tiny) training run: metrics copied into the results, not re-trained on the second call."""
     calls = train_calls
     exp = get_experiment("light_cnn")
-    ctx = RunContext(experiment=exp, profile="smoke", settings=None, results_root=tmp_path / "results",
-                     runs_root=tmp_path / "cache", device="cpu", log=lambda m: None)
-    cfg = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
-           "batch_size": 16}
+    ctx = RunContext(
+        experiment=exp,
+        profile="smoke",
+        settings=None,
+        results_root=tmp_path / "results",
+        runs_root=tmp_path / "cache",
+        device="cpu",
+        log=lambda m: None,
+    )
+    cfg = {
+        "arch": "light_cnn",
+        "activation": "relu",
+        "epochs": 1,
+        "train_subset": 32,
+        "test_subset": 16,
+        "batch_size": 16,
+    }
     m1 = ctx.train("relu", cfg)
     m2 = ctx.train("relu", cfg)
     assert len(calls) == 1 and m1["clean_acc"] == m2["clean_acc"]
@@ -214,14 +268,27 @@ def test_train_is_reused_not_repeated(tmp_path, train_calls):
     assert len(calls) == 1 and not model.training
 
 
-TINY_RUN = {"arch": "light_cnn", "activation": "relu", "epochs": 1, "train_subset": 32, "test_subset": 16,
-            "batch_size": 16}
+TINY_RUN = {
+    "arch": "light_cnn",
+    "activation": "relu",
+    "epochs": 1,
+    "train_subset": 32,
+    "test_subset": 16,
+    "batch_size": 16,
+}
 
 
 def _light_cnn_context(tmp_path, cache: str, force: bool = False) -> RunContext:
-    return RunContext(experiment=get_experiment("light_cnn"), profile="smoke", settings=None,
-                      results_root=tmp_path / "results", runs_root=tmp_path / cache, device="cpu",
-                      log=lambda m: None, force=force)
+    return RunContext(
+        experiment=get_experiment("light_cnn"),
+        profile="smoke",
+        settings=None,
+        results_root=tmp_path / "results",
+        runs_root=tmp_path / cache,
+        device="cpu",
+        log=lambda m: None,
+        force=force,
+    )
 
 
 def test_committed_weights_stand_in_for_a_missing_cache(tmp_path, train_calls):
@@ -333,8 +400,10 @@ def test_notebook_figures_and_results_exist(path):
 
 
 def test_strip_execution_metadata():
-    nb = {"metadata": {"papermill": {"duration": 1}}, "cells": [
-        {"metadata": {"papermill": {"start_time": "x"}, "execution": {"iopub": 1}, "tags": ["a"]}}]}
+    nb = {
+        "metadata": {"papermill": {"duration": 1}},
+        "cells": [{"metadata": {"papermill": {"start_time": "x"}, "execution": {"iopub": 1}, "tags": ["a"]}}],
+    }
     out = nbrun.strip_execution_metadata(nb)
     assert out == {"metadata": {}, "cells": [{"metadata": {"tags": ["a"]}}]}
     injected = {"cells": [{"id": "3f2a9c1b", "metadata": {"tags": ["injected-parameters"]}}]}
@@ -406,11 +475,20 @@ def test_two_reproduce_runs_cannot_write_one_results_folder(tmp_path):
 
     from thesis_lib.experiments.cli import results_lock
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from thesis_lib.experiments.cli import results_lock\n"
-        f"with results_lock({str(tmp_path)!r}):\n"
-        "    print('locked', flush=True); time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\n"
+                "from thesis_lib.experiments.cli import results_lock\n"
+                f"with results_lock({str(tmp_path)!r}):\n"
+                "    print('locked', flush=True); time.sleep(30)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(ThesisError, match="Another `reproduce` is writing"):

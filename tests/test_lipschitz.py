@@ -1,4 +1,5 @@
 """Lipschitz bounds (thesis_lib.analysis.lipschitz): exactness on small operators, and bound >= local estimate."""
+
 from __future__ import annotations
 
 import math
@@ -9,20 +10,28 @@ from torch import nn
 
 from thesis_lib import build_model
 from thesis_lib.activations import FIXED_ACTIVATIONS, make_activation
-from thesis_lib.analysis import (conv_fft_bound, conv_matrix, conv_operator_norm, empirical_lipschitz, layer_lipschitz,
-                                 lipschitz_bound)
-
+from thesis_lib.analysis import (
+    conv_fft_bound,
+    conv_matrix,
+    conv_operator_norm,
+    empirical_lipschitz,
+    layer_lipschitz,
+    lipschitz_bound,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny ops: see tests/conftest.py
 
 
-@pytest.mark.parametrize("cin,cout,k,stride,padding,dilation,groups,hw", [
-    (2, 3, 3, 1, 1, 1, 1, (5, 6)),
-    (2, 3, 3, 2, 1, 1, 1, (6, 5)),   # stride 2: the adjoint needs output_padding
-    (3, 2, 3, 2, 0, 1, 1, (7, 7)),
-    (2, 4, 2, 1, 1, 2, 2, (5, 5)),   # dilation and groups
-    (3, 4, 1, 2, 0, 1, 1, (6, 6)),   # the He block's strided 1x1 shortcut
-])
+@pytest.mark.parametrize(
+    "cin,cout,k,stride,padding,dilation,groups,hw",
+    [
+        (2, 3, 3, 1, 1, 1, 1, (5, 6)),
+        (2, 3, 3, 2, 1, 1, 1, (6, 5)),  # stride 2: the adjoint needs output_padding
+        (3, 2, 3, 2, 0, 1, 1, (7, 7)),
+        (2, 4, 2, 1, 1, 2, 2, (5, 5)),  # dilation and groups
+        (3, 4, 1, 2, 0, 1, 1, (6, 6)),  # the He block's strided 1x1 shortcut
+    ],
+)
 def test_conv_power_iteration_matches_explicit_matrix(cin, cout, k, stride, padding, dilation, groups, hw):
     torch.manual_seed(0)
     conv = nn.Conv2d(cin, cout, k, stride, padding, dilation, groups, bias=True)
@@ -35,21 +44,26 @@ def test_conv_power_iteration_matches_explicit_matrix(cin, cout, k, stride, padd
 def test_linear_and_conv_networks_are_tight():
     """For a single linear layer the bound equals the Jacobian's spectral norm at every input."""
     torch.manual_seed(1)
-    for model, shape in [(nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), (3, 2, 2)),
-                         (nn.Sequential(nn.Conv2d(3, 2, 3, stride=2, padding=1), nn.Flatten()), (3, 5, 5))]:
+    for model, shape in [
+        (nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), (3, 2, 2)),
+        (nn.Sequential(nn.Conv2d(3, 2, 3, stride=2, padding=1), nn.Flatten()), (3, 5, 5)),
+    ]:
         res = lipschitz_bound(model, shape, iters=3000, tol=1e-13)
         emp = empirical_lipschitz(model, torch.rand(3, *shape))
         assert res["total"] == pytest.approx(emp["max_jacobian_norm"], rel=1e-5)
         assert emp["max_grad_norm"] <= emp["max_jacobian_norm"] * (1 + 1e-9)
 
 
-@pytest.mark.parametrize("module,shape,expected", [
-    (nn.AvgPool2d(2), (2, 4, 4), 0.5),
-    (nn.AdaptiveAvgPool2d(1), (3, 4, 4), 0.25),
-    (nn.MaxPool2d(2), (2, 4, 4), 1.0),
-    (nn.MaxPool2d(3, 1, padding=1), (1, 6, 6), 3.0),  # overlapping windows: sqrt(9 windows per input)
-    (nn.Dropout(0.3), (5,), 1.0),
-])
+@pytest.mark.parametrize(
+    "module,shape,expected",
+    [
+        (nn.AvgPool2d(2), (2, 4, 4), 0.5),
+        (nn.AdaptiveAvgPool2d(1), (3, 4, 4), 0.25),
+        (nn.MaxPool2d(2), (2, 4, 4), 1.0),
+        (nn.MaxPool2d(3, 1, padding=1), (1, 6, 6), 3.0),  # overlapping windows: sqrt(9 windows per input)
+        (nn.Dropout(0.3), (5,), 1.0),
+    ],
+)
 def test_pooling_and_identity_rules(module, shape, expected):
     info = layer_lipschitz(module, shape)
     assert info["bound"] == pytest.approx(expected, rel=1e-6)
@@ -129,7 +143,8 @@ def test_kwta_network_bound_is_infinite_but_empirical_is_finite():
     res = lipschitz_bound(model, (3, 16, 16), iters=100)
     assert res["total"] == math.inf
     assert [r["kind"] for r in res["layers"] if r["bound"] == math.inf] and all(
-        r["type"] == "KWTA" for r in res["layers"] if r["bound"] == math.inf)
+        r["type"] == "KWTA" for r in res["layers"] if r["bound"] == math.inf
+    )
     assert math.isfinite(empirical_lipschitz(model, torch.rand(4, 3, 16, 16))["max_jacobian_norm"])
 
 

@@ -1,4 +1,5 @@
 """Every arch x activation builds, runs forward and back-propagates; parameter counts."""
+
 import pytest
 import torch
 
@@ -76,7 +77,7 @@ def test_param_groups_follow_the_protocol_weight_decay():
     groups = m.param_groups()
     decayed = sum(p.numel() for g in groups if g["weight_decay"] > 0 for p in g["params"])
     # Keras L2 1.2e-3 on dense kernels only -> PyTorch weight decay 2.4e-3
-    dense = sum(l.weight.numel() for l in m.modules() if isinstance(l, torch.nn.Linear))
+    dense = sum(mod.weight.numel() for mod in m.modules() if isinstance(mod, torch.nn.Linear))
     assert decayed == dense
     assert {g["weight_decay"] for g in groups} == {0.0, 2 * 1.2e-3}
     assert sum(p.numel() for g in groups for p in g["params"]) == m.num_parameters()

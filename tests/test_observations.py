@@ -1,10 +1,17 @@
 """Intervals and verdicts behind the notebooks' "does the observation hold" tables."""
+
 import math
 
 import pytest
 
-from thesis_lib.analysis.observations import (chapter4_observations, compare_profiles, paired_difference,
-                                              proportion_difference, welch_difference, wilson)
+from thesis_lib.analysis.observations import (
+    chapter4_observations,
+    compare_profiles,
+    paired_difference,
+    proportion_difference,
+    welch_difference,
+    wilson,
+)
 
 
 def test_wilson_matches_known_values():
@@ -34,13 +41,20 @@ def test_proportion_and_welch_intervals_cover_zero_when_equal():
 
 
 def _rows(kaf_dist, relu_dist, kaf_robust, relu_robust, flagged=True):
-    models = {a: {"activation": a, "clean_acc": c, "gradient_masking_flagged": flagged and a == "kwta"}
-              for a, c in (("relu", 0.6), ("kwta", 0.58), ("kaf", 0.61))}
-    pgd = {"relu": {"success_step": [-1 if r else 3 for r in relu_robust]},
-           "kwta": {"success_step": [-1 if r else 3 for r in relu_robust]},
-           "kaf": {"success_step": [-1 if r else 3 for r in kaf_robust]}}
-    dist = [{"activation": a, "sample": i, "distance": 1.0, "relative_distance": v}
-            for a, vals in (("kaf", kaf_dist), ("relu", relu_dist)) for i, v in enumerate(vals)]
+    models = {
+        a: {"activation": a, "clean_acc": c, "gradient_masking_flagged": flagged and a == "kwta"}
+        for a, c in (("relu", 0.6), ("kwta", 0.58), ("kaf", 0.61))
+    }
+    pgd = {
+        "relu": {"success_step": [-1 if r else 3 for r in relu_robust]},
+        "kwta": {"success_step": [-1 if r else 3 for r in relu_robust]},
+        "kaf": {"success_step": [-1 if r else 3 for r in kaf_robust]},
+    }
+    dist = [
+        {"activation": a, "sample": i, "distance": 1.0, "relative_distance": v}
+        for a, vals in (("kaf", kaf_dist), ("relu", relu_dist))
+        for i, v in enumerate(vals)
+    ]
     return chapter4_observations(models, pgd, dist)
 
 

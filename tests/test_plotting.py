@@ -1,4 +1,5 @@
 """Figures (thesis_lib.plotting): reproducible files, and every plot function draws its data cleanly."""
+
 from __future__ import annotations
 
 import os
@@ -45,9 +46,11 @@ def test_savefig_is_byte_identical_and_has_no_metadata(tmp_path):
 
 def test_savefig_is_identical_across_processes(tmp_path):
     """A re-run in a new interpreter (other hash seed) writes the same bytes."""
-    code = ("import sys, matplotlib; matplotlib.use('Agg'); from thesis_lib import plotting as P; "
-            "fig = P.plot_activation_derivatives(); fig.axes[0].text(0, 0.5, 'µ α ∞'); "
-            "P.savefig(fig, 'fig', sys.argv[1])")
+    code = (
+        "import sys, matplotlib; matplotlib.use('Agg'); from thesis_lib import plotting as P; "
+        "fig = P.plot_activation_derivatives(); fig.axes[0].text(0, 0.5, 'µ α ∞'); "
+        "P.savefig(fig, 'fig', sys.argv[1])"
+    )
     env = dict(os.environ, PYTHONHASHSEED="123")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "sub")], check=True, env=env, timeout=120)
     here = P.savefig(_figure(), "fig", tmp_path / "here")
@@ -81,8 +84,10 @@ def test_relu_derivative_is_drawn_with_a_break():
 
 
 def test_accuracy_vs_robustness_markers_and_labels():
-    rows = [dict(activation=a, clean_acc=0.8 - 0.01 * i, robust_acc=0.4 + 0.01 * i)
-            for i, a in enumerate(["relu", "elu", "kaf", "kaf_elu"])]
+    rows = [
+        dict(activation=a, clean_acc=0.8 - 0.01 * i, robust_acc=0.4 + 0.01 * i)
+        for i, a in enumerate(["relu", "elu", "kaf", "kaf_elu"])
+    ]
     fig = P.plot_accuracy_vs_robustness(rows)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.texts] == ["relu", "elu", "kaf", "kaf_elu"]
@@ -93,8 +98,11 @@ def test_accuracy_vs_robustness_markers_and_labels():
 
 
 def test_gradient_norms_mark_nan():
-    rows = [dict(step=s, layer=f"l{k}", weight_norm=1.0 + s, grad_norm=float("nan") if (k == 0 and s >= 3) else 2.0)
-            for s in range(6) for k in range(5)]
+    rows = [
+        dict(step=s, layer=f"l{k}", weight_norm=1.0 + s, grad_norm=float("nan") if (k == 0 and s >= 3) else 2.0)
+        for s in range(6)
+        for k in range(5)
+    ]
     fig = P.plot_gradient_norms(rows)
     grad_ax = fig.axes[1]
     marks = [ln for ln in grad_ax.get_lines() if ln.get_marker() == "x"]
@@ -105,36 +113,63 @@ def test_gradient_norms_mark_nan():
 def _scan(jumps):
     t = np.linspace(-1, 1, 101)
     y = np.stack([np.sin(3 * t) + k for k in range(10)], 1)
-    return dict(t=t, logits=y, jumps=np.array(jumps, dtype=int), jump_t=t[jumps] if jumps else np.array([]),
-                n_jumps=len(jumps), direction_norm=1.0)
+    return dict(
+        t=t,
+        logits=y,
+        jumps=np.array(jumps, dtype=int),
+        jump_t=t[jumps] if jumps else np.array([]),
+        n_jumps=len(jumps),
+        direction_norm=1.0,
+    )
 
 
 def _hist(layer, shape=True):
     edges = np.linspace(-1, 1, 6)
     s = np.linspace(-1, 1, 20)
-    return dict(layer=layer, name=f"layer{layer}", activation="relu", mode="neuron", unit=(0, 1, 1), channel=0,
-                edges=edges, clean=np.array([1, 2, 3, 2, 1]), adversarial=np.array([2, 2, 2, 2, 1]),
-                shape_s=s, shape_f=np.maximum(s, 0) if shape else None, scatter_in=s, scatter_out=np.maximum(s, 0),
-                clean_means=np.arange(4.0), adv_means=np.arange(4.0) + 0.5)
+    return dict(
+        layer=layer,
+        name=f"layer{layer}",
+        activation="relu",
+        mode="neuron",
+        unit=(0, 1, 1),
+        channel=0,
+        edges=edges,
+        clean=np.array([1, 2, 3, 2, 1]),
+        adversarial=np.array([2, 2, 2, 2, 1]),
+        shape_s=s,
+        shape_f=np.maximum(s, 0) if shape else None,
+        scatter_in=s,
+        scatter_out=np.maximum(s, 0),
+        clean_means=np.arange(4.0),
+        adv_means=np.arange(4.0) + 0.5,
+    )
 
 
 FIGURES = {
     "sigmoid": lambda: P.plot_sigmoid(),
     "activations": lambda: P.plot_activation_functions(),
     "kaf_shapes": lambda: P.plot_kaf_shapes(make_activation("kaf_elu", 3), make_activation("kaf", 3), target="elu"),
-    "adversarial": lambda: P.plot_adversarial_example(torch.rand(3, 8, 8), None, torch.rand(3, 8, 8), (1, 2),
-                                                      (0.9, 0.6), class_names=[str(i) for i in range(10)]),
+    "adversarial": lambda: P.plot_adversarial_example(
+        torch.rand(3, 8, 8), None, torch.rand(3, 8, 8), (1, 2), (0.9, 0.6), class_names=[str(i) for i in range(10)]
+    ),
     "lr_range": lambda: P.plot_lr_range_test(np.logspace(-4, 0, 50), np.linspace(2.3, 1.0, 50), 1e-3, 0.1),
     "one_cycle": lambda: P.plot_one_cycle(np.r_[np.linspace(0.01, 1, 50), np.linspace(1, 0.01, 50)], 10),
     "robust_iters": lambda: P.plot_robust_vs_iterations(
-        [dict(activation=a, iterations=i, robust_acc=0.5 - i / 1000) for a in ("relu", "kaf") for i in (1, 10, 50)]),
+        [dict(activation=a, iterations=i, robust_acc=0.5 - i / 1000) for a in ("relu", "kaf") for i in (1, 10, 50)]
+    ),
     "curves": lambda: P.plot_training_curves(
-        {"relu": [dict(epoch=e, train_loss=1 / e, test_acc=0.5 + e / 100) for e in range(1, 4)]}),
+        {"relu": [dict(epoch=e, train_loss=1 / e, test_acc=0.5 + e / 100) for e in range(1, 4)]}
+    ),
     "histograms": lambda: P.plot_activation_histograms({"relu": [_hist(0), _hist(1)], "kwta": [_hist(0, False)]}),
     "filter_means": lambda: P.plot_filter_means([_hist(0), _hist(1)]),
     "distances": lambda: P.plot_layer_distances(
-        [dict(layer=li, name=n, sample=s, distance=1 + li + s, relative_distance=0.1 * (li + 1), model=m)
-         for m in ("relu", "kaf") for li, n in enumerate(["a", "b", "logits"]) for s in range(2)]),
+        [
+            dict(layer=li, name=n, sample=s, distance=1 + li + s, relative_distance=0.1 * (li + 1), model=m)
+            for m in ("relu", "kaf")
+            for li, n in enumerate(["a", "b", "logits"])
+            for s in range(2)
+        ]
+    ),
     "kwta_scan": lambda: P.plot_kwta_line_scan({"kwta": _scan([10, 40]), "kaf": _scan([])}),
 }
 

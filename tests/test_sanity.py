@@ -29,7 +29,7 @@ def fast_at(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, epochs: int =
         for b in torch.randperm(len(x), generator=g).split(64):
             xb, yb = x[b], y[b]
             delta = ((torch.rand(xb.shape, generator=g) * 2 - 1) * EPS).requires_grad_(True)
-            grad, = torch.autograd.grad(F.cross_entropy(model((xb + delta).clamp(0, 1)), yb), delta)
+            (grad,) = torch.autograd.grad(F.cross_entropy(model((xb + delta).clamp(0, 1)), yb), delta)
             delta = (delta + 1.25 * EPS * grad.sign()).clamp(-EPS, EPS).detach()
             loss = F.cross_entropy(model((xb + delta).clamp(0, 1)), yb)
             opt.zero_grad()

@@ -1,4 +1,5 @@
 """Training: schedule shape, FGSM-RS, NaN guard, checkpoints and exact resume, lr range test, load_run."""
+
 import json
 import math
 
@@ -8,8 +9,16 @@ from safetensors.torch import load_file
 from torch import nn
 
 import thesis_lib.training.trainer as trainer_mod
-from thesis_lib.training import (TrainConfig, find_nonfinite, fgsm_rs_perturb, load_run, lr_find, one_cycle_lr,
-                                 suggest_lr_bounds, train)
+from thesis_lib.training import (
+    TrainConfig,
+    fgsm_rs_perturb,
+    find_nonfinite,
+    load_run,
+    lr_find,
+    one_cycle_lr,
+    suggest_lr_bounds,
+    train,
+)
 from thesis_lib.utils import ThesisError
 
 
@@ -123,7 +132,9 @@ def test_injected_nan_gradient_stops_run_cleanly(tiny_data, tmp_path, monkeypatc
     assert [r["step"] for r in norms] == [0, 1, 2]  # first steps + the diverging one
     assert math.isnan(norms[-1]["grad"]["features.3.weight"]) and math.isfinite(norms[-1]["grad"]["features.0.weight"])
     assert list(norms[0]["weight"])[:2] == ["features.0.weight", "features.0.bias"]  # forward (layer) order
-    again = train(tiny(epochs=1, log_norms_every=1000, log_norms_first=2), out_dir=out, data=tiny_data, resume=True, verbose=False)
+    again = train(
+        tiny(epochs=1, log_norms_every=1000, log_norms_first=2), out_dir=out, data=tiny_data, resume=True, verbose=False
+    )
     assert again["diverged"] == m["diverged"]  # a diverged run is finished: resume returns it
 
 
@@ -144,16 +155,26 @@ def test_resume_is_bitwise_identical_to_uninterrupted_run(tiny_data, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert _strip(full["history"]) == _strip(resumed["history"])
     assert resumed["clean_acc"] == full["clean_acc"] and resumed["finished"]
-    assert list((tmp_path / "part").glob("checkpoint-*.safetensors")) == [tmp_path / "part" / "checkpoint-0002.safetensors"]
+    assert list((tmp_path / "part").glob("checkpoint-*.safetensors")) == [
+        tmp_path / "part" / "checkpoint-0002.safetensors"
+    ]
     lines = (tmp_path / "part" / "history.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     # Finished: resuming again does nothing; a run folder is never silently overwritten.
-    assert train(cfg, out_dir=tmp_path / "part", data=tiny_data, resume=True, verbose=False)["wall_time_s"] == resumed["wall_time_s"]
+    assert (
+        train(cfg, out_dir=tmp_path / "part", data=tiny_data, resume=True, verbose=False)["wall_time_s"]
+        == resumed["wall_time_s"]
+    )
     with pytest.raises(ThesisError, match="already holds a run"):
         train(cfg, out_dir=tmp_path / "part", data=tiny_data, verbose=False)
     with pytest.raises(ThesisError, match="lr_max"):
-        train(tiny(optimizer="sgd", schedule="one_cycle", lr_min=0.01, lr_max=0.3, augment=True, epochs=3),
-              out_dir=tmp_path / "part", data=tiny_data, resume=True, verbose=False)
+        train(
+            tiny(optimizer="sgd", schedule="one_cycle", lr_min=0.01, lr_max=0.3, augment=True, epochs=3),
+            out_dir=tmp_path / "part",
+            data=tiny_data,
+            resume=True,
+            verbose=False,
+        )
 
 
 def test_corrupt_checkpoint_and_load_run(tiny_data, tmp_path):
@@ -194,8 +215,9 @@ def test_suggest_lr_bounds_reads_fall_and_plateau():
 
 
 def test_lr_find_runs_and_writes_curve(tiny_data, tmp_path):
-    res = lr_find(tiny(batch_size=16), out_dir=tmp_path, lr_start=1e-4, lr_end=1.0, epochs=1, data=tiny_data,
-                  verbose=False)
+    res = lr_find(
+        tiny(batch_size=16), out_dir=tmp_path, lr_start=1e-4, lr_end=1.0, epochs=1, data=tiny_data, verbose=False
+    )
     n = len(res["lrs"])
     assert 2 < n <= 8 and len(res["losses"]) == n == len(res["raw_losses"])
     ratios = [b / a for a, b in zip(res["lrs"], res["lrs"][1:])]

@@ -1,4 +1,5 @@
 """Committed weights: export with a model card, load back safely, refuse corrupt files."""
+
 import json
 
 import pytest
@@ -13,10 +14,12 @@ from thesis_lib.weights import export_weights, load_model
 def finished_run(tmp_path_factory):
     gen = torch.Generator().manual_seed(0)
     y = torch.arange(64) % 10
-    x = (torch.linspace(20, 235, 10)[y].view(64, 1, 1, 1) + 40 * torch.randn(64, 3, 32, 32, generator=gen))
+    x = torch.linspace(20, 235, 10)[y].view(64, 1, 1, 1) + 40 * torch.randn(64, 3, 32, 32, generator=gen)
     data = {"train": (x.clamp(0, 255).to(torch.uint8), y), "test": (x[:32].clamp(0, 255).to(torch.uint8), y[:32])}
     run = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(arch="light_cnn", activation="kaf", epochs=1, batch_size=32, device="cpu", model_options={"width": 8})
+    cfg = TrainConfig(
+        arch="light_cnn", activation="kaf", epochs=1, batch_size=32, device="cpu", model_options={"width": 8}
+    )
     metrics = train(cfg, out_dir=run, data=data, verbose=False)
     return run, metrics
 

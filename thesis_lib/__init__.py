@@ -3,6 +3,7 @@
 Activations (KAF, k-WTA, fixed), the thesis's models, CIFAR-10 data, training (standard, fast
 adversarial), attacks (FGSM, PGD, AutoAttack) and analysis. Importing does no work beyond imports.
 """
+
 from .activations import list_activations, make_activation
 from .models import build_model, list_models
 

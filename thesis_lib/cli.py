@@ -5,6 +5,7 @@ exposing `register(subparsers)`; that function adds its sub-parser(s) and sets `
 with `handler(args) -> int`. User errors (`ThesisError`, bad names as ValueError from the
 registries) print one line and exit with status 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,9 @@ __all__ = ["main", "build_parser"]
 # Modules that contribute sub-commands; a missing one is skipped so that the CLI works while
 # the project is assembled piece by piece.
 COMMAND_MODULES = (
-    "thesis_lib.training.cli",      # train, lr-find
-    "thesis_lib.attacks.cli",       # attack
-    "thesis_lib.experiments.cli",   # reproduce
+    "thesis_lib.training.cli",  # train, lr-find
+    "thesis_lib.attacks.cli",  # attack
+    "thesis_lib.experiments.cli",  # reproduce
 )
 
 

@@ -9,14 +9,15 @@ float16 (CUDA only, on GPUs without bfloat16) uses a GradScaler.
 
 Every run records the resolved choice (`precision`, `memory_format`) next to its config.
 """
+
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Callable
 
 import torch
 
@@ -64,8 +65,9 @@ class Precision:
         return {"precision": self.dtype, "memory_format": self.memory_format}
 
 
-def resolve_precision(amp: bool, amp_dtype: str, channels_last: bool, device: torch.device,
-                      warn: Callable[[str], None] | None = None) -> Precision:
+def resolve_precision(
+    amp: bool, amp_dtype: str, channels_last: bool, device: torch.device, warn: Callable[[str], None] | None = None
+) -> Precision:
     """What runs for a config's `amp`, `amp_dtype`, `channels_last` on `device`.
 
     CUDA: bf16 where supported ("auto"), else fp16. CPU: bf16 when the CPU has it natively, else

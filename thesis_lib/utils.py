@@ -3,6 +3,7 @@
 Everything a result file needs to say where it came from lives here, so that every JSON the
 project writes carries the same provenance fields (RobustBench-style: results are data).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,7 +56,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 
 @contextlib.contextmanager
-def frozen_parameters(model: "torch.nn.Module"):
+def frozen_parameters(model: torch.nn.Module):
     """Parameters without requires_grad for the duration (restored after): autograd then builds no
     weight-gradient work, and no gradient can land in `.grad`. Used by attacks and by the FGSM step
     of fast adversarial training, which need input gradients only."""
@@ -142,12 +143,28 @@ def git_commit(short: bool = False) -> str:
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short" if short else "HEAD", *([] if not short else ["HEAD"])],
-            cwd=here, capture_output=True, text=True, timeout=10, check=True,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", "../pyproject.toml",
-             "../requirements.txt"],
-            cwd=here, capture_output=True, text=True, timeout=10, check=True,
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                "../pyproject.toml",
+                "../requirements.txt",
+            ],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -11,6 +11,7 @@ Layout, beside the run's metrics (RobustBench-style: weights with a card and a l
 with safetensors (no pickle), after checking the file's hash; anything missing or corrupt is one
 clear ThesisError. `export_weights` writes the pair from a finished training-run folder.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,24 @@ from .utils import ThesisError, atomic_write_json, read_json
 
 __all__ = ["export_weights", "load_model", "model_card", "weights_dir"]
 
-CARD_FIELDS = ("arch", "activation", "method", "seed", "clean_acc", "epochs_done", "n_train", "n_test", "diverged",
-               "early_stopped", "precision", "memory_format", "wall_time_s", "git_commit", "hardware", "data_source")
+CARD_FIELDS = (
+    "arch",
+    "activation",
+    "method",
+    "seed",
+    "clean_acc",
+    "epochs_done",
+    "n_train",
+    "n_test",
+    "diverged",
+    "early_stopped",
+    "precision",
+    "memory_format",
+    "wall_time_s",
+    "git_commit",
+    "hardware",
+    "data_source",
+)
 
 
 def weights_dir(experiment_dir: str | os.PathLike) -> Path:
@@ -43,18 +60,31 @@ def _sha256(path: Path) -> str:
 def model_card(metrics: dict, key: str, profile: str, experiment: str, weights_file: Path) -> dict:
     """The card of one trained network, from train()'s metrics."""
     card = {k: metrics.get(k) for k in CARD_FIELDS}
-    card.update({
-        "key": key, "profile": profile, "experiment": experiment, "config": metrics["config"],
-        "request": metrics.get("request"),  # the experiment's (unresolved) training request it answers
-        "weights": weights_file.name, "sha256": _sha256(weights_file), "bytes": weights_file.stat().st_size,
-        "load": f"thesis_lib.weights.load_model('results/{profile}/{experiment}/weights/{key}.json')",
-        "inputs": "CIFAR-10 images, N x 3 x 32 x 32, float in [0, 1], no normalisation; outputs: 10 logits",
-    })
+    card.update(
+        {
+            "key": key,
+            "profile": profile,
+            "experiment": experiment,
+            "config": metrics["config"],
+            "request": metrics.get("request"),  # the experiment's (unresolved) training request it answers
+            "weights": weights_file.name,
+            "sha256": _sha256(weights_file),
+            "bytes": weights_file.stat().st_size,
+            "load": f"thesis_lib.weights.load_model('results/{profile}/{experiment}/weights/{key}.json')",
+            "inputs": "CIFAR-10 images, N x 3 x 32 x 32, float in [0, 1], no normalisation; outputs: 10 logits",
+        }
+    )
     return card
 
 
-def export_weights(run_folder: str | os.PathLike, experiment_dir: str | os.PathLike, key: str, metrics: dict,
-                   profile: str, experiment: str) -> Path:
+def export_weights(
+    run_folder: str | os.PathLike,
+    experiment_dir: str | os.PathLike,
+    key: str,
+    metrics: dict,
+    profile: str,
+    experiment: str,
+) -> Path:
     """Copy a finished run's `model.safetensors` to `experiment_dir`/weights/<key>.safetensors and write its card."""
     src = Path(run_folder) / "model.safetensors"
     if not src.is_file():
@@ -89,8 +119,10 @@ def load_model(card_path: str | os.PathLike, device: str | torch.device = "cpu")
     if not wfile.is_file():
         raise ThesisError(f"The weights {wfile} named by {card_path} are missing.")
     if _sha256(wfile) != want:
-        raise ThesisError(f"{wfile} does not match the SHA-256 in its card {card_path}: the file is corrupt or was "
-                          f"replaced; re-export it.")
+        raise ThesisError(
+            f"{wfile} does not match the SHA-256 in its card {card_path}: the file is corrupt or was "
+            f"replaced; re-export it."
+        )
     try:
         state = load_file(wfile)
     except (SafetensorError, OSError) as e:

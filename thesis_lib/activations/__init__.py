@@ -3,10 +3,10 @@
 Every activation takes the same constructor `(channels, **options)`, so any model in
 `thesis_lib.models` can swap one for another by name (timm-style registry).
 """
+
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
@@ -15,9 +15,28 @@ from .kaf import KAF, KAF_PRESETS, KERNELS, kaf_reference, ridge_alpha
 from .kwta import KWTA, KWTAAnnealing, kwta
 
 __all__ = [
-    "make_activation", "list_activations", "is_kaf", "ACTIVATIONS", "FIXED_ACTIVATIONS", "KAF_ACTIVATIONS",
-    "KAF", "KWTA", "KWTAAnnealing", "kwta", "KAF_PRESETS", "KERNELS", "kaf_reference", "ridge_alpha",
-    "ReLU", "LeakyReLU", "ELU", "GELU", "Swish", "Softplus", "Sigmoid", "Tanh",
+    "make_activation",
+    "list_activations",
+    "is_kaf",
+    "ACTIVATIONS",
+    "FIXED_ACTIVATIONS",
+    "KAF_ACTIVATIONS",
+    "KAF",
+    "KWTA",
+    "KWTAAnnealing",
+    "kwta",
+    "KAF_PRESETS",
+    "KERNELS",
+    "kaf_reference",
+    "ridge_alpha",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "Swish",
+    "Softplus",
+    "Sigmoid",
+    "Tanh",
 ]
 
 
@@ -26,6 +45,7 @@ def _kaf(name: str, **preset) -> Callable[..., KAF]:
         m = KAF(channels, **{**preset, **options})
         m.name = name
         return m
+
     make.__name__ = name
     return make
 

@@ -2,12 +2,13 @@
 
 Two libraries: `_kaf_simd.c` (float32 and bfloat16, NCHW and channels_last / dense, written with
 vector extensions) serves training and attacks; `_kaf_kernel.c` (float64, plain loops with libm's
-exp) serves double-precision uses such as `gradcheck`. Each shared library is compiled on first use with the system C compiler into a cache folder
-(`$THESIS_LIB_CACHE` or `~/.cache/thesis_lib`), named by a hash of the source and flags, and
-loaded with ctypes: no torch headers, so the build takes well under a second. If no compiler
-is found, `load()` returns None and the KAF falls back to its pure-PyTorch path (same function,
-slower), with one warning.
+exp) serves double-precision uses such as `gradcheck`. Each shared library is compiled on first use
+with the system C compiler into a cache folder (`$THESIS_LIB_CACHE` or `~/.cache/thesis_lib`), named
+by a hash of the source and flags, and loaded with ctypes: no torch headers, so the build takes well
+under a second. If no compiler is found, `load()` returns None and the KAF falls back to its
+pure-PyTorch path (same function, slower), with one warning.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -31,8 +32,17 @@ _SIMD_SRC = Path(__file__).with_name("_kaf_simd.c")
 _CFLAGS = ["-O3", "-ffast-math", "-fopenmp", "-march=native", "-fPIC", "-std=c11"]
 # The vector kernels need IEEE comparisons (NaN checks, the rounding trick of their exp): no -ffast-math.
 # 512-bit vectors where the CPU has them (gcc otherwise prefers 256-bit on AVX-512 machines).
-_SIMD_CFLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fopenmp", "-march=native",
-                "-mprefer-vector-width=512", "-fPIC", "-std=gnu11"]
+_SIMD_CFLAGS = [
+    "-O3",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-ffp-contract=fast",
+    "-fopenmp",
+    "-march=native",
+    "-mprefer-vector-width=512",
+    "-fPIC",
+    "-std=gnu11",
+]
 _LDFLAGS = ["-shared", "-fopenmp"]
 _LIB: ctypes.CDLL | None = None
 _SIMD: ctypes.CDLL | None = None
@@ -129,8 +139,9 @@ def is_evenly_spaced(dictionary: torch.Tensor) -> bool:
     return bool(((ideal - d).abs() <= tol).all() and (h > 0).all())
 
 
-def forward(x3: torch.Tensor, alpha: torch.Tensor, dictionary: torch.Tensor, gamma: torch.Tensor,
-            fast: bool = False) -> torch.Tensor:
+def forward(
+    x3: torch.Tensor, alpha: torch.Tensor, dictionary: torch.Tensor, gamma: torch.Tensor, fast: bool = False
+) -> torch.Tensor:
     """x3: contiguous (outer, C, inner) float32, bfloat16 or float64; parameters contiguous (C, D),
     (C, D), (C,) in float32 (float64 for a float64 x3). `fast`: the dictionary is evenly spaced."""
     load()
@@ -142,15 +153,17 @@ def forward(x3: torch.Tensor, alpha: torch.Tensor, dictionary: torch.Tensor, gam
         kind = "forward_fast" if fast else "forward"
         getattr(_LIB, f"kaf_{kind}_f64")(_p(x3), _p(y), _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, nt)
         return y
-    rc = _SIMD.kafs_forward(_p(x3), _p(y), _DTYPE_CODE[x3.dtype], _p(alpha), _p(dictionary), _p(gamma),
-                            outer, C, inner, D, int(fast), nt)
+    rc = _SIMD.kafs_forward(
+        _p(x3), _p(y), _DTYPE_CODE[x3.dtype], _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, int(fast), nt
+    )
     if rc != 0:
         raise MemoryError(f"the KAF kernel could not allocate its coefficient tables (C={C}, D={D})")
     return y
 
 
-def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False,
-             need_alpha: bool = True):
+def backward(
+    x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False, need_alpha: bool = True
+):
     """Returns (grad_x3 or None, grad_alpha or None, grad_dict or None, grad_gamma or None).
 
     Parameter gradients are in the parameters' dtype (float32 for float32/bfloat16 inputs). Without
@@ -168,15 +181,48 @@ def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, f
     nt = torch.get_num_threads()
     if x3.dtype == torch.float64:
         if fast and not need_free:
-            _LIB.kaf_backward_fast_f64(_p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa),
-                                       outer, C, inner, D, nchunks, nt)
+            _LIB.kaf_backward_fast_f64(
+                _p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa), outer, C, inner, D, nchunks, nt
+            )
         else:
-            _LIB.kaf_backward_f64(_p(x3), _p(gy3), _p(alpha), _p(dictionary), _p(gamma), _p(gx), _p(pa), _p(pd),
-                                  _p(pg), outer, C, inner, D, nchunks, nt)
+            _LIB.kaf_backward_f64(
+                _p(x3),
+                _p(gy3),
+                _p(alpha),
+                _p(dictionary),
+                _p(gamma),
+                _p(gx),
+                _p(pa),
+                _p(pd),
+                _p(pg),
+                outer,
+                C,
+                inner,
+                D,
+                nchunks,
+                nt,
+            )
     else:
-        rc = _SIMD.kafs_backward(_p(x3), _p(gy3), _p(gx), _DTYPE_CODE[x3.dtype], _p(alpha), _p(dictionary),
-                                 _p(gamma), _p(pa), _p(pd), _p(pg), outer, C, inner, D, int(fast), int(need_free),
-                                 nchunks, nt)
+        rc = _SIMD.kafs_backward(
+            _p(x3),
+            _p(gy3),
+            _p(gx),
+            _DTYPE_CODE[x3.dtype],
+            _p(alpha),
+            _p(dictionary),
+            _p(gamma),
+            _p(pa),
+            _p(pd),
+            _p(pg),
+            outer,
+            C,
+            inner,
+            D,
+            int(fast),
+            int(need_free),
+            nchunks,
+            nt,
+        )
         if rc != 0:
             raise MemoryError(f"the KAF kernel could not allocate its work buffers (C={C}, D={D})")
     dt = alpha.dtype

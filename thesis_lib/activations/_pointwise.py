@@ -4,6 +4,7 @@ Built and cached like the KAF kernels (`_kaf_native`). `apply(name, x, alpha)` r
 fast path does not apply (another device or dtype, a non-dense tensor, no C compiler): callers then
 use PyTorch's own function, which computes the same values.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -61,8 +62,9 @@ class _Pointwise(torch.autograd.Function):
         if gy.stride() != x.stride():
             gy = torch.empty_like(x).copy_(gy)
         gx = torch.empty_like(x)
-        getattr(_LIB, f"{ctx.name}_backward")(_p(x), _p(gy), _p(gx), _CODES[x.dtype], x.numel(), ctx.alpha,
-                                              torch.get_num_threads())
+        getattr(_LIB, f"{ctx.name}_backward")(
+            _p(x), _p(gy), _p(gx), _CODES[x.dtype], x.numel(), ctx.alpha, torch.get_num_threads()
+        )
         return gx, None, None
 
 

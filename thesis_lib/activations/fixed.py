@@ -4,6 +4,7 @@ Each class takes the same constructor as every other activation in the project,
 `(channels, **options)`, so that any model can swap one for another by name; `channels` is
 ignored here (a fixed function has no per-channel state).
 """
+
 from __future__ import annotations
 
 import torch

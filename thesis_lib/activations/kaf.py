@@ -18,10 +18,11 @@ Here the Gaussian KAF is a custom autograd function that saves only its input an
 D kernel values in backward: on CPU in fused C (see `_kaf_kernel.c`), elsewhere (CUDA, or no C
 compiler) as a loop over the D dictionary points with O(N*C*H*W) temporaries.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -72,8 +73,9 @@ def kaf_reference(x, alpha, dictionary, gamma, kernel: str = "gaussian"):
     return (K * alpha.view(shape)).sum(-1)
 
 
-def ridge_alpha(target: Callable | str, dictionary: torch.Tensor, gamma: float, eps: float = 1e-6,
-                kernel: str = "gaussian") -> torch.Tensor:
+def ridge_alpha(
+    target: Callable | str, dictionary: torch.Tensor, gamma: float, eps: float = 1e-6, kernel: str = "gaussian"
+) -> torch.Tensor:
     """Kernel ridge regression: alpha = (K + eps I)^-1 t(d), so the KAF interpolates `target` on d."""
     fn = _TARGETS.get(target) if isinstance(target, str) else target
     if fn is None:
@@ -95,8 +97,9 @@ class _GaussianKAF(torch.autograd.Function):
             # float32/bf16: the vector kernel checks the spacing itself while building its tables
             ctx.fast = not free and (x.dtype != torch.float64 or _kaf_native.is_evenly_spaced(dictionary))
             x3, restore = _as_3d(x)
-            return restore(_kaf_native.forward(x3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(),
-                                               fast=ctx.fast))
+            return restore(
+                _kaf_native.forward(x3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(), fast=ctx.fast)
+            )
         shape = _param_shape(x)
         y = torch.zeros_like(x)
         for i in range(alpha.shape[1]):  # O(N*C*H*W) temporaries, never (..., D)
@@ -114,8 +117,15 @@ class _GaussianKAF(torch.autograd.Function):
             gy3, _ = _as_3d(gy.to(x.dtype).contiguous(memory_format=_memory_format(x)))
             need_free = free and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
             gx3, ga, gd, gg = _kaf_native.backward(
-                x3, gy3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(), need_x, need_free,
-                fast=ctx.fast, need_alpha=ctx.needs_input_grad[1],
+                x3,
+                gy3,
+                alpha.contiguous(),
+                dictionary.contiguous(),
+                gamma.contiguous(),
+                need_x,
+                need_free,
+                fast=ctx.fast,
+                need_alpha=ctx.needs_input_grad[1],
             )
             gx = restore(gx3) if need_x else None
             return gx, ga, gd, gg, None
@@ -194,10 +204,20 @@ class KAF(nn.Module):
 
     name = "kaf"
 
-    def __init__(self, channels: int, preset: str = "thesis", D: int | None = None, boundary: float | None = None,
-                 gamma: float | None = None, gamma_div: float | None = None, alpha_std: float | None = None,
-                 init: str | Callable | None = None, ridge_eps: float | None = None,
-                 trainable_dictionary: bool = False, kernel: str = "gaussian"):
+    def __init__(
+        self,
+        channels: int,
+        preset: str = "thesis",
+        D: int | None = None,
+        boundary: float | None = None,
+        gamma: float | None = None,
+        gamma_div: float | None = None,
+        alpha_std: float | None = None,
+        init: str | Callable | None = None,
+        ridge_eps: float | None = None,
+        trainable_dictionary: bool = False,
+        kernel: str = "gaussian",
+    ):
         super().__init__()
         if preset not in KAF_PRESETS:
             raise ValueError(f"unknown KAF preset {preset!r}; valid: {', '.join(KAF_PRESETS)}")
@@ -295,8 +315,10 @@ class KAF(nn.Module):
         return torch.minimum(grid_bound, triangle)
 
     def extra_repr(self) -> str:
-        return (f"channels={self.channels}, D={self.D}, kernel={self.kernel}, preset={self.preset}, "
-                f"init={self.init_name}, free={self.free}")
+        return (
+            f"channels={self.channels}, D={self.D}, kernel={self.kernel}, preset={self.preset}, "
+            f"init={self.init_name}, free={self.free}"
+        )
 
 
 def _autocast_on(device_type: str) -> bool:

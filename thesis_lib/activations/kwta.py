@@ -5,6 +5,7 @@ convolutional layer, all units for a dense one), zero the rest, with k = ceil(ra
 The function is discontinuous in its input (which unit wins changes abruptly), which is what makes
 it look robust to gradient-based attacks: gradient masking, not robustness (Tramer et al. 2020).
 """
+
 from __future__ import annotations
 
 import math

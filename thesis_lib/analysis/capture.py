@@ -6,9 +6,10 @@ functions) and activations for clean and adversarial images. `ActivationCapture`
 when the block raises. `reduce` keeps memory small: it is applied to every batch of every layer
 before storing (e.g. pick one neuron, or average each filter over space).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -24,8 +25,11 @@ def activation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     Uses `model.activation_modules()` (every thesis model has it); for other models, every
     submodule with a `slope_bound` method (the project's activation interface).
     """
-    mods = model.activation_modules() if hasattr(model, "activation_modules") else [
-        m for m in model.modules() if hasattr(m, "slope_bound") and m is not model]
+    mods = (
+        model.activation_modules()
+        if hasattr(model, "activation_modules")
+        else [m for m in model.modules() if hasattr(m, "slope_bound") and m is not model]
+    )
     names = {id(m): n for n, m in model.named_modules()}
     return [(names.get(id(m), f"act{i}"), m) for i, m in enumerate(mods)]
 
@@ -42,8 +46,15 @@ class ActivationCapture:
     batch t of layer i to what is kept (default: everything).
     """
 
-    def __init__(self, model: nn.Module, inputs: bool = True, outputs: bool = True, reduce: Reduce | None = None,
-                 store_device: str | torch.device = "cpu", layers: Sequence[int] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: bool = True,
+        outputs: bool = True,
+        reduce: Reduce | None = None,
+        store_device: str | torch.device = "cpu",
+        layers: Sequence[int] | None = None,
+    ):
         found = activation_layers(model)
         if not found:
             raise ValueError(f"{type(model).__name__} has no activation modules to capture")
@@ -69,9 +80,10 @@ class ActivationCapture:
                 self._in[i].append(self._store(i, args[0]))
             if self._want_out:
                 self._out[i].append(self._store(i, output))
+
         return hook
 
-    def __enter__(self) -> "ActivationCapture":
+    def __enter__(self) -> ActivationCapture:
         try:
             for i, m in enumerate(self.modules):
                 self._handles.append(m.register_forward_hook(self._hook(i)))
@@ -107,8 +119,15 @@ class ActivationCapture:
 
 
 @torch.no_grad()
-def collect_activations(model: nn.Module, x: torch.Tensor, batch_size: int = 256, inputs: bool = True,
-                        outputs: bool = True, reduce: Reduce | None = None, device=None) -> dict:
+def collect_activations(
+    model: nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 256,
+    inputs: bool = True,
+    outputs: bool = True,
+    reduce: Reduce | None = None,
+    device=None,
+) -> dict:
     """Run `x` (N x 3 x H x W in [0, 1], float or uint8) through `model` in eval mode and capture.
 
     Returns {"names": [...], "inputs": [tensor per layer], "outputs": [...], "logits": N x K}.
@@ -126,10 +145,15 @@ def collect_activations(model: nn.Module, x: torch.Tensor, batch_size: int = 256
     try:
         with ActivationCapture(model, inputs=inputs, outputs=outputs, reduce=reduce) as cap:
             for start in range(0, len(x), batch_size):
-                xb = x[start:start + batch_size].to(dev)
+                xb = x[start : start + batch_size].to(dev)
                 xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
                 logits.append(model(xb).float().cpu())
     finally:
         model.train(was_training)
-    return {"names": cap.names, "modules": cap.modules, "inputs": cap.inputs if inputs else None,
-            "outputs": cap.outputs if outputs else None, "logits": torch.cat(logits)}
+    return {
+        "names": cap.names,
+        "modules": cap.modules,
+        "inputs": cap.inputs if inputs else None,
+        "outputs": cap.outputs if outputs else None,
+        "logits": torch.cat(logits),
+    }

@@ -12,9 +12,10 @@ For the light CNN with ReLU, k-WTA and KAF activations, and clean vs adversarial
 
 All functions return plain data (numpy arrays, lists of dicts) for `thesis_lib.plotting`.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -49,8 +50,9 @@ def activation_shape(module: nn.Module, s: np.ndarray | torch.Tensor, channel: i
 
 def _probe_shapes(model, x, device) -> list[tuple[int, ...]]:
     """Per activation layer, the shape (without batch) of its input."""
-    out = collect_activations(model, x[:1], outputs=False, device=device,
-                              reduce=lambda i, t: torch.tensor(t.shape[1:]).view(1, -1))
+    out = collect_activations(
+        model, x[:1], outputs=False, device=device, reduce=lambda i, t: torch.tensor(t.shape[1:]).view(1, -1)
+    )
     return [tuple(int(v) for v in t[0]) for t in out["inputs"]]
 
 
@@ -80,6 +82,7 @@ def _unit_reducer(chosen, mode):
             v = t[:, u[0]]
             return v.reshape(len(t), -1).mean(1) if v.dim() > 1 else v
         return t[(slice(None), *u)]
+
     return reduce
 
 
@@ -102,13 +105,28 @@ def _wasserstein(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _summary(clean, adv):
-    return dict(clean_mean=float(clean.mean()), clean_std=float(clean.std()), adv_mean=float(adv.mean()),
-                adv_std=float(adv.std()), wasserstein=_wasserstein(clean, adv))
+    return dict(
+        clean_mean=float(clean.mean()),
+        clean_std=float(clean.std()),
+        adv_mean=float(adv.mean()),
+        adv_std=float(adv.std()),
+        wasserstein=_wasserstein(clean, adv),
+    )
 
 
-def activation_histograms(model: nn.Module, x_clean: torch.Tensor, x_adv: torch.Tensor, mode: str = "neuron",
-                          bins: int = 40, seed: int = 0, units: Sequence | None = None, batch_size: int = 256,
-                          device=None, shape_points: int = 200, scatter_points: int = 512) -> list[dict]:
+def activation_histograms(
+    model: nn.Module,
+    x_clean: torch.Tensor,
+    x_adv: torch.Tensor,
+    mode: str = "neuron",
+    bins: int = 40,
+    seed: int = 0,
+    units: Sequence | None = None,
+    batch_size: int = 256,
+    device=None,
+    shape_points: int = 200,
+    scatter_points: int = 512,
+) -> list[dict]:
     """Per activation layer, the histogram of one unit's pre-activation over the examples, clean vs adversarial.
 
     mode: "neuron" (one unit (c, h, w), or c for dense layers) or "filter" (channel c averaged over
@@ -135,17 +153,36 @@ def activation_histograms(model: nn.Module, x_clean: torch.Tensor, x_adv: torch.
         edges, hc, ha = _hist(c_in, a_in, bins)
         s = np.linspace(edges[0], edges[-1], shape_points)
         k = min(scatter_points, len(c_in))
-        result.append(dict(
-            layer=i, name=name, activation=getattr(mod, "name", type(mod).__name__), mode=mode, unit=chosen[i],
-            channel=chosen[i][0], edges=edges, clean=hc, adversarial=ha, **_summary(c_in, a_in),
-            shape_s=s, shape_f=activation_shape(mod, s, chosen[i][0]),
-            scatter_in=c_in[:k], scatter_out=clean["outputs"][i].double().numpy()[:k],
-        ))
+        result.append(
+            dict(
+                layer=i,
+                name=name,
+                activation=getattr(mod, "name", type(mod).__name__),
+                mode=mode,
+                unit=chosen[i],
+                channel=chosen[i][0],
+                edges=edges,
+                clean=hc,
+                adversarial=ha,
+                **_summary(c_in, a_in),
+                shape_s=s,
+                shape_f=activation_shape(mod, s, chosen[i][0]),
+                scatter_in=c_in[:k],
+                scatter_out=clean["outputs"][i].double().numpy()[:k],
+            )
+        )
     return result
 
 
-def filter_mean_activations(model: nn.Module, x_clean: torch.Tensor, x_adv: torch.Tensor, which: str = "output",
-                            bins: int = 30, batch_size: int = 256, device=None) -> list[dict]:
+def filter_mean_activations(
+    model: nn.Module,
+    x_clean: torch.Tensor,
+    x_adv: torch.Tensor,
+    which: str = "output",
+    bins: int = 30,
+    batch_size: int = 256,
+    device=None,
+) -> list[dict]:
     """Per layer, every filter's (channel's) mean activation over examples and positions, clean vs adversarial.
 
     which: "output" (activations) or "input" (pre-activations). Returns one dict per layer with
@@ -159,25 +196,49 @@ def filter_mean_activations(model: nn.Module, x_clean: torch.Tensor, x_adv: torc
         return t.reshape(t.shape[0], t.shape[1], -1).double().mean(2)
 
     want_in = which == "input"
-    clean = collect_activations(model, x_clean, batch_size, inputs=want_in, outputs=not want_in, reduce=reduce,
-                                device=device)
-    adv = collect_activations(model, x_adv, batch_size, inputs=want_in, outputs=not want_in, reduce=reduce,
-                              device=device)
+    clean = collect_activations(
+        model, x_clean, batch_size, inputs=want_in, outputs=not want_in, reduce=reduce, device=device
+    )
+    adv = collect_activations(
+        model, x_adv, batch_size, inputs=want_in, outputs=not want_in, reduce=reduce, device=device
+    )
     key = "inputs" if want_in else "outputs"
     result = []
     for i, (name, mod) in enumerate(zip(clean["names"], clean["modules"])):
         cm = clean[key][i].mean(0).numpy()
         am = adv[key][i].mean(0).numpy()
         edges, hc, ha = _hist(cm, am, bins)
-        result.append(dict(layer=i, name=name, activation=getattr(mod, "name", type(mod).__name__), mode="filter_means",
-                           which=which, clean_means=cm, adv_means=am, edges=edges, clean=hc, adversarial=ha,
-                           **_summary(cm, am), shape_s=None, shape_f=None, scatter_in=None, scatter_out=None))
+        result.append(
+            dict(
+                layer=i,
+                name=name,
+                activation=getattr(mod, "name", type(mod).__name__),
+                mode="filter_means",
+                which=which,
+                clean_means=cm,
+                adv_means=am,
+                edges=edges,
+                clean=hc,
+                adversarial=ha,
+                **_summary(cm, am),
+                shape_s=None,
+                shape_f=None,
+                scatter_in=None,
+                scatter_out=None,
+            )
+        )
     return result
 
 
 @torch.no_grad()
-def layer_distances(model: nn.Module, x_clean: torch.Tensor, x_adv: torch.Tensor, samples: int | Sequence[int] = 5,
-                    which: str = "output", device=None) -> list[dict]:
+def layer_distances(
+    model: nn.Module,
+    x_clean: torch.Tensor,
+    x_adv: torch.Tensor,
+    samples: int | Sequence[int] = 5,
+    which: str = "output",
+    device=None,
+) -> list[dict]:
     """Per layer and per (clean, adversarial) pair, ||a(x) - a(x_adv)||_2 and that over ||a(x)||_2.
 
     samples: how many pairs (the first ones) or which indices. which: "output" (after the
@@ -195,8 +256,10 @@ def layer_distances(model: nn.Module, x_clean: torch.Tensor, x_adv: torch.Tensor
     c = collect_activations(model, x_clean[idx], inputs=want_in, outputs=not want_in, reduce=flat, device=device)
     a = collect_activations(model, x_adv[idx], inputs=want_in, outputs=not want_in, reduce=flat, device=device)
     key = "inputs" if want_in else "outputs"
-    layers = [(n, getattr(m, "name", type(m).__name__), c[key][i], a[key][i])
-              for i, (n, m) in enumerate(zip(c["names"], c["modules"]))]
+    layers = [
+        (n, getattr(m, "name", type(m).__name__), c[key][i], a[key][i])
+        for i, (n, m) in enumerate(zip(c["names"], c["modules"]))
+    ]
     layers.append(("logits", "logits", c["logits"].double(), a["logits"].double()))
     rows = []
     for li, (name, act, cv, av) in enumerate(layers):
@@ -204,6 +267,15 @@ def layer_distances(model: nn.Module, x_clean: torch.Tensor, x_adv: torch.Tensor
         norm = cv.norm(dim=1)
         for k, sample in enumerate(idx):
             d, n = float(dist[k]), float(norm[k])
-            rows.append(dict(layer=li, name=name, activation=act, sample=sample, distance=d, clean_norm=n,
-                             relative_distance=d / n if n > 0 else float("nan")))
+            rows.append(
+                dict(
+                    layer=li,
+                    name=name,
+                    activation=act,
+                    sample=sample,
+                    distance=d,
+                    clean_norm=n,
+                    relative_distance=d / n if n > 0 else float("nan"),
+                )
+            )
     return rows

@@ -2,6 +2,7 @@
 
 Each KAF module holds one function per channel; `KAF.evaluate(s)` returns them on a 1-D grid.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,8 +31,16 @@ def kaf_curves(model: nn.Module, s_range=(-4.0, 4.0), points: int = 401, s=None)
     for m in mods:
         if not isinstance(m, KAF):
             continue
-        out.append(dict(layer=len(out), name=names.get(id(m), ""), activation=getattr(m, "name", "kaf"),
-                        channels=m.channels, s=grid.numpy(), curves=m.evaluate(grid).double().cpu().numpy(),
-                        slope_bound=copy.deepcopy(m).cpu().slope_bound().numpy(),  # (its grid is built on the CPU)
-                        dictionary_range=(float(m.dictionary.min()), float(m.dictionary.max()))))
+        out.append(
+            dict(
+                layer=len(out),
+                name=names.get(id(m), ""),
+                activation=getattr(m, "name", "kaf"),
+                channels=m.channels,
+                s=grid.numpy(),
+                curves=m.evaluate(grid).double().cpu().numpy(),
+                slope_bound=copy.deepcopy(m).cpu().slope_bound().numpy(),  # (its grid is built on the CPU)
+                dictionary_range=(float(m.dictionary.min()), float(m.dictionary.max())),
+            )
+        )
     return out

@@ -12,6 +12,7 @@ whose deviation from the median of their neighbouring steps (a robust second dif
 must stay concentrated in an interval `refine**levels` times shorter), which a steep but
 continuous function fails.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,7 +51,7 @@ def find_jumps(values, factor: float = 10.0, window: int = 3, threshold: float |
         raise ValueError("need at least 4 samples to look for jumps")
     T1 = len(d)
     pad = np.pad(d, ((window, window), (0, 0)), mode="edge")
-    neigh = np.stack([pad[i:i + T1] for i in range(2 * window + 1)])  # (2w+1, T-1, K)
+    neigh = np.stack([pad[i : i + T1] for i in range(2 * window + 1)])  # (2w+1, T-1, K)
     resid = np.abs(d - np.median(neigh, axis=0)).max(1)
     typical = float(np.median(np.abs(d).max(1)))
     thr = float(threshold) if threshold is not None else factor * typical
@@ -66,14 +67,26 @@ def count_discontinuities(values, factor: float = 10.0, window: int = 3, thresho
 
 @torch.no_grad()
 def _outputs(model, xs, batch_size):
-    return torch.cat([model(xs[i:i + batch_size]).double().cpu() for i in range(0, len(xs), batch_size)])
+    return torch.cat([model(xs[i : i + batch_size]).double().cpu() for i in range(0, len(xs), batch_size)])
 
 
 @torch.no_grad()
-def line_scan(model: nn.Module, x: torch.Tensor, direction: torch.Tensor | None = None, t_max: float = 1.0,
-              points: int = 2001, seed: int = 0, factor: float = 10.0, window: int = 3, refine: int = 4,
-              levels: int = 3, concentration: float = 0.5, batch_size: int = 512, device=None,
-              dtype: torch.dtype = torch.float64) -> dict:
+def line_scan(
+    model: nn.Module,
+    x: torch.Tensor,
+    direction: torch.Tensor | None = None,
+    t_max: float = 1.0,
+    points: int = 2001,
+    seed: int = 0,
+    factor: float = 10.0,
+    window: int = 3,
+    refine: int = 4,
+    levels: int = 3,
+    concentration: float = 0.5,
+    batch_size: int = 512,
+    device=None,
+    dtype: torch.dtype = torch.float64,
+) -> dict:
     """Logits of `model` along x + t * direction, t in [-t_max, t_max] on `points` points, and their jumps.
 
     x: one image (3 x H x W, [0, 1]); direction: same shape (default: a seeded Gaussian direction
@@ -141,8 +154,17 @@ def line_scan(model: nn.Module, x: torch.Tensor, direction: torch.Tensor | None 
     finally:
         model.train(was_training)
     tn = t.numpy()
-    return dict(t=tn, logits=logits.numpy(), jumps=confirmed, jump_t=(tn[confirmed] + tn[confirmed + 1]) / 2,
-                jump_fraction=float(len(confirmed) / max(1, len(tn) - 1)),
-                jump_sizes=np.asarray(sizes), candidates=cand["intervals"], n_jumps=int(len(confirmed)),
-                step=float(tn[1] - tn[0]), threshold=cand["threshold"], typical_step=cand["typical_step"],
-                direction_norm=float(direction.double().norm()))
+    return dict(
+        t=tn,
+        logits=logits.numpy(),
+        jumps=confirmed,
+        jump_t=(tn[confirmed] + tn[confirmed + 1]) / 2,
+        jump_fraction=float(len(confirmed) / max(1, len(tn) - 1)),
+        jump_sizes=np.asarray(sizes),
+        candidates=cand["intervals"],
+        n_jumps=int(len(confirmed)),
+        step=float(tn[1] - tn[0]),
+        threshold=cand["threshold"],
+        typical_step=cand["typical_step"],
+        direction_norm=float(direction.double().norm()),
+    )

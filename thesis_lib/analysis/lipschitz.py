@@ -23,26 +23,39 @@ layer i (eq. 2.35). Per layer, in the L2 norm on the layer's actual input size:
 `empirical_lipschitz` gives the matching local lower estimate: the largest ||d logit_j / dx||_2
 and the largest Jacobian spectral norm over the given inputs, which can never exceed the bound.
 """
+
 from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "lipschitz_bound", "layer_lipschitz", "empirical_lipschitz", "power_iteration", "conv_operator_norm",
-    "conv_fft_bound", "conv_matrix", "network_units",
+    "lipschitz_bound",
+    "layer_lipschitz",
+    "empirical_lipschitz",
+    "power_iteration",
+    "conv_operator_norm",
+    "conv_fft_bound",
+    "conv_matrix",
+    "network_units",
 ]
 
 
 # --------------------------------------------------------------------------- linear-operator norms
 
-def power_iteration(forward: Callable[[torch.Tensor], torch.Tensor], adjoint: Callable[[torch.Tensor], torch.Tensor],
-                    x0: torch.Tensor, iters: int = 500, tol: float = 1e-10) -> float:
+
+def power_iteration(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    adjoint: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    iters: int = 500,
+    tol: float = 1e-10,
+) -> float:
     """Largest singular value of a linear map A (given A and its adjoint A^T), from below.
 
     Iterates x <- A^T A x / ||A^T A x||; returns max ||A x|| over the unit iterates (each one is a
@@ -78,8 +91,9 @@ def _out_size(n, k, s, p, d):
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def conv_operator_norm(conv: nn.Conv2d, input_hw: Sequence[int], iters: int = 500, tol: float = 1e-10,
-                       seed: int = 0) -> float:
+def conv_operator_norm(
+    conv: nn.Conv2d, input_hw: Sequence[int], iters: int = 500, tol: float = 1e-10, seed: int = 0
+) -> float:
     """||conv||_2 on inputs of spatial size input_hw (bias ignored), by power iteration.
 
     Forward: conv2d with the layer's stride/padding/dilation/groups; adjoint: conv_transpose2d with
@@ -93,8 +107,10 @@ def conv_operator_norm(conv: nn.Conv2d, input_hw: Sequence[int], iters: int = 50
     if min(out) < 1:
         raise ValueError(f"input {h}x{wd} is too small for {conv}")
     # conv_transpose2d maps o -> (o - 1) s - 2p + d (k - 1) + 1 + output_padding; restore the input size.
-    opad = tuple(n - ((o - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1) + 1)
-                 for i, (n, o) in enumerate(zip((h, wd), out)))
+    opad = tuple(
+        n - ((o - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1) + 1)
+        for i, (n, o) in enumerate(zip((h, wd), out))
+    )
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     x0 = torch.randn(1, conv.in_channels, h, wd, generator=g, dtype=torch.float64).to(w.device)
     fwd = lambda x: F.conv2d(x, w, None, stride, padding, dilation, groups)  # noqa: E731
@@ -115,14 +131,14 @@ def conv_fft_bound(conv: nn.Conv2d, input_hw: Sequence[int]) -> float:
     if dilation != (1, 1):  # insert the holes explicitly
         kh, kw = w.shape[-2:]
         wd = w.new_zeros(*w.shape[:2], dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-        wd[..., ::dilation[0], ::dilation[1]] = w
+        wd[..., :: dilation[0], :: dilation[1]] = w
         w = wd
     n = [int(input_hw[i]) + w.shape[-2 + i] - 1 for i in range(2)]
     cout, cin_g = w.shape[:2]
     per = cout // groups
     best = 0.0
     for gi in range(groups):
-        wg = w[gi * per:(gi + 1) * per]
+        wg = w[gi * per : (gi + 1) * per]
         fw = torch.fft.fft2(wg, s=n).permute(2, 3, 0, 1)  # (n_h, n_w, C_out/g, C_in/g)
         best = max(best, float(torch.linalg.matrix_norm(fw, ord=2).max()))
     return best
@@ -163,8 +179,10 @@ def _schur_bound(module: nn.Module, in_shape) -> float:
 
 def _window_count(pool: nn.MaxPool2d, in_shape) -> int:
     """Max number of pooling windows any input position lies in (F.unfold's adjoint counts them)."""
-    k, s, p, d = (nn.modules.utils._pair(v) for v in (pool.kernel_size, pool.stride or pool.kernel_size,
-                                                        pool.padding, pool.dilation))
+    k, s, p, d = (
+        nn.modules.utils._pair(v)
+        for v in (pool.kernel_size, pool.stride or pool.kernel_size, pool.padding, pool.dilation)
+    )
     h, w = in_shape[-2:]
     x = torch.ones(1, 1, h, w, dtype=torch.float64, requires_grad=True)
     xin = F.pad(x, (0, s[1] - 1, 0, s[0] - 1)) if pool.ceil_mode else x  # ceil_mode: partial windows at the end
@@ -175,12 +193,20 @@ def _window_count(pool: nn.MaxPool2d, in_shape) -> int:
 
 # --------------------------------------------------------------------------- per-layer bounds
 
-_TORCH_ACTS = {nn.ReLU: 1.0, nn.LeakyReLU: None, nn.ELU: None, nn.Tanh: 1.0, nn.Sigmoid: 0.25, nn.Hardtanh: 1.0,
-               nn.Softplus: 1.0}
+_TORCH_ACTS = {
+    nn.ReLU: 1.0,
+    nn.LeakyReLU: None,
+    nn.ELU: None,
+    nn.Tanh: 1.0,
+    nn.Sigmoid: 0.25,
+    nn.Hardtanh: 1.0,
+    nn.Softplus: 1.0,
+}
 
 
-def layer_lipschitz(module: nn.Module, in_shape: Sequence[int], iters: int = 500, tol: float = 1e-10,
-                    seed: int = 0) -> dict:
+def layer_lipschitz(
+    module: nn.Module, in_shape: Sequence[int], iters: int = 500, tol: float = 1e-10, seed: int = 0
+) -> dict:
     """L2 Lipschitz constant of one (non-residual) layer on inputs of shape in_shape (no batch dim).
 
     Returns dict(kind, bound, certified, method): `bound` is the layer's constant as computed
@@ -192,8 +218,9 @@ def layer_lipschitz(module: nn.Module, in_shape: Sequence[int], iters: int = 500
     in_shape = tuple(int(v) for v in in_shape)
     if isinstance(module, nn.Conv2d):
         b = conv_operator_norm(module, in_shape[-2:], iters, tol, seed)
-        return dict(kind="conv", bound=b, certified=max(b, conv_fft_bound(module, in_shape[-2:])),
-                    method="power_iteration")
+        return dict(
+            kind="conv", bound=b, certified=max(b, conv_fft_bound(module, in_shape[-2:])), method="power_iteration"
+        )
     if isinstance(module, nn.Linear):
         b = float(torch.linalg.matrix_norm(module.weight.detach().double(), ord=2))
         return dict(kind="dense", bound=b, certified=b, method="spectral_norm")
@@ -208,8 +235,12 @@ def layer_lipschitz(module: nn.Module, in_shape: Sequence[int], iters: int = 500
     if hasattr(module, "slope_bound"):
         b = float(module.slope_bound().double().max())
         kind = "kaf" if isinstance(module, KAF) else "activation"
-        return dict(kind=kind, bound=b, certified=b, method="slope_bound" if math.isfinite(b) else
-                    "discontinuous (no finite constant)")
+        return dict(
+            kind=kind,
+            bound=b,
+            certified=b,
+            method="slope_bound" if math.isfinite(b) else "discontinuous (no finite constant)",
+        )
     if type(module) in _TORCH_ACTS:
         b = _TORCH_ACTS[type(module)]
         if b is None:
@@ -220,14 +251,14 @@ def layer_lipschitz(module: nn.Module, in_shape: Sequence[int], iters: int = 500
         return dict(kind="maxpool", bound=b, certified=b, method="sqrt(windows per input)")
     if isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
         b = _linear_norm(module, in_shape, iters, tol, seed)  # pools have no parameters: float64 passes through
-        return dict(kind="avgpool", bound=b, certified=max(b, _schur_bound(module, in_shape)),
-                    method="power_iteration")
+        return dict(kind="avgpool", bound=b, certified=max(b, _schur_bound(module, in_shape)), method="power_iteration")
     if isinstance(module, (nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten)):
         return dict(kind="identity", bound=1.0, certified=1.0, method="identity in eval mode")
     raise ValueError(f"no Lipschitz rule for layer type {type(module).__name__}")
 
 
 # --------------------------------------------------------------------------- network structure
+
 
 def _flatten(prefix: str, module: nn.Module) -> list[tuple[str, nn.Module]]:
     if isinstance(module, nn.Sequential):
@@ -249,8 +280,12 @@ def network_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
     if isinstance(model, (LightCNN, VGG)):
         return _flatten("features", model.features) + _flatten("classifier", model.classifier)
     if isinstance(model, ResNet):
-        return (_flatten("stem", model.stem) + _flatten("blocks", model.blocks) + _flatten("pool", model.pool)
-                + [("fc", model.fc)])
+        return (
+            _flatten("stem", model.stem)
+            + _flatten("blocks", model.blocks)
+            + _flatten("pool", model.pool)
+            + [("fc", model.fc)]
+        )
     if isinstance(model, nn.Sequential):
         return _flatten("", model)
     raise ValueError(f"cannot bound {type(model).__name__}: its forward pass is not a known sequence of layers")
@@ -264,8 +299,13 @@ def _block_parts(block: nn.Module):
         branch = [("conv1", block.conv1), ("bn1", block.bn1), ("act1", block.act1), ("conv2", block.conv2)]
         post = [("bn2", block.bn2), ("act2", block.act2)]
     elif isinstance(block, HeBlock):  # act2(bn2(conv2(act1(bn1(conv1 x)))) + shortcut x)
-        branch = [("conv1", block.conv1), ("bn1", block.bn1), ("act1", block.act1), ("conv2", block.conv2),
-                  ("bn2", block.bn2)]
+        branch = [
+            ("conv1", block.conv1),
+            ("bn1", block.bn1),
+            ("act1", block.act1),
+            ("conv2", block.conv2),
+            ("bn2", block.bn2),
+        ]
         post = [("act2", block.act2)]
     else:
         return None
@@ -275,8 +315,9 @@ def _block_parts(block: nn.Module):
 @torch.no_grad()
 def _out_shape(module: nn.Module, in_shape) -> tuple[int, ...]:
     p = next(module.parameters(), None)
-    x = torch.zeros(1, *in_shape, dtype=p.dtype if p is not None else torch.float32,
-                    device=p.device if p is not None else "cpu")
+    x = torch.zeros(
+        1, *in_shape, dtype=p.dtype if p is not None else torch.float32, device=p.device if p is not None else "cpu"
+    )
     return tuple(module(x).shape[1:])
 
 
@@ -286,15 +327,26 @@ def _chain(parts, shape, block: str, role: str, rows: list, opts) -> tuple[float
     for name, mod in parts:
         info = layer_lipschitz(mod, shape, **opts)
         out = _out_shape(mod, shape)
-        rows.append(dict(name=f"{block}.{name}" if block else name, type=type(mod).__name__, block=block or None,
-                         role=role, in_shape=shape, out_shape=out, in_product=role == "sequence", **info))
+        rows.append(
+            dict(
+                name=f"{block}.{name}" if block else name,
+                type=type(mod).__name__,
+                block=block or None,
+                role=role,
+                in_shape=shape,
+                out_shape=out,
+                in_product=role == "sequence",
+                **info,
+            )
+        )
         prod, cert = prod * info["bound"], cert * info["certified"]
         shape = out
     return prod, cert, shape
 
 
-def lipschitz_bound(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), iters: int = 500,
-                    tol: float = 1e-10, seed: int = 0) -> dict:
+def lipschitz_bound(
+    model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), iters: int = 500, tol: float = 1e-10, seed: int = 0
+) -> dict:
     """Per-layer L2 Lipschitz bounds of `model` (eval mode) and their product, the network bound (eq. 2.36).
 
     Returns dict(layers=[rows], total, total_certified, input_shape, norm="l2"). Each row: name,
@@ -325,9 +377,22 @@ def lipschitz_bound(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), 
                 raise ValueError(f"{name}: branch output {mid} and shortcut output {mid_s} differ")
             pp, cp, out = _chain(post, mid, name, "post", rows, opts)
             p, c = pp * (pb + ps), cp * (cb + cs)
-            rows.insert(start, dict(name=name, type=type(unit).__name__, block=name, role="block", in_shape=shape,
-                                    out_shape=out, in_product=True, kind="residual", bound=p, certified=c,
-                                    method="L(post) * (L(branch) + L(shortcut))"))
+            rows.insert(
+                start,
+                dict(
+                    name=name,
+                    type=type(unit).__name__,
+                    block=name,
+                    role="block",
+                    in_shape=shape,
+                    out_shape=out,
+                    in_product=True,
+                    kind="residual",
+                    bound=p,
+                    certified=c,
+                    method="L(post) * (L(branch) + L(shortcut))",
+                ),
+            )
             shape = out
         total, total_cert = total * p, total_cert * c
         rows[[i for i, r in enumerate(rows) if r["in_product"]][-1]]["cumulative"] = total
@@ -337,6 +402,7 @@ def lipschitz_bound(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), 
 
 
 # --------------------------------------------------------------------------- empirical (local) estimate
+
 
 def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int = 64, device=None) -> dict:
     """Local lower estimates of the model's L2 Lipschitz constant on the given inputs (eval mode).
@@ -359,13 +425,15 @@ def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int 
     grads, jacs = [], []
     try:
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(dev)
+            x = images[start : start + batch_size].to(dev)
             x = (x.float() / 255 if x.dtype == torch.uint8 else x.float()).detach().clone().requires_grad_(True)
             with torch.enable_grad():
                 logits = model(x)
                 k = logits.shape[1]
-                rows = [torch.autograd.grad(logits[:, j].sum(), x, retain_graph=j < k - 1)[0].reshape(len(x), -1)
-                        for j in range(k)]  # examples are independent in eval mode: sum gives per-example grads
+                rows = [
+                    torch.autograd.grad(logits[:, j].sum(), x, retain_graph=j < k - 1)[0].reshape(len(x), -1)
+                    for j in range(k)
+                ]  # examples are independent in eval mode: sum gives per-example grads
             jac = torch.stack(rows, 1).double()  # (B, K, D)
             grads.append(jac.norm(dim=2).cpu())
             jacs.append(torch.linalg.matrix_norm(jac, ord=2).cpu())
@@ -373,6 +441,12 @@ def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int 
         model.train(was_training)
     g = torch.cat(grads)
     j = torch.cat(jacs)
-    return dict(max_grad_norm=float(g.max()), max_jacobian_norm=float(j.max()),
-                argmax_grad=int(g.max(1).values.argmax()), argmax_jacobian=int(j.argmax()),
-                grad_norms=g.numpy(), jacobian_norms=j.numpy(), n=len(j))
+    return dict(
+        max_grad_norm=float(g.max()),
+        max_jacobian_norm=float(j.max()),
+        argmax_grad=int(g.max(1).values.argmax()),
+        argmax_jacobian=int(j.argmax()),
+        grad_norms=g.numpy(),
+        jacobian_norms=j.numpy(),
+        n=len(j),
+    )

@@ -16,13 +16,23 @@ with a 95% interval (`Estimate`), computed from the stored results of experiment
 "holds" is the direction of the point estimate; "excludes_0" says whether the 95% interval excludes
 no difference (if not, the run cannot tell either way).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-__all__ = ["Estimate", "wilson", "paired_difference", "proportion_difference", "welch_difference",
-           "chapter4_observations", "compare_profiles", "from_results", "observations_table"]
+__all__ = [
+    "Estimate",
+    "wilson",
+    "paired_difference",
+    "proportion_difference",
+    "welch_difference",
+    "chapter4_observations",
+    "compare_profiles",
+    "from_results",
+    "observations_table",
+]
 
 Z95 = 1.959963984540054
 
@@ -85,10 +95,10 @@ def _t975(df: float) -> float:
     if df <= 0 or math.isnan(df):
         return math.nan
     z = Z95
-    g1 = (z ** 3 + z) / 4
-    g2 = (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96
-    g3 = (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384
-    return z + g1 / df + g2 / df ** 2 + g3 / df ** 3
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    return z + g1 / df + g2 / df**2 + g3 / df**3
 
 
 def welch_difference(x: list[float], y: list[float]) -> Estimate:
@@ -101,7 +111,7 @@ def welch_difference(x: list[float], y: list[float]) -> Estimate:
     vx = sum((v - mx) ** 2 for v in x) / (nx - 1) / nx
     vy = sum((v - my) ** 2 for v in y) / (ny - 1) / ny
     se = math.sqrt(vx + vy)
-    df = (vx + vy) ** 2 / ((vx ** 2 / (nx - 1) if vx else 0) + (vy ** 2 / (ny - 1) if vy else 0) or math.inf)
+    df = (vx + vy) ** 2 / ((vx**2 / (nx - 1) if vx else 0) + (vy**2 / (ny - 1) if vy else 0) or math.inf)
     half = _t975(df) * se if se > 0 else 0.0
     return Estimate(mx - my, mx - my - half, mx - my + half)
 
@@ -119,8 +129,9 @@ def _pair_means(rows: list[dict], activation: str) -> list[float]:
     return [sum(v) / len(v) for v in per.values()]
 
 
-def chapter4_observations(models: dict[str, dict], pgd: dict[str, dict], distances: list[dict],
-                          n_test: int = 10000) -> list[dict]:
+def chapter4_observations(
+    models: dict[str, dict], pgd: dict[str, dict], distances: list[dict], n_test: int = 10000
+) -> list[dict]:
     """One row per observation: {"observation", "measured", "estimate", "holds", "excludes_0"}.
 
     models: activation -> the light_cnn summary's model entry (clean_acc, gradient_masking_flagged, ...);
@@ -136,8 +147,12 @@ def chapter4_observations(models: dict[str, dict], pgd: dict[str, dict], distanc
         rows.append({"observation": name, "measured": measured, "estimate": est, "holds": holds, "excludes_0": excl})
 
     d = welch_difference(rel["kaf"], rel["relu"])
-    add("KAF: smaller clean-vs-adversarial activation gaps than ReLU",
-        f"relative distance kaf - relu {d}", d, bool(d.value < 0))
+    add(
+        "KAF: smaller clean-vs-adversarial activation gaps than ReLU",
+        f"relative distance kaf - relu {d}",
+        d,
+        bool(d.value < 0),
+    )
     c = proportion_difference(models["kaf"]["clean_acc"], n_test, models["relu"]["clean_acc"], n_test)
     add("KAF: clean accuracy at least ReLU's", f"clean kaf - relu {c}", c, bool(c.value >= 0))
     k = paired_difference(robust["kwta"], robust["relu"])
@@ -161,7 +176,9 @@ def compare_profiles(by_profile: dict[str, list[dict]]) -> list[dict]:
         verdicts = []
         for lab in labels:
             r = by_profile[lab][i]
-            note = {None: "", True: ", interval excludes 0", False: ", inconclusive (interval includes 0)"}[r["excludes_0"]]
+            note = {None: "", True: ", interval excludes 0", False: ", inconclusive (interval includes 0)"}[
+                r["excludes_0"]
+            ]
             rec[f"{lab}: measured"] = r["measured"]
             rec[f"{lab}: holds"] = ("yes" if r["holds"] else "no") + note
             verdicts.append(r["holds"])

@@ -7,6 +7,7 @@
 
 Every attack runs the model in eval mode with frozen parameters and restores its state afterwards.
 """
+
 from .autoattack import AUTOATTACK_VERSIONS, autoattack_eval
 from .context import attack_mode
 from .curves import accuracy_vs_eps, accuracy_vs_iterations, accuracy_vs_restarts
@@ -17,10 +18,24 @@ from .pgd import PGDResult, pgd, run_pgd
 from .sanity import SanityConfig, first_order_error, gradient_masking_report, zero_gradient_fraction
 
 __all__ = [
-    "fgsm", "pgd", "run_pgd", "PGDResult",
-    "robust_accuracy", "predict", "uniform_noise", "AttackSettings", "ATTACKS",
-    "accuracy_vs_eps", "accuracy_vs_iterations", "accuracy_vs_restarts",
-    "autoattack_eval", "AUTOATTACK_VERSIONS",
-    "gradient_masking_report", "SanityConfig", "first_order_error", "zero_gradient_fraction",
-    "attack_mode", "fold_batchnorm",
+    "fgsm",
+    "pgd",
+    "run_pgd",
+    "PGDResult",
+    "robust_accuracy",
+    "predict",
+    "uniform_noise",
+    "AttackSettings",
+    "ATTACKS",
+    "accuracy_vs_eps",
+    "accuracy_vs_iterations",
+    "accuracy_vs_restarts",
+    "autoattack_eval",
+    "AUTOATTACK_VERSIONS",
+    "gradient_masking_report",
+    "SanityConfig",
+    "first_order_error",
+    "zero_gradient_fraction",
+    "attack_mode",
+    "fold_batchnorm",
 ]

@@ -12,6 +12,7 @@ As in AutoAttack, each attack only sees the examples that all previous attacks f
 report can say how much each attack added. Every returned image is re-checked with a float32 forward
 pass and its perturbation norm is verified to be within eps.
 """
+
 from __future__ import annotations
 
 import time
@@ -116,8 +117,16 @@ def autoattack_eval(
     with attack_mode(model):
         with torch.no_grad():
             num_classes = model(x[:1].to(dev)).shape[1] if n else 10
-        adversary = AutoAttack(model, norm="Linf" if norm == "linf" else "L2", eps=eps, version="custom",
-                               attacks_to_run=list(attacks), seed=seed, verbose=False, device=str(dev))
+        adversary = AutoAttack(
+            model,
+            norm="Linf" if norm == "linf" else "L2",
+            eps=eps,
+            version="custom",
+            attacks_to_run=list(attacks),
+            seed=seed,
+            verbose=False,
+            device=str(dev),
+        )
         _configure(adversary, version, num_classes, n_iter, n_queries)
         # AutoAttack reseeds the global RNG before every attack: keep the caller's random state intact.
         # (Its losses still pass the long-deprecated size_average/reduce arguments: silence that warning.)
@@ -134,8 +143,14 @@ def autoattack_eval(
                     x_adv[rows[~still]] = adv[~still]
                     robust[rows[~still]] = False
                     broken = int((~still).sum())
-                per_attack.append({"attack": name, "robust_acc": robust.float().mean().item() if n else float("nan"),
-                                   "broken": broken, "seconds": round(time.perf_counter() - ta, 3)})
+                per_attack.append(
+                    {
+                        "attack": name,
+                        "robust_acc": robust.float().mean().item() if n else float("nan"),
+                        "broken": broken,
+                        "seconds": round(time.perf_counter() - ta, 3),
+                    }
+                )
     delta = (x_adv - x).flatten(1)
     max_pert = (delta.abs().max(1).values if norm == "linf" else delta.norm(dim=1)).max().item() if n else 0.0
     if max_pert > eps + 1e-5:  # AutoAttack's own final check; never report images outside the threat model
@@ -150,9 +165,15 @@ def autoattack_eval(
         "attacks": list(attacks),
         "per_attack": per_attack,
         "max_perturbation": max_pert,
-        "settings": {"eps": eps, "norm": norm, "version": version, "seed": seed, "batch_size": batch_size,
-                     "n_iter": n_iter if n_iter is not None else 100,
-                     "n_queries": n_queries if n_queries is not None else 5000},
+        "settings": {
+            "eps": eps,
+            "norm": norm,
+            "version": version,
+            "seed": seed,
+            "batch_size": batch_size,
+            "n_iter": n_iter if n_iter is not None else 100,
+            "n_queries": n_queries if n_queries is not None else 5000,
+        },
         "seconds": round(time.perf_counter() - t0, 3),
     }
     result["summary"] = autoattack_summary(result)
@@ -163,10 +184,16 @@ def autoattack_summary(result: dict) -> str:
     """A few readable lines: clean accuracy, then robust accuracy after each attack of the ensemble."""
     s = result["settings"]
     eps_txt = f"{s['eps'] * 255:.3g}/255" if s["norm"] == "linf" else f"{s['eps']:.3g}"
-    lines = [f"AutoAttack ({result['version']}: {', '.join(result['attacks'])}), {s['norm']} eps = {eps_txt}, "
-             f"{result['n']} images",
-             f"  clean accuracy:  {100 * result['clean_acc']:.2f}%"]
+    lines = [
+        f"AutoAttack ({result['version']}: {', '.join(result['attacks'])}), {s['norm']} eps = {eps_txt}, "
+        f"{result['n']} images",
+        f"  clean accuracy:  {100 * result['clean_acc']:.2f}%",
+    ]
     for p in result["per_attack"]:
-        lines.append(f"  after {p['attack']:<8} {100 * p['robust_acc']:.2f}%  (-{p['broken']} images, {p['seconds']:.1f} s)")
-    lines.append(f"  robust accuracy: {100 * result['robust_acc']:.2f}%  (max perturbation {result['max_perturbation']:.5f})")
+        lines.append(
+            f"  after {p['attack']:<8} {100 * p['robust_acc']:.2f}%  (-{p['broken']} images, {p['seconds']:.1f} s)"
+        )
+    lines.append(
+        f"  robust accuracy: {100 * result['robust_acc']:.2f}%  (max perturbation {result['max_perturbation']:.5f})"
+    )
     return "\n".join(lines)

@@ -7,17 +7,27 @@ could pick up. BatchNorm and dropout must be in eval mode, otherwise the attack 
 update) batch statistics and random masks instead of the deployed model (Carlini et al. 2019,
 "On Evaluating Adversarial Robustness", section 4).
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from ..utils import frozen_parameters
 
-__all__ = ["attack_mode", "prefers_channels_last", "model_device", "autocast_for", "check_eps", "check_norm", "NORMS", "to_float_images"]
+__all__ = [
+    "attack_mode",
+    "prefers_channels_last",
+    "model_device",
+    "autocast_for",
+    "check_eps",
+    "check_norm",
+    "NORMS",
+    "to_float_images",
+]
 
 NORMS = ("linf", "l2")
 
@@ -45,6 +55,7 @@ def prefers_channels_last(model: nn.Module, device: torch.device | None = None) 
     if device.type != "cpu":
         return False
     from ..activations import KWTA  # lazy: the attacks do not otherwise depend on the activations
+
     return not any(isinstance(m, KWTA) for m in model.modules())
 
 

@@ -16,10 +16,11 @@ about 50 iterations". How each curve is computed (and why that is valid):
 
 Each function returns a list of flat dicts (`pandas.DataFrame(rows)` ready).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -57,11 +58,36 @@ def accuracy_vs_eps(
     rows = []
     for i, eps in enumerate(sorted(float(e) for e in eps_values)):
         st = step if step is not None else step_ratio * eps
-        r = robust_accuracy(model, images, labels, attack, eps, st, steps, restarts, batch_size, None, norm,
-                            seed=seed + i, desc=f"eps={eps * 255:.2f}/255")
-        rows.append({"eps": eps, "eps_255": eps * 255, "step": st, "attack": attack, "steps": steps,
-                     "restarts": restarts, "norm": norm, "clean_acc": r["clean_acc"], "robust_acc": r["robust_acc"],
-                     "n": r["n"], "seconds": r["seconds"]})
+        r = robust_accuracy(
+            model,
+            images,
+            labels,
+            attack,
+            eps,
+            st,
+            steps,
+            restarts,
+            batch_size,
+            None,
+            norm,
+            seed=seed + i,
+            desc=f"eps={eps * 255:.2f}/255",
+        )
+        rows.append(
+            {
+                "eps": eps,
+                "eps_255": eps * 255,
+                "step": st,
+                "attack": attack,
+                "steps": steps,
+                "restarts": restarts,
+                "norm": norm,
+                "clean_acc": r["clean_acc"],
+                "robust_acc": r["robust_acc"],
+                "n": r["n"],
+                "seconds": r["seconds"],
+            }
+        )
     return rows
 
 
@@ -70,8 +96,21 @@ def _pgd_once(model, images, labels, eps, step, steps, restarts, norm, batch_siz
     clean = predict(model, images, batch_size).eq(labels)
     t0 = time.perf_counter()
     with tqdm(total=images.shape[0], desc=desc, unit="img", disable=progress_disabled(), leave=False) as bar:
-        res = run_pgd(model, images, labels, eps, step, steps, restarts, norm, seed=seed, batch_size=batch_size,
-                      stop=stop, return_adv=False, on_done=bar.update)
+        res = run_pgd(
+            model,
+            images,
+            labels,
+            eps,
+            step,
+            steps,
+            restarts,
+            norm,
+            seed=seed,
+            batch_size=batch_size,
+            stop=stop,
+            return_adv=False,
+            on_done=bar.update,
+        )
     return clean, res, time.perf_counter() - t0
 
 
@@ -92,15 +131,37 @@ def accuracy_vs_iterations(
     `iterations=0` is allowed (the random start alone). The run's total seconds are on every row.
     """
     its = _sorted_ints(iterations, "iterations", 0)
-    clean, res, secs = _pgd_once(model, images, labels, eps, step, its[-1], restarts, norm, batch_size, seed,
-                                 "earliest", f"PGD-{its[-1]}x{restarts} (curve)")
+    clean, res, secs = _pgd_once(
+        model,
+        images,
+        labels,
+        eps,
+        step,
+        its[-1],
+        restarts,
+        norm,
+        batch_size,
+        seed,
+        "earliest",
+        f"PGD-{its[-1]}x{restarts} (curve)",
+    )
     n = clean.numel()
     rows = []
     for k in its:
         broken = res.success & (res.step <= k)
-        rows.append({"iterations": k, "robust_acc": (clean & ~broken).float().mean().item() if n else float("nan"),
-                     "clean_acc": clean.float().mean().item() if n else float("nan"), "restarts": restarts,
-                     "eps": eps, "step": step, "norm": norm, "n": n, "seconds": round(secs, 3)})
+        rows.append(
+            {
+                "iterations": k,
+                "robust_acc": (clean & ~broken).float().mean().item() if n else float("nan"),
+                "clean_acc": clean.float().mean().item() if n else float("nan"),
+                "restarts": restarts,
+                "eps": eps,
+                "step": step,
+                "norm": norm,
+                "n": n,
+                "seconds": round(secs, 3),
+            }
+        )
     return rows
 
 
@@ -118,13 +179,35 @@ def accuracy_vs_restarts(
 ) -> list[dict]:
     """Rows {restarts, robust_acc, clean_acc, steps, eps, step, n, seconds} from one PGD-steps x max(restarts) run."""
     rs = _sorted_ints(restarts, "restarts", 1)
-    clean, res, secs = _pgd_once(model, images, labels, eps, step, steps, rs[-1], norm, batch_size, seed,
-                                 "first", f"PGD-{steps}x{rs[-1]} (curve)")
+    clean, res, secs = _pgd_once(
+        model,
+        images,
+        labels,
+        eps,
+        step,
+        steps,
+        rs[-1],
+        norm,
+        batch_size,
+        seed,
+        "first",
+        f"PGD-{steps}x{rs[-1]} (curve)",
+    )
     n = clean.numel()
     rows = []
     for r in rs:
         broken = res.success & (res.restart < r)
-        rows.append({"restarts": r, "robust_acc": (clean & ~broken).float().mean().item() if n else float("nan"),
-                     "clean_acc": clean.float().mean().item() if n else float("nan"), "steps": steps,
-                     "eps": eps, "step": step, "norm": norm, "n": n, "seconds": round(secs, 3)})
+        rows.append(
+            {
+                "restarts": r,
+                "robust_acc": (clean & ~broken).float().mean().item() if n else float("nan"),
+                "clean_acc": clean.float().mean().item() if n else float("nan"),
+                "steps": steps,
+                "eps": eps,
+                "step": step,
+                "norm": norm,
+                "n": n,
+                "seconds": round(secs, 3),
+            }
+        )
     return rows

@@ -6,6 +6,7 @@ An example counts as robust only if it is classified correctly both clean and on
 float32 forward pass (no autocast), so the reported accuracy is that of the images, not the attack's
 bookkeeping (Carlini et al. 2019: verify the adversarial examples you report).
 """
+
 from __future__ import annotations
 
 import time
@@ -63,11 +64,13 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> to
     out = []
     with attack_mode(model):
         for i in range(0, images.shape[0], batch_size):
-            out.append(model(to_float_images(images[i:i + batch_size], device)).argmax(1).cpu())
+            out.append(model(to_float_images(images[i : i + batch_size], device)).argmax(1).cpu())
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
 
-def uniform_noise(x: torch.Tensor, eps: float, norm: str = "linf", generator: torch.Generator | None = None) -> torch.Tensor:
+def uniform_noise(
+    x: torch.Tensor, eps: float, norm: str = "linf", generator: torch.Generator | None = None
+) -> torch.Tensor:
     """x plus noise drawn uniformly from the eps-ball (L-inf: per pixel; L2: uniform in the ball), in [0, 1]."""
     from .pgd import _random_start
 
@@ -120,19 +123,43 @@ def robust_accuracy(
     extra: dict = {}
     with tqdm(total=n, desc=desc or s.label(), unit="img", disable=progress_disabled(), leave=False) as bar:
         if s.attack == "pgd":
-            res = run_pgd(model, images, labels, s.eps, s.step, s.steps, s.restarts, s.norm, s.random_start,
-                          seed=s.seed, batch_size=s.batch_size, on_done=bar.update, amp=amp)
+            res = run_pgd(
+                model,
+                images,
+                labels,
+                s.eps,
+                s.step,
+                s.steps,
+                s.restarts,
+                s.norm,
+                s.random_start,
+                seed=s.seed,
+                batch_size=s.batch_size,
+                on_done=bar.update,
+                amp=amp,
+            )
             x_adv = res.x_adv
-            extra = {"gradient_evaluations": res.gradient_evaluations,
-                     "success_restart": res.restart.tolist(), "success_step": res.step.tolist()}
+            extra = {
+                "gradient_evaluations": res.gradient_evaluations,
+                "success_restart": res.restart.tolist(),
+                "success_step": res.step.tolist(),
+            }
         elif s.attack == "fgsm":
             x_adv = fgsm(model, images, labels, s.eps, batch_size=s.batch_size)
             bar.update(n)
             extra = {"gradient_evaluations": n}
         else:  # noise
             gen = torch.Generator(device=dev).manual_seed(s.seed)
-            x_adv = torch.cat([uniform_noise(to_float_images(images[i:i + s.batch_size], dev), s.eps, s.norm, gen).cpu()
-                               for i in range(0, n, s.batch_size)]) if n else images.float()
+            x_adv = (
+                torch.cat(
+                    [
+                        uniform_noise(to_float_images(images[i : i + s.batch_size], dev), s.eps, s.norm, gen).cpu()
+                        for i in range(0, n, s.batch_size)
+                    ]
+                )
+                if n
+                else images.float()
+            )
             bar.update(n)
             extra = {"gradient_evaluations": 0}
     adv_correct = predict(model, x_adv, s.batch_size).eq(labels)

@@ -2,20 +2,22 @@
 examples"); thesis section 2.2. One L-inf step of size eps along the sign of the input gradient of the
 cross-entropy loss, clipped to [0, 1]. The single-step baseline that PGD must beat (Carlini et al. 2019).
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .context import attack_mode, autocast_for, prefers_channels_last, check_eps, model_device, to_float_images
+from .context import attack_mode, autocast_for, check_eps, model_device, prefers_channels_last, to_float_images
 from .fold import fold_batchnorm
 
 __all__ = ["fgsm"]
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, batch_size: int = 512,
-         amp: bool | None = None) -> torch.Tensor:
+def fgsm(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, batch_size: int = 512, amp: bool | None = None
+) -> torch.Tensor:
     """FGSM adversarial images x + eps * sign(grad_x CE(model(x), y)), clipped to [0, 1].
 
     `x` uint8 or float in [0, 1]; the result is float on `x`'s device. Eval mode, frozen parameters,
@@ -32,12 +34,12 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, batc
     with attack_mode(model, channels_last=cl):
         net = fold_batchnorm(model)  # same function, fewer passes (fold.py)
         for i in range(0, x.shape[0], batch_size):
-            xb = to_float_images(x[i:i + batch_size], device).requires_grad_(True)
-            yb = y[i:i + batch_size].to(device)
+            xb = to_float_images(x[i : i + batch_size], device).requires_grad_(True)
+            yb = y[i : i + batch_size].to(device)
             with torch.enable_grad(), autocast_for(device, amp):
                 logits = net(xb.contiguous(memory_format=torch.channels_last) if cl else xb)
                 loss = F.cross_entropy(logits.float(), yb, reduction="sum")
-            grad, = torch.autograd.grad(loss, xb)
+            (grad,) = torch.autograd.grad(loss, xb)
             out.append((xb.detach() + eps * grad.sign()).clamp_(0, 1).to(x.device))
     if not out:
         return torch.empty(x.shape, dtype=torch.float32, device=x.device)

@@ -13,6 +13,7 @@ Only pairs whose order is certain are folded: a Conv2d immediately followed by a
 in a custom `forward` (inside residual blocks) are left alone. BatchNorm without running statistics
 (which normalises with batch statistics even in eval mode) is never folded.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,13 @@ def foldable_pairs(model: nn.Module) -> list[tuple[nn.Sequential, str, str]]:
         names = list(seq._modules)
         for a, b in zip(names, names[1:]):
             conv, bn = seq._modules[a], seq._modules[b]
-            if (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats
-                    and bn.running_mean is not None and conv.out_channels == bn.num_features):
+            if (
+                type(conv) is nn.Conv2d
+                and type(bn) is nn.BatchNorm2d
+                and bn.track_running_stats
+                and bn.running_mean is not None
+                and conv.out_channels == bn.num_features
+            ):
                 pairs.append((seq, a, b))
     return pairs
 
@@ -48,9 +54,20 @@ def _fused(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         shift = shift + conv.bias * scale
     # skip_init: no random initialisation (it would draw from, and so shift, the global generator,
     # e.g. the training stream of a run whose per-epoch watch attacks the model)
-    out = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    conv.groups, bias=True, padding_mode=conv.padding_mode, device=conv.weight.device,
-                    dtype=conv.weight.dtype)
+    out = nn.utils.skip_init(
+        nn.Conv2d,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
     out.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1).to(conv.weight.dtype))
     out.bias.copy_(shift.to(conv.weight.dtype))
     out.weight.requires_grad_(False)

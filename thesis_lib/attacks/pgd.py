@@ -27,18 +27,27 @@ prefix of PGD-K for k < K, so one run gives the whole curve (see `curves.py`). `
 PGD (every example runs every step of every restart; the result is the final iterate of the
 highest-loss restart): high-confidence adversarial images for transfer attacks.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .context import attack_mode, autocast_for, prefers_channels_last, check_eps, check_norm, model_device, to_float_images
+from .context import (
+    attack_mode,
+    autocast_for,
+    check_eps,
+    check_norm,
+    model_device,
+    prefers_channels_last,
+    to_float_images,
+)
 from .fold import fold_batchnorm
 
 __all__ = ["pgd", "run_pgd", "PGDResult"]
@@ -69,14 +78,18 @@ def _check_args(x, y, eps, step, steps, restarts, norm, random_start, target, st
     if not isinstance(restarts, numbers.Integral) or isinstance(restarts, bool) or restarts < 1:
         raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}.")
     if restarts > 1 and not random_start:
-        raise ValueError("restarts > 1 needs random_start=True: without a random start every restart repeats the same attack.")
+        raise ValueError(
+            "restarts > 1 needs random_start=True: without a random start every restart repeats the same attack."
+        )
     if stop not in ("first", "earliest", "none"):
         raise ValueError(f"stop must be 'first', 'earliest' or 'none', got {stop!r}.")
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise ValueError("x must be a tensor of images of shape N x C x H x W.")
     if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],):
-        raise ValueError(f"y must hold one class index per image ({x.shape[0]}), got shape "
-                         f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}.")
+        raise ValueError(
+            f"y must hold one class index per image ({x.shape[0]}), got shape "
+            f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}."
+        )
     if target is not None and (not isinstance(target, torch.Tensor) or target.shape != (x.shape[0],)):
         raise ValueError("target must be None or hold one class index per image.")
     return eps, step, norm
@@ -189,7 +202,7 @@ def run_pgd(
                 k = min(batch_size - idx.numel(), n - pending)
                 rows = torch.arange(pending, pending + k, device=device)
                 pending += k
-                xs = to_float_images(x[pending - k:pending], device)
+                xs = to_float_images(x[pending - k : pending], device)
                 if return_adv:  # the fallback if no iterate ever has a finite loss
                     x_adv[rows] = xs
                 with torch.no_grad(), autocast():
@@ -226,10 +239,13 @@ def run_pgd(
             xa = xadv.detach().requires_grad_(need_grad)
             with torch.set_grad_enabled(need_grad), autocast():
                 logits = _forward(net, xa, cl).float()
-                losses = (-F.cross_entropy(logits, t_all[idx], reduction="none") if targeted
-                          else F.cross_entropy(logits, y_all[idx], reduction="none"))
+                losses = (
+                    -F.cross_entropy(logits, t_all[idx], reduction="none")
+                    if targeted
+                    else F.cross_entropy(logits, y_all[idx], reduction="none")
+                )
             if need_grad:
-                grad, = torch.autograd.grad(losses.sum(), xa)
+                (grad,) = torch.autograd.grad(losses.sum(), xa)
                 grad_evals += idx.numel()
             else:
                 grad = torch.zeros_like(xadv)  # unused: every slot restarts or leaves below
@@ -327,5 +343,6 @@ def pgd(
     norm units (`norm="l2"`). The model is attacked in eval mode with frozen parameters; its state is
     restored afterwards.
     """
-    return run_pgd(model, x, y, eps, step, steps, restarts, norm, random_start, target,
-                   seed=seed, batch_size=batch_size, stop=stop).x_adv
+    return run_pgd(
+        model, x, y, eps, step, steps, restarts, norm, random_start, target, seed=seed, batch_size=batch_size, stop=stop
+    ).x_adv

@@ -25,6 +25,7 @@ k-WTA ones, trained or not; the pass threshold is 0.1. Checks 4-6 alone do not f
 models: their input gradients are not mostly zero (well under 10% of the entries), and PGD still beats
 noise and transfer on them; k-WTA's masking shows up first as gradients that do not describe the loss.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,7 +51,9 @@ class SanityConfig:
     steps: int = 20  # PGD iterations of the main run
     restarts: int = 2  # PGD restarts of the main run
     eps_factors: tuple = (0.0, 0.25, 0.5, 1.0, 2.0)  # eps grid (multiples of eps) for the monotonicity check
-    iteration_grid: tuple | None = None  # PGD iterations for the monotonicity check; None -> (1, steps/4, steps, 2 steps)
+    iteration_grid: tuple | None = (
+        None  # PGD iterations for the monotonicity check; None -> (1, steps/4, steps, 2 steps)
+    )
     large_eps: float = 0.5  # "unbounded" L-inf radius: every image can be moved to mid-grey
     large_eps_max_acc: float = 0.02  # pass if accuracy at large_eps is at most this (plus one example)
     noise_samples: int = 10  # uniform-noise draws per example (a small random search)
@@ -75,11 +78,11 @@ def zero_gradient_fraction(model: nn.Module, images: torch.Tensor, labels: torch
     zeros = total = zero_examples = 0
     with attack_mode(model):
         for i in range(0, images.shape[0], batch_size):
-            x = to_float_images(images[i:i + batch_size], device).requires_grad_(True)
-            y = torch.as_tensor(labels[i:i + batch_size]).to(device)
+            x = to_float_images(images[i : i + batch_size], device).requires_grad_(True)
+            y = torch.as_tensor(labels[i : i + batch_size]).to(device)
             with torch.enable_grad():
                 loss = F.cross_entropy(model(x), y, reduction="sum")
-            g, = torch.autograd.grad(loss, x)
+            (g,) = torch.autograd.grad(loss, x)
             zeros += int((g == 0).sum())
             total += g.numel()
             zero_examples += int((g.flatten(1) == 0).all(1).sum())
@@ -87,8 +90,9 @@ def zero_gradient_fraction(model: nn.Module, images: torch.Tensor, labels: torch
     return {"entries": zeros / max(total, 1), "examples": zero_examples / max(n, 1)}
 
 
-def first_order_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, h: float,
-                      batch_size: int = 256, double: bool = True) -> dict:
+def first_order_error(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, h: float, batch_size: int = 256, double: bool = True
+) -> dict:
     """How well the input gradient predicts the margin change of an L-inf step of size h (check 7).
 
     Per example: |m(x') - m(x) - g.(x' - x)| / |g.(x' - x)| with x' = clip(x - h sign(g)), g = grad m(x).
@@ -106,11 +110,11 @@ def first_order_error(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     errs = []
     with attack_mode(net):
         for i in range(0, images.shape[0], batch_size):
-            x = to_float_images(images[i:i + batch_size], device).to(dtype).requires_grad_(True)
-            y = torch.as_tensor(labels[i:i + batch_size]).to(device)
+            x = to_float_images(images[i : i + batch_size], device).to(dtype).requires_grad_(True)
+            y = torch.as_tensor(labels[i : i + batch_size]).to(device)
             with torch.enable_grad():
                 m0 = _margin(net(x), y)
-            g, = torch.autograd.grad(m0.sum(), x)
+            (g,) = torch.autograd.grad(m0.sum(), x)
             with torch.no_grad():
                 x1 = (x - h * g.sign()).clamp(0, 1)
                 predicted = (g * (x1 - x)).flatten(1).sum(1)
@@ -120,9 +124,12 @@ def first_order_error(model: nn.Module, images: torch.Tensor, labels: torch.Tens
             errs.append(err.float().cpu())
     e = torch.cat(errs) if errs else torch.empty(0)
     valid = e[~e.isnan()]
-    return {"median": valid.median().item() if valid.numel() else float("nan"),
-            "q90": valid.quantile(0.9).item() if valid.numel() else float("nan"),
-            "per_example": e.tolist(), "dtype": str(dtype).replace("torch.", "")}
+    return {
+        "median": valid.median().item() if valid.numel() else float("nan"),
+        "q90": valid.quantile(0.9).item() if valid.numel() else float("nan"),
+        "per_example": e.tolist(),
+        "dtype": str(dtype).replace("torch.", ""),
+    }
 
 
 def _check(name: str, passed: bool | None, detail: str, **values) -> dict:
@@ -189,40 +196,70 @@ def gradient_masking_report(
     eps_accs = [pgd_acc(f * eps, step * f, cfg.steps, 1)["robust_acc"] if f > 0 else acc["clean"] for f in factors]
     acc["vs_eps"] = [{"eps": f * eps, "robust_acc": a} for f, a in zip(factors, eps_accs)]
     bad = _non_increasing(eps_accs, tol)
-    checks.append(_check(
-        "accuracy_non_increasing_in_eps", not bad,
-        "robust accuracy at eps x " + ", ".join(f"{f:g}: {_fmt(a)}" for f, a in zip(factors, eps_accs))
-        + (f"; rises at eps x {', '.join(f'{factors[i]:g}' for i in bad)}" if bad else ""), accuracies=eps_accs))
+    checks.append(
+        _check(
+            "accuracy_non_increasing_in_eps",
+            not bad,
+            "robust accuracy at eps x "
+            + ", ".join(f"{f:g}: {_fmt(a)}" for f, a in zip(factors, eps_accs))
+            + (f"; rises at eps x {', '.join(f'{factors[i]:g}' for i in bad)}" if bad else ""),
+            accuracies=eps_accs,
+        )
+    )
 
     grid = cfg.iteration_grid or (1, max(1, cfg.steps // 4), cfg.steps, 2 * cfg.steps)
     grid = sorted(set(int(k) for k in grid))
     it_accs = [pgd_acc(eps, step, k, 1)["robust_acc"] for k in grid]
     acc["vs_iterations"] = [{"iterations": k, "robust_acc": a} for k, a in zip(grid, it_accs)]
     bad = _non_increasing(it_accs, tol)
-    checks.append(_check(
-        "accuracy_non_increasing_in_iterations", not bad,
-        "robust accuracy after " + ", ".join(f"{k}: {_fmt(a)}" for k, a in zip(grid, it_accs)) + " iterations"
-        + (f"; rises at {', '.join(str(grid[i]) for i in bad)} iterations" if bad else ""), accuracies=it_accs))
+    checks.append(
+        _check(
+            "accuracy_non_increasing_in_iterations",
+            not bad,
+            "robust accuracy after "
+            + ", ".join(f"{k}: {_fmt(a)}" for k, a in zip(grid, it_accs))
+            + " iterations"
+            + (f"; rises at {', '.join(str(grid[i]) for i in bad)} iterations" if bad else ""),
+            accuracies=it_accs,
+        )
+    )
 
     one = pgd_acc(eps, step, cfg.steps, 1)["robust_acc"]
     acc["vs_restarts"] = [{"restarts": 1, "robust_acc": one}, {"restarts": cfg.restarts, "robust_acc": acc["pgd"]}]
-    checks.append(_check(
-        "accuracy_non_increasing_in_restarts", acc["pgd"] <= one + tol,
-        f"1 restart: {_fmt(one)}, {cfg.restarts} restarts: {_fmt(acc['pgd'])}", one=one, many=acc["pgd"]))
+    checks.append(
+        _check(
+            "accuracy_non_increasing_in_restarts",
+            acc["pgd"] <= one + tol,
+            f"1 restart: {_fmt(one)}, {cfg.restarts} restarts: {_fmt(acc['pgd'])}",
+            one=one,
+            many=acc["pgd"],
+        )
+    )
 
     # 2. Unbounded attack.
     big = pgd_acc(cfg.large_eps, cfg.large_eps / 8, max(cfg.steps, 20), 1)["robust_acc"]
     acc["large_eps"] = big
-    checks.append(_check(
-        "large_eps_reaches_zero", big <= cfg.large_eps_max_acc + 1.0 / n,
-        f"accuracy {_fmt(big)} at eps {cfg.large_eps:g} (must be <= {_fmt(cfg.large_eps_max_acc)})", accuracy=big))
+    checks.append(
+        _check(
+            "large_eps_reaches_zero",
+            big <= cfg.large_eps_max_acc + 1.0 / n,
+            f"accuracy {_fmt(big)} at eps {cfg.large_eps:g} (must be <= {_fmt(cfg.large_eps_max_acc)})",
+            accuracy=big,
+        )
+    )
 
     # 3. Iterative vs single step.
     fg = robust_accuracy(model, images, labels, "fgsm", eps, batch_size=bs)
     acc["fgsm"] = fg["robust_acc"]
-    checks.append(_check(
-        "pgd_not_weaker_than_fgsm", acc["pgd"] <= acc["fgsm"] + tol,
-        f"{label}: {_fmt(acc['pgd'])}, FGSM: {_fmt(acc['fgsm'])}", pgd=acc["pgd"], fgsm=acc["fgsm"]))
+    checks.append(
+        _check(
+            "pgd_not_weaker_than_fgsm",
+            acc["pgd"] <= acc["fgsm"] + tol,
+            f"{label}: {_fmt(acc['pgd'])}, FGSM: {_fmt(acc['fgsm'])}",
+            pgd=acc["pgd"],
+            fgsm=acc["fgsm"],
+        )
+    )
 
     # 4. Random noise, worst of several draws per example.
     noise_ok = clean.clone()
@@ -231,11 +268,17 @@ def gradient_masking_report(
         noise_ok &= torch.tensor(r["per_example"])
     acc["noise"] = noise_ok.float().mean().item()
     only_noise = int((~noise_ok & pgd_ok).sum())
-    checks.append(_check(
-        "pgd_not_weaker_than_noise", acc["pgd"] <= acc["noise"] + tol and only_noise <= tol_count,
-        f"{label}: {_fmt(acc['pgd'])}, uniform noise (worst of {cfg.noise_samples}): {_fmt(acc['noise'])}; "
-        f"{only_noise} example(s) broken by noise but not by PGD", pgd=acc["pgd"], noise=acc["noise"],
-        broken_only_by_noise=only_noise))
+    checks.append(
+        _check(
+            "pgd_not_weaker_than_noise",
+            acc["pgd"] <= acc["noise"] + tol and only_noise <= tol_count,
+            f"{label}: {_fmt(acc['pgd'])}, uniform noise (worst of {cfg.noise_samples}): {_fmt(acc['noise'])}; "
+            f"{only_noise} example(s) broken by noise but not by PGD",
+            pgd=acc["pgd"],
+            noise=acc["noise"],
+            broken_only_by_noise=only_noise,
+        )
+    )
 
     # 5. Transfer from a surrogate (classic PGD on the surrogate: high-confidence adversarial images).
     if surrogate is not None:
@@ -243,39 +286,73 @@ def gradient_masking_report(
         tr_ok = clean & predict(model, res.x_adv, bs).eq(labels)
         acc["transfer"] = tr_ok.float().mean().item()
         only_tr = int((~tr_ok & pgd_ok).sum())
-        checks.append(_check(
-            "pgd_not_weaker_than_transfer", acc["pgd"] <= acc["transfer"] + tol and only_tr <= tol_count,
-            f"{label}: {_fmt(acc['pgd'])}, transfer from surrogate: {_fmt(acc['transfer'])}; "
-            f"{only_tr} example(s) broken by transfer but not by PGD", pgd=acc["pgd"], transfer=acc["transfer"],
-            broken_only_by_transfer=only_tr))
+        checks.append(
+            _check(
+                "pgd_not_weaker_than_transfer",
+                acc["pgd"] <= acc["transfer"] + tol and only_tr <= tol_count,
+                f"{label}: {_fmt(acc['pgd'])}, transfer from surrogate: {_fmt(acc['transfer'])}; "
+                f"{only_tr} example(s) broken by transfer but not by PGD",
+                pgd=acc["pgd"],
+                transfer=acc["transfer"],
+                broken_only_by_transfer=only_tr,
+            )
+        )
     else:
         checks.append(_check("pgd_not_weaker_than_transfer", None, "skipped: no surrogate model given"))
 
     # 6. Zero gradients.
     z = zero_gradient_fraction(model, images, labels, bs)
-    checks.append(_check(
-        "few_zero_gradients", z["examples"] <= cfg.zero_grad_max,
-        f"{_fmt(z['examples'])} of examples have an all-zero input gradient ({_fmt(z['entries'])} of entries are zero)",
-        examples=z["examples"], entries=z["entries"]))
+    checks.append(
+        _check(
+            "few_zero_gradients",
+            z["examples"] <= cfg.zero_grad_max,
+            f"{_fmt(z['examples'])} of examples have an all-zero input gradient "
+            f"({_fmt(z['entries'])} of entries are zero)",
+            examples=z["examples"],
+            entries=z["entries"],
+        )
+    )
 
     # 7. Shattered gradients: does the gradient predict the effect of a tiny step?
     h = cfg.linearity_h * eps
     fo = first_order_error(model, images, labels, h, bs)
     fo_step = first_order_error(model, images, labels, step, bs)
-    checks.append(_check(
-        "gradients_predict_loss_changes", fo["median"] <= cfg.linearity_max_error,
-        f"median relative error of the first-order margin prediction: {fo['median']:.3g} at h = eps/"
-        f"{1 / cfg.linearity_h:g}, {fo_step['median']:.3g} at h = step (must be <= {cfg.linearity_max_error:g} at the "
-        "small h; a discontinuous network stays large however small h is)",
-        median_small_h=fo["median"], q90_small_h=fo["q90"], median_step=fo_step["median"], dtype=fo["dtype"]))
+    checks.append(
+        _check(
+            "gradients_predict_loss_changes",
+            fo["median"] <= cfg.linearity_max_error,
+            f"median relative error of the first-order margin prediction: {fo['median']:.3g} at h = eps/"
+            f"{1 / cfg.linearity_h:g}, {fo_step['median']:.3g} at h = step "
+            f"(must be <= {cfg.linearity_max_error:g} at the "
+            "small h; a discontinuous network stays large however small h is)",
+            median_small_h=fo["median"],
+            q90_small_h=fo["q90"],
+            median_step=fo_step["median"],
+            dtype=fo["dtype"],
+        )
+    )
 
     flagged = any(c["passed"] is False for c in checks)
-    lines = [f"Gradient-masking checks on {n} images, eps = {eps * 255:.3g}/255, {label} (step {step * 255:.3g}/255): "
-             f"clean {_fmt(acc['clean'])}, robust {_fmt(acc['pgd'])}"]
+    lines = [
+        f"Gradient-masking checks on {n} images, eps = {eps * 255:.3g}/255, {label} (step {step * 255:.3g}/255): "
+        f"clean {_fmt(acc['clean'])}, robust {_fmt(acc['pgd'])}"
+    ]
     for c in checks:
         mark = "SKIP" if c["passed"] is None else ("pass" if c["passed"] else "FAIL")
         lines.append(f"  [{mark}] {c['name']}: {c['detail']}")
-    lines.append("verdict: " + ("GRADIENT MASKING SUSPECTED (failed: " + ", ".join(
-        c["name"] for c in checks if c["passed"] is False) + ")" if flagged else "no sign of gradient masking"))
-    return {"checks": checks, "flagged": flagged, "summary": "\n".join(lines), "accuracies": acc,
-            "config": {**asdict(cfg), "eps": eps, "step": step}, "n": n}
+    lines.append(
+        "verdict: "
+        + (
+            "GRADIENT MASKING SUSPECTED (failed: " + ", ".join(c["name"] for c in checks if c["passed"] is False) + ")"
+            if flagged
+            else "no sign of gradient masking"
+        )
+    )
+    return {
+        "checks": checks,
+        "flagged": flagged,
+        "summary": "\n".join(lines),
+        "accuracies": acc,
+        "config": {**asdict(cfg), "eps": eps, "step": step},
+        "n": n,
+    }

@@ -6,6 +6,7 @@
 - `DeviceLoader`: batches assembled and augmented (pad 4 + random crop + flip) on the device.
 - `stratified_indices`: the deterministic class-balanced subsets behind `subset=`.
 """
+
 from .augment import random_crop_flip, sample_crop_flip
 from .cache import cache_dir
 from .cifar10 import describe_source, load_cifar10
@@ -14,6 +15,13 @@ from .sources import CIFAR10_CLASSES, find_source
 from .subset import stratified_indices
 
 __all__ = [
-    "load_cifar10", "CIFAR10_CLASSES", "DeviceLoader", "stratified_indices", "random_crop_flip",
-    "sample_crop_flip", "cache_dir", "find_source", "describe_source",
+    "load_cifar10",
+    "CIFAR10_CLASSES",
+    "DeviceLoader",
+    "stratified_indices",
+    "random_crop_flip",
+    "sample_crop_flip",
+    "cache_dir",
+    "find_source",
+    "describe_source",
 ]

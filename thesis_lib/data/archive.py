@@ -6,6 +6,7 @@ about 1.5 s building 60k `TarInfo` objects on our 2-core CPU; gzip-decompressing
 features this walker does not handle (pax or GNU long-name headers, sparse files) fall back to
 `tarfile`, so the fast path is an optimisation, never a restriction.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -25,10 +26,10 @@ def _pax_records(data: bytes) -> dict[str, str] | None:
     """Parse pax extended-header records ("<len> key=value\n"); None if malformed."""
     out, i = {}, 0
     try:
-        while i < len(data) and data[i:i + 1] != b"\0":
+        while i < len(data) and data[i : i + 1] != b"\0":
             sp = data.index(b" ", i)
             length = int(data[i:sp])
-            key, _, value = data[sp + 1:i + length - 1].partition(b"=")
+            key, _, value = data[sp + 1 : i + length - 1].partition(b"=")
             out[key.decode("utf-8")] = value.decode("utf-8", "replace")
             i += length
     except ValueError:
@@ -46,7 +47,7 @@ def _walk_ustar(raw: bytes) -> dict[str, tuple[int, int]] | None:
     override: dict[str, str] = {}
     off, n = 0, len(raw)
     while off + 512 <= n:
-        hdr = raw[off:off + 512]
+        hdr = raw[off : off + 512]
         if hdr.count(0) == 512:  # end-of-archive marker
             break
         size_field = hdr[124:136]
@@ -60,7 +61,7 @@ def _walk_ustar(raw: bytes) -> dict[str, tuple[int, int]] | None:
         data = off + 512
         nxt = data + (size + 511) // 512 * 512
         if kind in (b"x", b"g"):
-            records = _pax_records(raw[data:data + size])
+            records = _pax_records(raw[data : data + size])
             if records is None or not set(records) <= {"comment", "path", "size", "mtime", "atime", "ctime"}:
                 return None
             if kind == b"g":

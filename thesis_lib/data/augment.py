@@ -5,6 +5,7 @@ the same distribution as torchvision's `RandomCrop(32, padding=4)` + `RandomHori
 but one gather per batch instead of PIL work per image. Crop and flip are folded into a single
 index computation, so the batch is read exactly once.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Decoding is done once per data source; the file name carries a fingerprint of th
 size, modification time), so a changed source is decoded again and a stale cache is never read.
 A cache file that cannot be read is deleted and rebuilt: it is derived data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,8 +51,10 @@ def read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 def write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, source: str) -> None:
     """Atomic write (a reader never sees half a file); a read-only cache folder is not an error."""
-    data = save({"images": images.contiguous(), "labels": labels.contiguous()},
-                metadata={"source": source, "version": CACHE_VERSION})
+    data = save(
+        {"images": images.contiguous(), "labels": labels.contiguous()},
+        metadata={"source": source, "version": CACHE_VERSION},
+    )
     try:
         atomic_write_bytes(path, data)
     except OSError:

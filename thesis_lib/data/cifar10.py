@@ -8,6 +8,7 @@ file, else taken from the full split's cache, else only the subset's images are 
 on their own (a 2,000-image subset of the JPEG copy is ready in under 2 s on our 2-core CPU, the
 full 50k training split in about 7 s; cached reads take milliseconds).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ def describe_source(root: str | os.PathLike | None = None) -> str:
     return str(find_source(root))
 
 
-def load_cifar10(split: str = "train", root: str | os.PathLike | None = None, subset: int | None = None,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def load_cifar10(
+    split: str = "train", root: str | os.PathLike | None = None, subset: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10 `split` ("train" or "test") as (images uint8 N x 3 x 32 x 32, labels int64 N).
 
     root: a data location (see `thesis_lib.data.sources`); None -> $THESIS_DATA -> torchvision

@@ -5,6 +5,7 @@ goes to the device once; each batch is then an index into it, plus the vectorise
 `augment.py`, plus one conversion to float in [0, 1]. No PIL, no worker processes, and the
 randomness is a single CPU generator whose state a checkpoint can store (exact resume).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,11 +26,22 @@ class DeviceLoader:
     generator (`generator` attribute; `state_dict()` / `load_state_dict()` save and restore it).
     """
 
-    def __init__(self, images_u8: torch.Tensor, labels: torch.Tensor, batch_size: int = 128, shuffle: bool = False,
-                 augment: bool = False, device: str | torch.device | None = None, seed: int = 0,
-                 drop_last: bool = False, channels_last: bool = False):
+    def __init__(
+        self,
+        images_u8: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        augment: bool = False,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+    ):
         if images_u8.dtype != torch.uint8 or images_u8.dim() != 4:
-            raise ValueError(f"DeviceLoader expects N x C x H x W uint8 images, got {images_u8.dtype} {tuple(images_u8.shape)}")
+            raise ValueError(
+                f"DeviceLoader expects N x C x H x W uint8 images, got {images_u8.dtype} {tuple(images_u8.shape)}"
+            )
         if len(images_u8) != len(labels):
             raise ValueError(f"{len(images_u8)} images but {len(labels)} labels")
         if int(batch_size) < 1:
@@ -63,7 +75,7 @@ class DeviceLoader:
         else:
             order = torch.arange(n, device=self.device)
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.images[idx]
             if self.augment:
                 x = random_crop_flip(x, sample_crop_flip(len(idx), generator=self.generator))

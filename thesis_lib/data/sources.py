@@ -12,14 +12,15 @@ Reading a split is two steps: `index_split` lists the labels (cheap: they come f
 names or the pickles), and the returned `decode(indices)` decodes only the images asked for, so a
 small stratified subset of the JPEG copy costs a fraction of a full decode.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,8 +37,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_DOWNLOAD_ROOT = Path("data")
 BATCH_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 BATCH_FILES_ALL = frozenset(BATCH_FILES["train"] + BATCH_FILES["test"])
-HOW_TO = ("pass --data PATH or set THESIS_DATA to a torchvision CIFAR-10 folder, an image-folder tree with "
-          "train/ and test/ class folders, or a .tar.gz of either")
+HOW_TO = (
+    "pass --data PATH or set THESIS_DATA to a torchvision CIFAR-10 folder, an image-folder tree with "
+    "train/ and test/ class folders, or a .tar.gz of either"
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,11 @@ def find_source(root: str | os.PathLike | None = None, download: bool | None = N
             return DataSource("tar", path, _stat_key(path))
         if path.is_dir():
             if (bdir := _batches_dir(path)) is not None:
-                return DataSource("torchvision", bdir, "|".join(_stat_key(bdir / f) for f in BATCH_FILES["test"]
-                                                                   + BATCH_FILES["train"]))
+                return DataSource(
+                    "torchvision",
+                    bdir,
+                    "|".join(_stat_key(bdir / f) for f in BATCH_FILES["test"] + BATCH_FILES["train"]),
+                )
             if (iroot := _imagefolder_root(path)) is not None:
                 parts = []
                 for s in SPLITS:
@@ -108,26 +114,35 @@ def _download(download: bool | None) -> DataSource:
     if (bdir := _batches_dir(root)) is not None:
         return find_source(bdir.parent)
     if download is None:
-        download = not (os.environ.get("THESIS_NO_DOWNLOAD") or os.environ.get("CI")
-                        or os.environ.get("PYTEST_CURRENT_TEST"))
+        download = not (
+            os.environ.get("THESIS_NO_DOWNLOAD") or os.environ.get("CI") or os.environ.get("PYTEST_CURRENT_TEST")
+        )
     if not download:
-        raise ThesisError(f"No CIFAR-10 found: THESIS_DATA is unset, {root.resolve()} holds no download and "
-                          f"downloading is off here (CI/tests); {HOW_TO}.")
+        raise ThesisError(
+            f"No CIFAR-10 found: THESIS_DATA is unset, {root.resolve()} holds no download and "
+            f"downloading is off here (CI/tests); {HOW_TO}."
+        )
     try:
         from torchvision.datasets import CIFAR10
 
         CIFAR10(str(root), train=False, download=True)
     except Exception as e:  # network errors come in many types
-        raise ThesisError(f"No CIFAR-10 found: THESIS_DATA is unset and torchvision's download into "
-                          f"{root.resolve()} failed ({type(e).__name__}); {HOW_TO}.") from None
+        raise ThesisError(
+            f"No CIFAR-10 found: THESIS_DATA is unset and torchvision's download into "
+            f"{root.resolve()} failed ({type(e).__name__}); {HOW_TO}."
+        ) from None
     return find_source(root)
 
 
 def _image_member(name: str) -> tuple[str, str] | None:
     """(split, class) of a path like .../train/<class>/<file>.jpg, else None."""
     parts = name.replace("\\", "/").split("/")
-    if len(parts) >= 3 and parts[-3] in SPLITS and parts[-1].lower().endswith(IMAGE_SUFFIXES) \
-            and not parts[-1].startswith("."):
+    if (
+        len(parts) >= 3
+        and parts[-3] in SPLITS
+        and parts[-1].lower().endswith(IMAGE_SUFFIXES)
+        and not parts[-1].startswith(".")
+    ):
         return parts[-3], parts[-2]
     return None
 
@@ -140,8 +155,10 @@ def _class_and_file(name: str) -> tuple[str, str]:
 
 def _class_index(found: set[str], where: str) -> dict[str, int]:
     if found != set(CIFAR10_CLASSES):
-        raise ThesisError(f"{where} has class folders {sorted(found)}, not the ten CIFAR-10 classes "
-                          f"{list(CIFAR10_CLASSES)}; {HOW_TO}.")
+        raise ThesisError(
+            f"{where} has class folders {sorted(found)}, not the ten CIFAR-10 classes "
+            f"{list(CIFAR10_CLASSES)}; {HOW_TO}."
+        )
     return {c: i for i, c in enumerate(CIFAR10_CLASSES)}
 
 
@@ -154,8 +171,16 @@ def decode_images(blobs: list, names: list[str], what: str) -> torch.Tensor:
     from PIL import Image
 
     out = np.empty((len(blobs), 32, 32, 3), dtype=np.uint8)
-    for i, (b, n) in enumerate(tqdm(zip(blobs, names), total=len(blobs), desc=f"decoding {what}", unit="img",
-                                    disable=progress_disabled(), mininterval=0.5)):
+    for i, (b, n) in enumerate(
+        tqdm(
+            zip(blobs, names),
+            total=len(blobs),
+            desc=f"decoding {what}",
+            unit="img",
+            disable=progress_disabled(),
+            mininterval=0.5,
+        )
+    ):
         with Image.open(io.BytesIO(b)) as img:
             arr = np.asarray(img.convert("RGB"))
         if arr.shape != (32, 32, 3):
@@ -191,21 +216,28 @@ def index_split(source: DataSource, split: str) -> tuple[torch.Tensor, Decoder]:
 
         def blob(name: str) -> memoryview:
             off, size = members[name]
-            return buf[off:off + size]
+            return buf[off : off + size]
 
         batches = {n.rsplit("/", 1)[-1]: n for n in members if n.rsplit("/", 1)[-1] in BATCH_FILES_ALL}
         if len(batches) == len(BATCH_FILES_ALL):
             return _from_batches(lambda f: blob(batches[f]).tobytes(), split)
         names = sorted((n for n in members if (_image_member(n) or ("",))[0] == split), key=_class_and_file)
         if not names:
-            raise ThesisError(f"No CIFAR-10 found: the archive {source.path} has no {split}/<class>/ images "
-                              f"or CIFAR-10 batches; {HOW_TO}.")
+            raise ThesisError(
+                f"No CIFAR-10 found: the archive {source.path} has no {split}/<class>/ images "
+                f"or CIFAR-10 batches; {HOW_TO}."
+            )
         blobs = blob
         where = f"the archive {source.path}"
     else:
         split_dir = source.path / split
-        names = [str(p) for d in sorted(split_dir.iterdir()) if d.is_dir()
-                 for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+        names = [
+            str(p)
+            for d in sorted(split_dir.iterdir())
+            if d.is_dir()
+            for p in sorted(d.iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        ]
         if not names:
             raise ThesisError(f"No CIFAR-10 found: {split_dir} has no <class>/ image files; {HOW_TO}.")
         blobs = None
@@ -217,8 +249,7 @@ def index_split(source: DataSource, split: str) -> tuple[torch.Tensor, Decoder]:
     def decode(idx: torch.Tensor) -> torch.Tensor:
         idx = idx.tolist()
         sel = [names[i] for i in idx]
-        data = ([blobs(n) for n in sel] if blobs is not None
-                else [Path(n).read_bytes() for n in sel])
+        data = [blobs(n) for n in sel] if blobs is not None else [Path(n).read_bytes() for n in sel]
         return decode_images(data, sel, f"CIFAR-10 {split}")
 
     return labels, decode

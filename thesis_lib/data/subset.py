@@ -3,6 +3,7 @@
 `stratified_indices(labels, n, seed)` depends only on the labels, n and the seed: the same subset
 comes out whether the data was decoded in full or only in part, on any machine.
 """
+
 from __future__ import annotations
 
 import torch

@@ -9,10 +9,19 @@ interrupted ones resumed); the notebooks call `ensure(name, profile, results_dir
 stored under results/<profile>/<name>/. `python -m thesis_lib.experiments.notebooks` re-executes
 every notebook (all figures and tables).
 """
+
 from .registry import EXPERIMENTS, PROFILES, Experiment, get_experiment, list_experiments
 from .runner import ExperimentResults, ensure, is_complete, run_experiment, run_profile
 
 __all__ = [
-    "Experiment", "EXPERIMENTS", "PROFILES", "get_experiment", "list_experiments",
-    "run_experiment", "run_profile", "ensure", "is_complete", "ExperimentResults",
+    "Experiment",
+    "EXPERIMENTS",
+    "PROFILES",
+    "get_experiment",
+    "list_experiments",
+    "run_experiment",
+    "run_profile",
+    "ensure",
+    "is_complete",
+    "ExperimentResults",
 ]

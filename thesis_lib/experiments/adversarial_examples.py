@@ -5,6 +5,7 @@ classifies correctly are attacked with FGSM (eq. 2.31) and PGD (section 2.2.3) a
 clean images, the adversarial images and the network's softmax outputs are stored (a small
 safetensors file: the figure is re-drawn from it without the model or the data set).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,13 @@ def run(ctx) -> dict:
     x_pgd = pgd(model, x, y, eps=s.eps, step=s.pgd_step, steps=s.pgd_steps, restarts=1, seed=s.seed)
     with torch.no_grad():
         probs = {k: torch.softmax(model(v), 1).cpu() for k, v in (("clean", x), ("fgsm", x_fgsm), ("pgd", x_pgd))}
-    tensors = {"x": x.cpu(), "x_fgsm": x_fgsm.detach().cpu(), "x_pgd": x_pgd.detach().cpu(), "labels": y.cpu(),
-               **{f"probs_{k}": v for k, v in probs.items()}}
+    tensors = {
+        "x": x.cpu(),
+        "x_fgsm": x_fgsm.detach().cpu(),
+        "x_pgd": x_pgd.detach().cpu(),
+        "labels": y.cpu(),
+        **{f"probs_{k}": v for k, v in probs.items()},
+    }
     atomic_write_bytes(ctx.path(EXAMPLES_FILE), save({k: v.contiguous() for k, v in tensors.items()}))
     rows = []
     for i in range(len(y)):
@@ -70,8 +76,15 @@ def run(ctx) -> dict:
 
 SMOKE_SETTINGS = AdversarialExamplesSettings(images=2, pool=50, pgd_steps=10)
 
-register(Experiment(
-    name="adversarial_examples", section="1.1/2.2", title="FGSM and PGD adversarial examples of the light ReLU CNN",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": AdversarialExamplesSettings(), "full": AdversarialExamplesSettings()},
-    notebook="02_adversarial_examples", requires=("light_cnn",), figures=("adversarial_examples",),
-))
+register(
+    Experiment(
+        name="adversarial_examples",
+        section="1.1/2.2",
+        title="FGSM and PGD adversarial examples of the light ReLU CNN",
+        run=run,
+        settings={"smoke": SMOKE_SETTINGS, "cpu": AdversarialExamplesSettings(), "full": AdversarialExamplesSettings()},
+        notebook="02_adversarial_examples",
+        requires=("light_cnn",),
+        figures=("adversarial_examples",),
+    )
+)

@@ -6,6 +6,7 @@ chapter 4 suspects to be gradient masking; Tramer et al. 2020). Each model's PGD
 recomputed on exactly the same images with its experiment's PGD setting, so the two columns are
 comparable; AutoAttack lower than PGD means PGD overestimated robustness.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -41,37 +42,72 @@ def run(ctx) -> dict:
         eps = other.settings.eps if exp == "light_cnn" else s.pgd.eps
         step = other.settings.step if exp == "light_cnn" else s.pgd.step
         for key, act, cfg in trained_runs(ctx, exp, acts):
+
             def evaluate():
                 model = other.model(key, cfg)
-                aa = autoattack_eval(model, images, labels, eps=eps, version=s.version, seed=s.seed, n_iter=s.n_iter,
-                                     n_queries=s.n_queries)
-                pg = robust_accuracy(model, images, labels, "pgd", eps, step, s.pgd.steps, s.pgd.restarts,
-                                     seed=s.pgd.seed)
-                return {"clean_acc": aa["clean_acc"], "autoattack_acc": aa["robust_acc"], "pgd_acc": pg["robust_acc"],
-                        "per_attack": aa.get("per_attack"), "n": aa["n"], "eps": eps,
-                        "both_broken": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if not a and not b),
-                        "only_autoattack": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if not a and b),
-                        "only_pgd": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if a and not b),
-                        "seconds": aa.get("seconds")}
+                aa = autoattack_eval(
+                    model,
+                    images,
+                    labels,
+                    eps=eps,
+                    version=s.version,
+                    seed=s.seed,
+                    n_iter=s.n_iter,
+                    n_queries=s.n_queries,
+                )
+                pg = robust_accuracy(
+                    model, images, labels, "pgd", eps, step, s.pgd.steps, s.pgd.restarts, seed=s.pgd.seed
+                )
+                return {
+                    "clean_acc": aa["clean_acc"],
+                    "autoattack_acc": aa["robust_acc"],
+                    "pgd_acc": pg["robust_acc"],
+                    "per_attack": aa.get("per_attack"),
+                    "n": aa["n"],
+                    "eps": eps,
+                    "both_broken": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if not a and not b),
+                    "only_autoattack": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if not a and b),
+                    "only_pgd": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if a and not b),
+                    "seconds": aa.get("seconds"),
+                }
 
             r = ctx.step(f"autoattack_{exp}_{key}", {"config": cfg, "settings": asdict(s), "eps": eps}, evaluate)
             other._loaded.pop(key, None)
             arch, training = FAMILIES[exp]
-            rows.append({"model": arch, "training": training, "activation": act, "eps": eps,
-                         **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")}})
+            rows.append(
+                {
+                    "model": arch,
+                    "training": training,
+                    "activation": act,
+                    "eps": eps,
+                    **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
+                }
+            )
     return {"models": rows, "version": s.version}
 
 
 SMOKE_SETTINGS = AutoAttackSettings(
     models=(("vgg", ("relu", "kaf")), ("resnet20_at", ("relu", "kaf")), ("light_cnn", ("kwta",))),
-    version="apgd", n=16, n_iter=5, n_queries=50, pgd=PGD_SMOKE)
+    version="apgd",
+    n=16,
+    n_iter=5,
+    n_queries=50,
+    pgd=PGD_SMOKE,
+)
 
 # cpu: the cpu-profile light CNNs (chapter 4, standard training), standard AutoAttack on 1000 test images.
 CPU_SETTINGS = AutoAttackSettings(models=(("light_cnn", ("kwta", "relu", "kaf")),), n=1000)
 
-register(Experiment(
-    name="autoattack", section="6", title="AutoAttack vs PGD on the adversarially trained models and the k-WTA CNN",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": AutoAttackSettings()},
-    notebook="10_future_work", requires=("light_cnn", "vgg", "resnet20_at"), requires_by_profile={"cpu": ("light_cnn",)},
-    figures=("autoattack_vs_pgd",),
-))
+register(
+    Experiment(
+        name="autoattack",
+        section="6",
+        title="AutoAttack vs PGD on the adversarially trained models and the k-WTA CNN",
+        run=run,
+        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": AutoAttackSettings()},
+        notebook="10_future_work",
+        requires=("light_cnn", "vgg", "resnet20_at"),
+        requires_by_profile={"cpu": ("light_cnn",)},
+        figures=("autoattack_vs_pgd",),
+    )
+)

@@ -1,8 +1,9 @@
 """`python -m thesis_lib reproduce`: run the thesis's experiments (skip finished ones, resume interrupted ones).
 
-    python -m thesis_lib reproduce --profile smoke|cpu|full [--only EXP[,EXP...]] [--results-dir DIR]
-        [--data PATH] [--device D] [--cache-dir DIR] [--force] [--list]
+python -m thesis_lib reproduce --profile smoke|cpu|full [--only EXP[,EXP...]] [--results-dir DIR]
+    [--data PATH] [--device D] [--cache-dir DIR] [--force] [--list]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def results_lock(results_dir: str | os.PathLike):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ThesisError(f"Another `reproduce` is writing to {root}: wait for it to finish, or use another "
-                              f"--results-dir.") from None
+            raise ThesisError(
+                f"Another `reproduce` is writing to {root}: wait for it to finish, or use another --results-dir."
+            ) from None
         yield
     finally:
         f.close()
@@ -44,17 +46,27 @@ def results_lock(results_dir: str | os.PathLike):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "reproduce", help="run the thesis's experiments (smoke: CPU minutes; full: the protocol, GPU)",
+        "reproduce",
+        help="run the thesis's experiments (smoke: CPU minutes; full: the protocol, GPU)",
         description="Run every experiment of the table in docs/protocol.md (or --only some) under a profile. Finished "
-                    "experiments are skipped, interrupted ones resume from their last finished step/checkpoint.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="smoke", help="smoke (small CIFAR-10 subset, CPU, minutes), cpu (larger CPU runs, only some experiments) or full (the protocol)")
+        "experiments are skipped, interrupted ones resume from their last finished step/checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--profile",
+        default="smoke",
+        help="smoke (small CIFAR-10 subset, CPU, minutes), cpu (larger CPU runs, only some experiments) "
+        "or full (the protocol)",
+    )
     p.add_argument("--only", default=None, help="comma-separated experiment names (their requirements run too)")
     p.add_argument("--results-dir", default="results", help="results folder (default: results)")
     p.add_argument("--data", default=None, help="CIFAR-10 location (default: $THESIS_DATA, else torchvision download)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--cache-dir", default=None,
-                   help="training-run checkpoints (default: $THESIS_RUNS_CACHE, else <results-dir>/../.cache/runs)")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="training-run checkpoints (default: $THESIS_RUNS_CACHE, else <results-dir>/../.cache/runs)",
+    )
     p.add_argument("--force", action="store_true", help="re-run the selected experiments even if finished")
     p.add_argument("--list", action="store_true", help="list the experiments and whether they are finished, then exit")
     p.set_defaults(func=handle_reproduce)
@@ -82,8 +94,11 @@ def handle_reproduce(args) -> int:
     seen: set = set()
     with results_lock(args.results_dir):
         for n in names:
-            run_experiment(n, args.profile, args.results_dir, args.data, args.device, args.cache_dir,
-                           force=args.force, _seen=seen)
-    print(f"reproduce: {len(names)} experiment(s) of profile {args.profile} ready in {args.results_dir}/{args.profile} "
-          f"({time.perf_counter() - t0:.1f} s)")
+            run_experiment(
+                n, args.profile, args.results_dir, args.data, args.device, args.cache_dir, force=args.force, _seen=seen
+            )
+    print(
+        f"reproduce: {len(names)} experiment(s) of profile {args.profile} ready in {args.results_dir}/{args.profile} "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
     return 0

@@ -7,11 +7,21 @@ of 32 for the twice-as-expensive fast adversarial training), clean accuracy on 1
 attacks on 32 test images with 5 PGD iterations and one restart; range tests for two activations
 per family only. The full profile is the protocol.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["SMOKE", "SmokeScale", "PGDSettings", "PGD_THESIS", "PGD_SMOKE", "evaluate_pgd", "train_config", "model_device"]
+__all__ = [
+    "SMOKE",
+    "SmokeScale",
+    "PGDSettings",
+    "PGD_THESIS",
+    "PGD_SMOKE",
+    "evaluate_pgd",
+    "train_config",
+    "model_device",
+]
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,18 @@ def evaluate_pgd(ctx, key: str, model, pgd: PGDSettings, config: dict, subset_se
     images, labels = ctx.test_images(pgd.n, subset_seed)
 
     def run():
-        r = robust_accuracy(model, images, labels, attack="pgd", eps=pgd.eps, step=pgd.step, steps=pgd.steps,
-                            restarts=pgd.restarts, device=model_device(model), seed=pgd.seed)
+        r = robust_accuracy(
+            model,
+            images,
+            labels,
+            attack="pgd",
+            eps=pgd.eps,
+            step=pgd.step,
+            steps=pgd.steps,
+            restarts=pgd.restarts,
+            device=model_device(model),
+            seed=pgd.seed,
+        )
         r = dict(r)
         per = r.pop("per_example", None)
         if per is not None:

@@ -12,6 +12,7 @@ recomputed, an unchanged one is read back. This is what makes `reproduce` resuma
 interrupted experiment re-runs only its unfinished steps (and `train(resume=True)` continues an
 unfinished training run from its last checkpoint).
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,9 +21,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +86,9 @@ def _without_placement(d: dict) -> dict:
 
 def _same(a: Any, b: Any) -> bool:
     """Equal after a JSON round trip (tuples vs lists, float formatting)."""
-    return json.loads(json.dumps(to_jsonable(a), sort_keys=True)) == json.loads(json.dumps(to_jsonable(b), sort_keys=True))
+    return json.loads(json.dumps(to_jsonable(a), sort_keys=True)) == json.loads(
+        json.dumps(to_jsonable(b), sort_keys=True)
+    )
 
 
 @dataclass
@@ -114,14 +118,21 @@ class RunContext:
     def path(self, name: str) -> Path:
         return self.out / name
 
-    def sibling(self, name: str) -> "RunContext":
+    def sibling(self, name: str) -> RunContext:
         """The context of another experiment (same profile and folders), to reuse its trained models."""
         from .registry import get_experiment
 
         exp = get_experiment(name)
-        return RunContext(experiment=exp, profile=self.profile, settings=exp.settings_for(self.profile),
-                          results_root=self.results_root, runs_root=self.runs_root, data=self.data,
-                          device=self.device, log=self.log)
+        return RunContext(
+            experiment=exp,
+            profile=self.profile,
+            settings=exp.settings_for(self.profile),
+            results_root=self.results_root,
+            runs_root=self.runs_root,
+            data=self.data,
+            device=self.device,
+            log=self.log,
+        )
 
     # ---------------------------------------------------------------- cached steps
     def step(self, name: str, settings: dict, fn: Callable[[], Any], digits: int | None = 6) -> Any:
@@ -141,10 +152,15 @@ class RunContext:
         self.log(f"[{self.experiment.name}] {name}")
         t0 = time.perf_counter()
         result = to_jsonable(fn(), digits)
-        atomic_write_json(path, {
-            "settings": to_jsonable(settings), "result": result,
-            "wall_time_s": round(time.perf_counter() - t0, 2), **self._provenance(),
-        })
+        atomic_write_json(
+            path,
+            {
+                "settings": to_jsonable(settings),
+                "result": result,
+                "wall_time_s": round(time.perf_counter() - t0, 2),
+                **self._provenance(),
+            },
+        )
         return json.loads(json.dumps(result))  # what a later run would read back
 
     def _device_obj(self):
@@ -221,8 +237,8 @@ class RunContext:
 
     def _committed_model(self, key: str, cfg):
         """The committed weights of run `key` if their card describes this config, else None."""
-        from ..weights import load_model, weights_dir
         from ..utils import get_device
+        from ..weights import load_model, weights_dir
 
         card = weights_dir(self.out) / f"{key}.json"
         if not card.is_file():
@@ -277,8 +293,11 @@ class RunContext:
 
         cfg = self._config(config)
         settings = {"config": _without_placement(cfg.to_dict()), **options}
-        return self.step(f"lr_find_{key}", settings,
-                         lambda: lr_find(cfg, out_dir=self.runs_dir / f"lr_find_{key}", data=self.data, **options))
+        return self.step(
+            f"lr_find_{key}",
+            settings,
+            lambda: lr_find(cfg, out_dir=self.runs_dir / f"lr_find_{key}", data=self.data, **options),
+        )
 
     # ---------------------------------------------------------------- data
     def test_images(self, n: int | None, seed: int = 0):

@@ -14,16 +14,19 @@
 
 (Section 2.1.3's figures are analytic: notebook 01 needs no experiment.)
 """
-from . import light_cnn  # noqa: F401  (chapter 4)
-from . import adversarial_examples  # noqa: F401  (1.1 / 2.2; uses the light ReLU CNN)
-from . import kwta_line  # noqa: F401  (3.1; uses the light k-WTA / KAF CNNs)
-from . import lr_range  # noqa: F401  (4.2)
-from . import vgg  # noqa: F401  (5.1)
-from . import kaf_shapes  # noqa: F401  (2.4; uses the VGG kaf / kaf_elu runs)
-from . import resnet_standard  # noqa: F401  (5.2)
-from . import resnet20_at  # noqa: F401  (5.3)
-from . import lipschitz  # noqa: F401  (4.1 / 6)
-from . import autoattack_eval  # noqa: F401  (6)
-from . import resnet56_fix  # noqa: F401  (6)
+
+from . import (
+    adversarial_examples,  # noqa: F401  (1.1 / 2.2; uses the light ReLU CNN)
+    autoattack_eval,  # noqa: F401  (6)
+    kaf_shapes,  # noqa: F401  (2.4; uses the VGG kaf / kaf_elu runs)
+    kwta_line,  # noqa: F401  (3.1; uses the light k-WTA / KAF CNNs)
+    light_cnn,  # noqa: F401  (chapter 4)
+    lipschitz,  # noqa: F401  (4.1 / 6)
+    lr_range,  # noqa: F401  (4.2)
+    resnet20_at,  # noqa: F401  (5.3)
+    resnet56_fix,  # noqa: F401  (6)
+    resnet_standard,  # noqa: F401  (5.2)
+    vgg,  # noqa: F401  (5.1)
+)
 
 __all__: list[str] = []

@@ -7,6 +7,7 @@ network is rebuilt exactly as `train` built it (same seed, same model options), 
 last KAF layer on a grid, before and after training, and per-layer summary statistics of how far
 the trained shapes moved.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -47,10 +48,17 @@ def kaf_layers(model, grid: np.ndarray, bound_points: int) -> list[dict]:
 
     names = {id(m): n for n, m in model.named_modules()}
     s = torch.as_tensor(grid, dtype=torch.float64)
-    return [{"name": names.get(id(m), ""), "channels": m.channels, "curves": m.evaluate(s).double().cpu().numpy(),
-             "slope_bound": m.slope_bound(points=bound_points).cpu().numpy(),
-             "dictionary_range": (float(m.dictionary.min()), float(m.dictionary.max()))}
-            for m in model.activation_modules() if isinstance(m, KAF)]
+    return [
+        {
+            "name": names.get(id(m), ""),
+            "channels": m.channels,
+            "curves": m.evaluate(s).double().cpu().numpy(),
+            "slope_bound": m.slope_bound(points=bound_points).cpu().numpy(),
+            "dictionary_range": (float(m.dictionary.min()), float(m.dictionary.max())),
+        }
+        for m in model.activation_modules()
+        if isinstance(m, KAF)
+    ]
 
 
 def run(ctx) -> dict:
@@ -73,26 +81,42 @@ def run(ctx) -> dict:
             for li in layers:
                 b, a = before[li], after[li]
                 ch = list(range(min(s.channels, b["channels"])))
-                res["layers"].append({
-                    "layer": li, "name": b["name"], "channels": ch,
-                    "before": b["curves"][ch], "after": a["curves"][ch],
-                    "dictionary_range": a["dictionary_range"],
-                })
-            res["summary"] = [{
-                "layer": i, "name": b["name"], "channels": b["channels"],
-                "mean_abs_change": float(np.abs(a["curves"] - b["curves"]).mean()),
-                "slope_bound_before": float(np.max(b["slope_bound"])),
-                "slope_bound_after": float(np.max(a["slope_bound"])),
-            } for i, (b, a) in enumerate(zip(before, after))]
+                res["layers"].append(
+                    {
+                        "layer": li,
+                        "name": b["name"],
+                        "channels": ch,
+                        "before": b["curves"][ch],
+                        "after": a["curves"][ch],
+                        "dictionary_range": a["dictionary_range"],
+                    }
+                )
+            res["summary"] = [
+                {
+                    "layer": i,
+                    "name": b["name"],
+                    "channels": b["channels"],
+                    "mean_abs_change": float(np.abs(a["curves"] - b["curves"]).mean()),
+                    "slope_bound_before": float(np.max(b["slope_bound"])),
+                    "slope_bound_after": float(np.max(a["slope_bound"])),
+                }
+                for i, (b, a) in enumerate(zip(before, after))
+            ]
             return res
 
         out[act] = ctx.step(f"curves_{act}", {"config": cfg, "settings": asdict(s)}, curves)
     return {act: out[act]["summary"] for act in out}
 
 
-register(Experiment(
-    name="kaf_shapes", section="2.4", title="KAF shapes at initialisation vs after training (VGG kaf, kaf_elu)",
-    run=run, settings={"smoke": KAFShapesSettings(), "full": KAFShapesSettings()},
-    notebook="03_kernel_activation_functions", requires=("vgg",),
-    figures=("kaf_random_init_vs_trained", "kaf_elu_init_vs_trained"),
-))
+register(
+    Experiment(
+        name="kaf_shapes",
+        section="2.4",
+        title="KAF shapes at initialisation vs after training (VGG kaf, kaf_elu)",
+        run=run,
+        settings={"smoke": KAFShapesSettings(), "full": KAFShapesSettings()},
+        notebook="03_kernel_activation_functions",
+        requires=("vgg",),
+        figures=("kaf_random_init_vs_trained", "kaf_elu_init_vs_trained"),
+    )
+)

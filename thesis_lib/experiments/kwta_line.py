@@ -5,6 +5,7 @@ x + t * d, t in [-t_max, t_max], for a few test images x and seeded Gaussian dir
 L2 norm; `thesis_lib.analysis.line_scan` counts the jumps (confirmed by zooming in). The logits
 along the line are stored for the first `plot_images` images (the figure), jump counts for all.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -42,11 +43,25 @@ def run(ctx) -> dict:
             model = light.model(act, cfg).cpu()
             res = []
             for i in range(len(labels)):
-                r = line_scan(model, images[i], t_max=s.t_max, points=s.points, seed=s.seed + i, device="cpu",
-                              levels=s.zoom_levels)
-                item = {"image": i, "label": int(labels[i]), "n_jumps": r["n_jumps"], "jump_t": r["jump_t"],
-                        "jump_sizes": r["jump_sizes"], "step": r["step"], "typical_step": r["typical_step"],
-                        "direction_norm": r["direction_norm"]}
+                r = line_scan(
+                    model,
+                    images[i],
+                    t_max=s.t_max,
+                    points=s.points,
+                    seed=s.seed + i,
+                    device="cpu",
+                    levels=s.zoom_levels,
+                )
+                item = {
+                    "image": i,
+                    "label": int(labels[i]),
+                    "n_jumps": r["n_jumps"],
+                    "jump_t": r["jump_t"],
+                    "jump_sizes": r["jump_sizes"],
+                    "step": r["step"],
+                    "typical_step": r["typical_step"],
+                    "direction_norm": r["direction_norm"],
+                }
                 if i < s.plot_images:  # the curves themselves, for the figure
                     item.update(t=r["t"], logits=r["logits"])
                 res.append(item)
@@ -59,9 +74,19 @@ def run(ctx) -> dict:
     return {"jumps": rows}
 
 
-register(Experiment(
-    name="kwta_line", section="3.1", title="Logits along a line: k-WTA discontinuities vs a smooth KAF network",
-    run=run, settings={"smoke": KWTALineSettings(images=1, points=151, zoom_levels=1), "cpu": KWTALineSettings(),
-              "full": KWTALineSettings()},
-    notebook="04_kwta_discontinuities", requires=("light_cnn",), figures=("kwta_line_scan", "kwta_jumps"),
-))
+register(
+    Experiment(
+        name="kwta_line",
+        section="3.1",
+        title="Logits along a line: k-WTA discontinuities vs a smooth KAF network",
+        run=run,
+        settings={
+            "smoke": KWTALineSettings(images=1, points=151, zoom_levels=1),
+            "cpu": KWTALineSettings(),
+            "full": KWTALineSettings(),
+        },
+        notebook="04_kwta_discontinuities",
+        requires=("light_cnn",),
+        figures=("kwta_line_scan", "kwta_jumps"),
+    )
+)

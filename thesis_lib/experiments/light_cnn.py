@@ -9,9 +9,11 @@ evaluated: `steps` iterations with `restarts` restarts (the k-WTA paper's readin
 Then, on the attacked images and their adversarial examples from classic PGD (all iterations, no
 early stop): per-layer histograms of one neuron's pre-activation and of one filter's spatial mean
 (with the activation's shape), every filter's mean activation, per-layer L2 distances between clean
-and adversarial activations for a few pairs (images the network classifies correctly), and the gradient-masking report (Carlini et al. 2019 checks, with a transfer attack
+and adversarial activations for a few pairs (images the network classifies correctly), and the
+gradient-masking report (Carlini et al. 2019 checks, with a transfer attack
 from the ReLU network as the stronger/adaptive attack for the k-WTA network, Tramer et al. 2020).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,10 +49,22 @@ class LightCNNSettings:
 
 
 FULL = LightCNNSettings()
-SMOKE_SETTINGS = LightCNNSettings(epochs=SMOKE.epochs, train_subset=SMOKE.train_subset, test_subset=SMOKE.test_subset,
-                                  attack_n=SMOKE.attack_subset, steps=5, restarts_text=2, distance_pairs=3,
-                                  hist_bins=20, masking_n=16, masking_steps=4, masking_restarts=1,
-                                  masking_noise=1, masking_eps_factors=(0.0, 1.0, 2.0), masking_iterations=(1, 4))
+SMOKE_SETTINGS = LightCNNSettings(
+    epochs=SMOKE.epochs,
+    train_subset=SMOKE.train_subset,
+    test_subset=SMOKE.test_subset,
+    attack_n=SMOKE.attack_subset,
+    steps=5,
+    restarts_text=2,
+    distance_pairs=3,
+    hist_bins=20,
+    masking_n=16,
+    masking_steps=4,
+    masking_restarts=1,
+    masking_noise=1,
+    masking_eps_factors=(0.0, 1.0, 2.0),
+    masking_iterations=(1, 4),
+)
 
 # `cpu`: the protocol's models and attack on a 2-core CPU in about half an hour: all 50,000 training
 # images but 5 of the 20 epochs, PGD-40 on the protocol's 1000 images, the thesis text's restarts
@@ -59,10 +73,20 @@ CPU_SETTINGS = LightCNNSettings(epochs=5, restarts_text=10, masking_n=200)
 
 
 def light_cnn_config(s: LightCNNSettings, activation: str) -> dict:
-    return train_config(arch="light_cnn", activation=activation, method="standard", epochs=s.epochs, batch_size=128,
-                        optimizer="adam", schedule="constant", lr_max=1e-3, train_subset=s.train_subset,
-                        test_subset=s.test_subset, seed=s.seed,
-                        activation_options={"ratio": s.kwta_ratio} if activation == "kwta" else {})
+    return train_config(
+        arch="light_cnn",
+        activation=activation,
+        method="standard",
+        epochs=s.epochs,
+        batch_size=128,
+        optimizer="adam",
+        schedule="constant",
+        lr_max=1e-3,
+        train_subset=s.train_subset,
+        test_subset=s.test_subset,
+        seed=s.seed,
+        activation_options={"ratio": s.kwta_ratio} if activation == "kwta" else {},
+    )
 
 
 def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
@@ -74,27 +98,53 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
     model = ctx.model(act, cfg)
     dev = model_device(model)
     images, labels = ctx.test_images(s.attack_n, s.seed)
-    out = {"activation": act, "clean_acc": metrics["clean_acc"], "train_wall_time_s": metrics.get("wall_time_s"),
-           "diverged": metrics.get("diverged")}
+    out = {
+        "activation": act,
+        "clean_acc": metrics["clean_acc"],
+        "train_wall_time_s": metrics.get("wall_time_s"),
+        "diverged": metrics.get("diverged"),
+    }
 
     def attack(restarts):
-        r = dict(robust_accuracy(model, images, labels, attack="pgd", eps=s.eps, step=s.step, steps=s.steps,
-                                 restarts=restarts, device=dev, seed=s.seed))
+        r = dict(
+            robust_accuracy(
+                model,
+                images,
+                labels,
+                attack="pgd",
+                eps=s.eps,
+                step=s.step,
+                steps=s.steps,
+                restarts=restarts,
+                device=dev,
+                seed=s.seed,
+            )
+        )
         r.pop("per_example", None)
         return r
 
     base = {"eps": s.eps, "step": s.step, "steps": s.steps, "n": s.attack_n, "seed": s.seed, "config": cfg}
     out["pgd"] = ctx.step(f"pgd_{act}", {**base, "restarts": s.restarts}, lambda: attack(s.restarts))
-    out["pgd_text"] = ctx.step(f"pgd_text_{act}", {**base, "restarts": s.restarts_text},
-                               lambda: attack(s.restarts_text))
+    out["pgd_text"] = ctx.step(
+        f"pgd_text_{act}", {**base, "restarts": s.restarts_text}, lambda: attack(s.restarts_text)
+    )
 
     def x_adv():
         # Classic PGD (every iteration of every restart, no early stop): the analyses compare a network's
         # activations on the clean image with those on a confident adversarial one, as in the thesis and
         # the k-WTA paper, not with the first iterate that happens to cross the decision boundary.
         x = images.float().div(255).to(dev)
-        return x, pgd(model, x, labels.to(dev), eps=s.eps, step=s.step, steps=s.steps, restarts=s.restarts,
-                      seed=s.seed, stop="none").detach()
+        return x, pgd(
+            model,
+            x,
+            labels.to(dev),
+            eps=s.eps,
+            step=s.step,
+            steps=s.steps,
+            restarts=s.restarts,
+            seed=s.seed,
+            stop="none",
+        ).detach()
 
     cache = {}
 
@@ -110,36 +160,62 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
 
         x, _ = adv()
         with torch.no_grad():
-            pred = torch.cat([model(x[i:i + 250]).argmax(1).cpu() for i in range(0, len(x), 250)])
+            pred = torch.cat([model(x[i : i + 250]).argmax(1).cpu() for i in range(0, len(x), 250)])
         idx = torch.nonzero(pred == labels.cpu()).flatten()[: s.distance_pairs].tolist()
         return idx or list(range(min(s.distance_pairs, len(x))))
 
     dist_settings = {**base, "restarts": s.restarts, "bins": s.hist_bins, "pgd_stop": "none"}
     # Each analysis is its own step file (the notebook plots them); the summary keeps headline numbers.
     ctx.step(
-        f"hist_neuron_{act}", dist_settings,
-        lambda: activation_histograms(model, *adv(), mode="neuron", bins=s.hist_bins, seed=s.seed, shape_points=120,
-                                      scatter_points=200))
-    ctx.step(f"hist_filter_{act}", dist_settings,
-             lambda: activation_histograms(model, *adv(), mode="filter", bins=s.hist_bins, seed=s.seed,
-                                           shape_points=120, scatter_points=200))
-    ctx.step(f"filter_means_{act}", dist_settings,
-             lambda: filter_mean_activations(model, *adv(), bins=s.hist_bins))
-    ctx.step(f"layer_distances_{act}", {**dist_settings, "pairs": s.distance_pairs, "pairs_from": "correct"},
-             lambda: layer_distances(model, *adv(), samples=correct_pairs()))
+        f"hist_neuron_{act}",
+        dist_settings,
+        lambda: activation_histograms(
+            model, *adv(), mode="neuron", bins=s.hist_bins, seed=s.seed, shape_points=120, scatter_points=200
+        ),
+    )
+    ctx.step(
+        f"hist_filter_{act}",
+        dist_settings,
+        lambda: activation_histograms(
+            model, *adv(), mode="filter", bins=s.hist_bins, seed=s.seed, shape_points=120, scatter_points=200
+        ),
+    )
+    ctx.step(f"filter_means_{act}", dist_settings, lambda: filter_mean_activations(model, *adv(), bins=s.hist_bins))
+    ctx.step(
+        f"layer_distances_{act}",
+        {**dist_settings, "pairs": s.distance_pairs, "pairs_from": "correct"},
+        lambda: layer_distances(model, *adv(), samples=correct_pairs()),
+    )
 
     m_images, m_labels = ctx.test_images(s.masking_n, s.seed + 1)
     report = ctx.step(
         f"gradient_masking_{act}",
-        {"eps": s.eps, "n": s.masking_n, "steps": s.masking_steps, "restarts": s.masking_restarts,
-         "noise": s.masking_noise, "eps_factors": s.masking_eps_factors, "iterations": s.masking_iterations,
-         "surrogate": None if act == "relu" else "relu", "seed": s.seed, "config": cfg},
-        lambda: gradient_masking_report(model, m_images, m_labels, eps=s.eps,
-                                        surrogate=None if act == "relu" else relu_model, steps=s.masking_steps,
-                                        restarts=s.masking_restarts, noise_samples=s.masking_noise,
-                                        eps_factors=tuple(s.masking_eps_factors),
-                                        iteration_grid=None if s.masking_iterations is None else tuple(s.masking_iterations),
-                                        seed=s.seed))
+        {
+            "eps": s.eps,
+            "n": s.masking_n,
+            "steps": s.masking_steps,
+            "restarts": s.masking_restarts,
+            "noise": s.masking_noise,
+            "eps_factors": s.masking_eps_factors,
+            "iterations": s.masking_iterations,
+            "surrogate": None if act == "relu" else "relu",
+            "seed": s.seed,
+            "config": cfg,
+        },
+        lambda: gradient_masking_report(
+            model,
+            m_images,
+            m_labels,
+            eps=s.eps,
+            surrogate=None if act == "relu" else relu_model,
+            steps=s.masking_steps,
+            restarts=s.masking_restarts,
+            noise_samples=s.masking_noise,
+            eps_factors=tuple(s.masking_eps_factors),
+            iteration_grid=None if s.masking_iterations is None else tuple(s.masking_iterations),
+            seed=s.seed,
+        ),
+    )
     out["gradient_masking_flagged"] = report.get("flagged")
     return out
 
@@ -155,10 +231,21 @@ def run(ctx) -> dict:
     return {"models": rows}
 
 
-LIGHT_CNN = register(Experiment(
-    name="light_cnn", section="4", title="Light CNN x {relu, kwta, kaf}: PGD, activation distributions, gradient masking",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": FULL},
-    notebook="05_activation_distributions",
-    figures=("light_cnn_hist_neuron", "light_cnn_hist_filter", "light_cnn_filter_means", "light_cnn_layer_distances",
-             "light_cnn_accuracy", "light_cnn_gradient_masking"),
-))
+LIGHT_CNN = register(
+    Experiment(
+        name="light_cnn",
+        section="4",
+        title="Light CNN x {relu, kwta, kaf}: PGD, activation distributions, gradient masking",
+        run=run,
+        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": FULL},
+        notebook="05_activation_distributions",
+        figures=(
+            "light_cnn_hist_neuron",
+            "light_cnn_hist_filter",
+            "light_cnn_filter_means",
+            "light_cnn_layer_distances",
+            "light_cnn_accuracy",
+            "light_cnn_gradient_masking",
+        ),
+    )
+)

@@ -6,6 +6,7 @@ a certified FFT bound), next to a local lower estimate (largest input-gradient /
 test images, `empirical_lipschitz`). The gap between the two is the point of section 4.1: product
 bounds of deep networks, and of KAF networks in particular (large per-channel slopes), are loose.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -34,37 +35,59 @@ def run(ctx) -> dict:
     for exp, acts in s.models:
         other = ctx.sibling(exp)
         for key, act, cfg in trained_runs(ctx, exp, acts):
+
             def compute():
                 model = other.model(key, cfg)
                 b = lipschitz_bound(model, iters=s.iters, seed=s.seed)
                 e = empirical_lipschitz(model, images)
-                return {"bound": b["total"], "certified": b["total_certified"],
-                        "empirical_grad": e["max_grad_norm"], "empirical_jacobian": e["max_jacobian_norm"],
-                        "layers": [{k: r.get(k) for k in ("name", "kind", "bound", "certified", "in_product")}
-                                   for r in b["layers"]]}
+                return {
+                    "bound": b["total"],
+                    "certified": b["total_certified"],
+                    "empirical_grad": e["max_grad_norm"],
+                    "empirical_jacobian": e["max_jacobian_norm"],
+                    "layers": [
+                        {k: r.get(k) for k in ("name", "kind", "bound", "certified", "in_product")} for r in b["layers"]
+                    ],
+                }
 
             r = ctx.step(f"lipschitz_{exp}_{key}", {"config": cfg, "settings": asdict(s)}, compute)
             other._loaded.pop(key, None)
             arch, training = FAMILIES[exp]
             model_name = arch if exp != "resnet_standard" else key.split("_")[0].replace("resnet", "ResNet-")
-            rows.append({"experiment": exp, "model": model_name,
-                         "training": training, "activation": act, "bound": r["bound"], "certified": r["certified"],
-                         "empirical_jacobian": r["empirical_jacobian"]})
+            rows.append(
+                {
+                    "experiment": exp,
+                    "model": model_name,
+                    "training": training,
+                    "activation": act,
+                    "bound": r["bound"],
+                    "certified": r["certified"],
+                    "empirical_jacobian": r["empirical_jacobian"],
+                }
+            )
     return {"models": rows}
 
 
 # Smoke: fewer models (KAF slope bounds on a fine grid cost seconds per layer on a CPU) and iterations.
 SMOKE_SETTINGS = LipschitzSettings(
     models=(("light_cnn", None), ("vgg", ("relu", "kaf")), ("resnet_standard", ("resnet20_relu", "resnet20_kaf"))),
-    iters=10, empirical_n=8)
+    iters=10,
+    empirical_n=8,
+)
 
 # cpu: the chapter-4 light CNNs of the cpu profile with the full profile's iterations and images.
 CPU_SETTINGS = LipschitzSettings(models=(("light_cnn", None),))
 
-register(Experiment(
-    name="lipschitz", section="4.1/6", title="Lipschitz upper bounds vs local estimates of every trained model",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": LipschitzSettings()},
-    notebook="10_future_work", requires=("light_cnn", "vgg", "resnet_standard", "resnet20_at"),
-    requires_by_profile={"cpu": ("light_cnn",)},
-    figures=("lipschitz_bounds",),
-))
+register(
+    Experiment(
+        name="lipschitz",
+        section="4.1/6",
+        title="Lipschitz upper bounds vs local estimates of every trained model",
+        run=run,
+        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": LipschitzSettings()},
+        notebook="10_future_work",
+        requires=("light_cnn", "vgg", "resnet_standard", "resnet20_at"),
+        requires_by_profile={"cpu": ("light_cnn",)},
+        figures=("lipschitz_bounds",),
+    )
+)

@@ -7,6 +7,7 @@ thesis's own VGG bounds are recorded in docs/protocol.md and used for the VGG ru
 measured ones are reported next to them. A sweep whose loss never falls (tiny smoke runs can do
 that) is recorded with its error and no bounds.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -35,9 +36,19 @@ class LRRangeSettings:
 
 
 def lr_range_config(s: LRRangeSettings, activation: str) -> dict:
-    return train_config(arch=s.arch, activation=activation, method=s.method, epochs=s.epochs, batch_size=s.batch_size,
-                        optimizer="sgd", schedule="one_cycle", augment=s.augment, train_subset=s.train_subset,
-                        test_subset=16, seed=s.seed)
+    return train_config(
+        arch=s.arch,
+        activation=activation,
+        method=s.method,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        optimizer="sgd",
+        schedule="one_cycle",
+        augment=s.augment,
+        train_subset=s.train_subset,
+        test_subset=16,
+        seed=s.seed,
+    )
 
 
 def range_test(ctx, s: LRRangeSettings, activation: str) -> dict:
@@ -49,8 +60,16 @@ def range_test(ctx, s: LRRangeSettings, activation: str) -> dict:
 
     def run():
         try:
-            r = lr_find(cfg, out_dir=None, lr_start=s.lr_start, lr_end=s.lr_end, epochs=s.epochs, data=ctx.data,
-                        beta=s.beta, verbose=False)
+            r = lr_find(
+                cfg,
+                out_dir=None,
+                lr_start=s.lr_start,
+                lr_end=s.lr_end,
+                epochs=s.epochs,
+                data=ctx.data,
+                beta=s.beta,
+                verbose=False,
+            )
         except ThesisError as e:
             return {"activation": activation, "error": str(e), "lr_min": None, "lr_max": None}
         r = dict(r)
@@ -65,18 +84,36 @@ def run(ctx) -> dict:
     rows = []
     for act in s.activations:
         r = range_test(ctx, s, act)
-        rows.append({"activation": act, "lr_min": r.get("lr_min"), "lr_max": r.get("lr_max"),
-                     "error": r.get("error"), "steps": len(r.get("lrs", []))})
+        rows.append(
+            {
+                "activation": act,
+                "lr_min": r.get("lr_min"),
+                "lr_max": r.get("lr_max"),
+                "error": r.get("error"),
+                "steps": len(r.get("lrs", [])),
+            }
+        )
     return {"bounds": rows}
 
 
 # Smoke: an 8-step sweep with lighter smoothing, for one fixed activation and one KAF (a sweep costs as much
 # as a short training run; the other activations use the thesis's bounds).
-SMOKE_VGG = LRRangeSettings(activations=("relu", "kaf"), epochs=SMOKE.epochs, batch_size=SMOKE.lr_find_batch_size, train_subset=SMOKE.lr_find_subset,
-                            beta=0.7)
+SMOKE_VGG = LRRangeSettings(
+    activations=("relu", "kaf"),
+    epochs=SMOKE.epochs,
+    batch_size=SMOKE.lr_find_batch_size,
+    train_subset=SMOKE.lr_find_subset,
+    beta=0.7,
+)
 
-register(Experiment(
-    name="vgg_lr_range", section="4.2/5.1", title="Learning-rate range tests (fast AT) of the VGG x 7 activations",
-    run=run, settings={"smoke": SMOKE_VGG, "full": LRRangeSettings()}, notebook="06_fast_adversarial_training",
-    figures=("lr_range_test", "lr_range_tests_vgg", "one_cycle_schedule"),
-))
+register(
+    Experiment(
+        name="vgg_lr_range",
+        section="4.2/5.1",
+        title="Learning-rate range tests (fast AT) of the VGG x 7 activations",
+        run=run,
+        settings={"smoke": SMOKE_VGG, "full": LRRangeSettings()},
+        notebook="06_fast_adversarial_training",
+        figures=("lr_range_test", "lr_range_tests_vgg", "one_cycle_schedule"),
+    )
+)

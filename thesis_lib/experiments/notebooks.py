@@ -18,6 +18,7 @@ a machine-specific path); papermill's timing metadata is stripped so that an unc
 gives an unchanged notebook file; the kernel is always the Python running this module (a
 temporary `python3` kernelspec pointing at sys.executable is put first on JUPYTER_PATH).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,20 +28,35 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..utils import ThesisError, atomic_write_text
 
-__all__ = ["NOTEBOOKS_DIR", "list_notebooks", "execute_notebook", "execute_all", "main", "current_python_kernel",
-           "strip_execution_metadata", "best_profile"]
+__all__ = [
+    "NOTEBOOKS_DIR",
+    "list_notebooks",
+    "execute_notebook",
+    "execute_all",
+    "main",
+    "current_python_kernel",
+    "strip_execution_metadata",
+    "best_profile",
+]
 
 # The repository's notebooks/ (editable install), else ./notebooks.
-NOTEBOOKS_DIR = next((p for p in (Path(__file__).resolve().parents[2] / "notebooks", Path("notebooks")) if p.is_dir()),
-                     Path("notebooks"))
+NOTEBOOKS_DIR = next(
+    (p for p in (Path(__file__).resolve().parents[2] / "notebooks", Path("notebooks")) if p.is_dir()), Path("notebooks")
+)
 KERNEL_NAME = "python3"
 # The defaults of every notebook's `parameters` cell (relative to the notebook's folder).
-DEFAULTS = {"profile": "smoke", "results_dir": "../results", "figures_dir": "../figures", "data": None, "device": "auto"}
+DEFAULTS = {
+    "profile": "smoke",
+    "results_dir": "../results",
+    "figures_dir": "../figures",
+    "data": None,
+    "device": "auto",
+}
 
 
 def list_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> list[Path]:
@@ -69,10 +85,15 @@ def current_python_kernel() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="thesis-kernel-") as tmp:
         spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
-        (spec_dir / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (ipykernel)", "language": "python",
-        }))
+        (spec_dir / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "Python 3 (ipykernel)",
+                    "language": "python",
+                }
+            )
+        )
         old = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = tmp + (os.pathsep + old if old else "")
         try:
@@ -116,8 +137,9 @@ def _param_path(path: str | os.PathLike | None, nb_dir: Path, relative: bool) ->
     return str(p)
 
 
-def execute_notebook(path: Path, output: Path, parameters: dict, kernel_name: str = KERNEL_NAME,
-                     timeout: float | None = None) -> float:
+def execute_notebook(
+    path: Path, output: Path, parameters: dict, kernel_name: str = KERNEL_NAME, timeout: float | None = None
+) -> float:
     """Execute one notebook with papermill into `output` (atomically: a failed run leaves `output` alone).
 
     Returns the wall time in seconds. A failed notebook is kept next to the output as
@@ -136,9 +158,16 @@ def execute_notebook(path: Path, output: Path, parameters: dict, kernel_name: st
         nbformat.write(nb, src)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(src), str(dst), parameters=params or None, kernel_name=kernel_name,
-                                cwd=str(path.parent), progress_bar=False, log_output=False,
-                                execution_timeout=timeout)
+            pm.execute_notebook(
+                str(src),
+                str(dst),
+                parameters=params or None,
+                kernel_name=kernel_name,
+                cwd=str(path.parent),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=timeout,
+            )
         except Exception as e:  # papermill's PapermillExecutionError, kernel death, ...
             failed = output.with_name(output.stem + ".failed.ipynb")
             if dst.is_file():
@@ -165,10 +194,17 @@ def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
     return "smoke"
 
 
-def execute_all(profile: str = "smoke", results_dir: str | os.PathLike | None = None,
-                figures_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
-                data: str | None = None, device: str = "auto", only: Sequence[str] | None = None,
-                notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, log=print) -> dict[str, float]:
+def execute_all(
+    profile: str = "smoke",
+    results_dir: str | os.PathLike | None = None,
+    figures_dir: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    data: str | None = None,
+    device: str = "auto",
+    only: Sequence[str] | None = None,
+    notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
+    log=print,
+) -> dict[str, float]:
     """Execute the notebooks (all, or `only`) in thesis order; returns {notebook: seconds}.
 
     `profile="best"`: each notebook with `best_profile` (the largest profile whose results exist).
@@ -183,8 +219,12 @@ def execute_all(profile: str = "smoke", results_dir: str | os.PathLike | None = 
     out_dir = nb_dir if in_place else Path(output_dir).resolve()
     params = {
         "profile": profile,
-        "results_dir": _param_path(results_dir, nb_dir, in_place) if results_dir is not None else DEFAULTS["results_dir"],
-        "figures_dir": _param_path(figures_dir, nb_dir, in_place) if figures_dir is not None else DEFAULTS["figures_dir"],
+        "results_dir": _param_path(results_dir, nb_dir, in_place)
+        if results_dir is not None
+        else DEFAULTS["results_dir"],
+        "figures_dir": _param_path(figures_dir, nb_dir, in_place)
+        if figures_dir is not None
+        else DEFAULTS["figures_dir"],
         "data": str(Path(data).resolve()) if data is not None and Path(data).exists() else data,
         "device": device,
     }
@@ -207,15 +247,21 @@ def execute_all(profile: str = "smoke", results_dir: str | os.PathLike | None = 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m thesis_lib.experiments.notebooks",
-                                description="Execute the thesis notebooks with papermill (regenerates figures and tables).")
-    p.add_argument("--profile", default="best",
-                   help="best (per notebook, the largest profile whose results exist; default), smoke (CPU, "
-                        "minutes), cpu (larger CPU runs, some experiments) or full (the thesis protocol, GPU)")
+    p = argparse.ArgumentParser(
+        prog="python -m thesis_lib.experiments.notebooks",
+        description="Execute the thesis notebooks with papermill (regenerates figures and tables).",
+    )
+    p.add_argument(
+        "--profile",
+        default="best",
+        help="best (per notebook, the largest profile whose results exist; default), smoke (CPU, "
+        "minutes), cpu (larger CPU runs, some experiments) or full (the thesis protocol, GPU)",
+    )
     p.add_argument("--results-dir", default=None, help="results folder (default: results/ of the repository)")
     p.add_argument("--figures-dir", default=None, help="figures folder (default: figures/ of the repository)")
-    p.add_argument("--output-dir", default=None,
-                   help="write executed notebooks here instead of updating notebooks/ in place")
+    p.add_argument(
+        "--output-dir", default=None, help="write executed notebooks here instead of updating notebooks/ in place"
+    )
     p.add_argument("--data", default=None, help="CIFAR-10 location (default: $THESIS_DATA, else torchvision download)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--only", default=None, help="comma-separated notebook numbers or names, e.g. 01,07")
@@ -227,8 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     try:
-        execute_all(args.profile, args.results_dir, args.figures_dir, args.output_dir, args.data, args.device, only,
-                    args.notebooks_dir)
+        execute_all(
+            args.profile,
+            args.results_dir,
+            args.figures_dir,
+            args.output_dir,
+            args.data,
+            args.device,
+            only,
+            args.notebooks_dir,
+        )
     except (ThesisError, ValueError) as e:
         print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 2

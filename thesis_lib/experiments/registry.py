@@ -8,14 +8,24 @@ GPU run exists). Experiments may require others (e.g. the
 adversarial-example figure attacks the light CNN trained by the chapter-4 experiment); requirements
 run first and are skipped when already finished.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["Experiment", "EXPERIMENTS", "PROFILES", "REQUIRED_PROFILES", "register", "get_experiment",
-           "list_experiments", "experiments_with_profile"]
+__all__ = [
+    "Experiment",
+    "EXPERIMENTS",
+    "PROFILES",
+    "REQUIRED_PROFILES",
+    "register",
+    "get_experiment",
+    "list_experiments",
+    "experiments_with_profile",
+]
 
 PROFILES = ("smoke", "cpu", "full")  # every known profile, smallest to largest
 REQUIRED_PROFILES = ("smoke", "full")  # every experiment defines these; `cpu` is optional
@@ -68,8 +78,10 @@ EXPERIMENTS: dict[str, Experiment] = {}
 def register(experiment: Experiment) -> Experiment:
     keys = set(experiment.settings)
     if not set(REQUIRED_PROFILES) <= keys <= set(PROFILES):
-        raise ValueError(f"experiment {experiment.name!r} must define settings for {REQUIRED_PROFILES} "
-                         f"and may add {tuple(p for p in PROFILES if p not in REQUIRED_PROFILES)}")
+        raise ValueError(
+            f"experiment {experiment.name!r} must define settings for {REQUIRED_PROFILES} "
+            f"and may add {tuple(p for p in PROFILES if p not in REQUIRED_PROFILES)}"
+        )
     EXPERIMENTS[experiment.name] = experiment
     return experiment
 

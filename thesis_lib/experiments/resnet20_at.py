@@ -7,6 +7,7 @@ recorded only one pair (kaf_relu: 0.01, 0.8), so here the bounds come from this 
 tests (`resnet20_lr_range`); when a sweep gives no bounds, the protocol defaults are used and the
 table says so. Evaluation: PGD-50-10 on the whole test set.
 """
+
 from __future__ import annotations
 
 from .common import PGD_SMOKE, SMOKE, PGDSettings
@@ -23,29 +24,75 @@ LR_FULL = LRRangeSettings(arch="resnet20", activations=RESNET20_ACTIVATIONS, aug
 # cpu: one-epoch sweeps, training order = the comparisons that matter most first.
 CPU_ORDER = ("relu", "kaf", "swish", "elu", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free")
 LR_CPU = LRRangeSettings(arch="resnet20", activations=CPU_ORDER, augment=True, epochs=1)
-LR_SMOKE = LRRangeSettings(arch="resnet20", activations=("relu", "kaf_relu"), augment=True, epochs=SMOKE.epochs,
-                           batch_size=SMOKE.lr_find_batch_size, train_subset=SMOKE.lr_find_subset, beta=0.7)
+LR_SMOKE = LRRangeSettings(
+    arch="resnet20",
+    activations=("relu", "kaf_relu"),
+    augment=True,
+    epochs=SMOKE.epochs,
+    batch_size=SMOKE.lr_find_batch_size,
+    train_subset=SMOKE.lr_find_subset,
+    beta=0.7,
+)
 
-register(Experiment(
-    name="resnet20_lr_range", section="5.3", title="Learning-rate range tests (fast AT) of ResNet-20 x 8 activations",
-    run=run_lr_range, settings={"smoke": LR_SMOKE, "cpu": LR_CPU, "full": LR_FULL}, notebook="09_resnet20_results",
-    figures=("lr_range_tests_resnet20",),
-))
+register(
+    Experiment(
+        name="resnet20_lr_range",
+        section="5.3",
+        title="Learning-rate range tests (fast AT) of ResNet-20 x 8 activations",
+        run=run_lr_range,
+        settings={"smoke": LR_SMOKE, "cpu": LR_CPU, "full": LR_FULL},
+        notebook="09_resnet20_results",
+        figures=("lr_range_tests_resnet20",),
+    )
+)
 
-AT_FULL = ATSettings(arch="resnet20", activations=RESNET20_ACTIVATIONS, epochs=80, augment=True,
-                     lr_source="range_test", lr_experiment="resnet20_lr_range", curve_activations=())
+AT_FULL = ATSettings(
+    arch="resnet20",
+    activations=RESNET20_ACTIVATIONS,
+    epochs=80,
+    augment=True,
+    lr_source="range_test",
+    lr_experiment="resnet20_lr_range",
+    curve_activations=(),
+)
 # cpu: 15 of the protocol's 80 epochs (Wong et al. 2020's budget), PGD-50-10 on 1,000 stratified test images,
 # the iterations curve on 500, and the catastrophic-overfitting watch on 512 training images.
-AT_CPU = ATSettings(arch="resnet20", activations=CPU_ORDER, epochs=15, augment=True, lr_source="range_test",
-                    lr_experiment="resnet20_lr_range", pgd=PGDSettings(n=1000), curve_activations=("relu", "kaf"),
-                    curve_n=500, watch_size=512)
-AT_SMOKE = ATSettings(arch="resnet20", activations=RESNET20_ACTIVATIONS, epochs=SMOKE.epochs, augment=True,
-                      lr_source="range_test", lr_experiment="resnet20_lr_range", curve_activations=(),
-                      train_subset=SMOKE.at_train_subset, batch_size=SMOKE.at_batch_size,
-                      test_subset=SMOKE.test_subset, pgd=PGD_SMOKE, curve_n=SMOKE.attack_subset)
+AT_CPU = ATSettings(
+    arch="resnet20",
+    activations=CPU_ORDER,
+    epochs=15,
+    augment=True,
+    lr_source="range_test",
+    lr_experiment="resnet20_lr_range",
+    pgd=PGDSettings(n=1000),
+    curve_activations=("relu", "kaf"),
+    curve_n=500,
+    watch_size=512,
+)
+AT_SMOKE = ATSettings(
+    arch="resnet20",
+    activations=RESNET20_ACTIVATIONS,
+    epochs=SMOKE.epochs,
+    augment=True,
+    lr_source="range_test",
+    lr_experiment="resnet20_lr_range",
+    curve_activations=(),
+    train_subset=SMOKE.at_train_subset,
+    batch_size=SMOKE.at_batch_size,
+    test_subset=SMOKE.test_subset,
+    pgd=PGD_SMOKE,
+    curve_n=SMOKE.attack_subset,
+)
 
-register(Experiment(
-    name="resnet20_at", section="5.3", title="ResNet-20 x 8 activations, fast adversarial training, PGD-50-10",
-    run=run_at_experiment, settings={"smoke": AT_SMOKE, "cpu": AT_CPU, "full": AT_FULL}, notebook="09_resnet20_results",
-    requires=("resnet20_lr_range",), figures=("resnet20_results", "resnet20_accuracy_vs_robustness"),
-))
+register(
+    Experiment(
+        name="resnet20_at",
+        section="5.3",
+        title="ResNet-20 x 8 activations, fast adversarial training, PGD-50-10",
+        run=run_at_experiment,
+        settings={"smoke": AT_SMOKE, "cpu": AT_CPU, "full": AT_FULL},
+        notebook="09_resnet20_results",
+        requires=("resnet20_lr_range",),
+        figures=("resnet20_results", "resnet20_accuracy_vs_robustness"),
+    )
+)

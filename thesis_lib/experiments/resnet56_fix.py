@@ -14,6 +14,7 @@ accuracy and whether/where the run diverged:
 - kernel_relu / kernel_softplus: the KAF paper's other kernels;
 - relu: the ReLU ResNet-56 under the same budget (reference).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,11 +51,24 @@ class ResNet56FixSettings:
 
 
 def candidate_config(s: ResNet56FixSettings, c: dict) -> dict:
-    return train_config(arch=s.arch, activation=c["activation"], method="standard", epochs=s.epochs,
-                        batch_size=s.batch_size, optimizer="sgd", schedule="constant", lr_min=s.lr, lr_max=s.lr,
-                        augment=True, train_subset=s.train_subset, test_subset=s.test_subset, seed=s.seed,
-                        activation_options=c.get("activation_options", {}), model_options=c.get("model_options", {}),
-                        grad_clip=c.get("grad_clip", 0.0))
+    return train_config(
+        arch=s.arch,
+        activation=c["activation"],
+        method="standard",
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        optimizer="sgd",
+        schedule="constant",
+        lr_min=s.lr,
+        lr_max=s.lr,
+        augment=True,
+        train_subset=s.train_subset,
+        test_subset=s.test_subset,
+        seed=s.seed,
+        activation_options=c.get("activation_options", {}),
+        model_options=c.get("model_options", {}),
+        grad_clip=c.get("grad_clip", 0.0),
+    )
 
 
 def run(ctx) -> dict:
@@ -63,20 +77,33 @@ def run(ctx) -> dict:
     for c in s.candidates:
         m = ctx.train(c["name"], candidate_config(s, c))
         hist = m.get("history", [])
-        rows.append({"candidate": c["name"], "activation": c["activation"],
-                     "change": {k: v for k, v in c.items() if k not in ("name", "activation")},
-                     "clean_acc": m["clean_acc"], "best_test_acc": max((h.get("test_acc") or 0 for h in hist), default=None),
-                     "train_loss": m.get("train_loss"), "epochs_done": m.get("epochs_done"),
-                     "diverged": m.get("diverged"), "train_wall_time_s": m.get("wall_time_s")})
+        rows.append(
+            {
+                "candidate": c["name"],
+                "activation": c["activation"],
+                "change": {k: v for k, v in c.items() if k not in ("name", "activation")},
+                "clean_acc": m["clean_acc"],
+                "best_test_acc": max((h.get("test_acc") or 0 for h in hist), default=None),
+                "train_loss": m.get("train_loss"),
+                "epochs_done": m.get("epochs_done"),
+                "diverged": m.get("diverged"),
+                "train_wall_time_s": m.get("wall_time_s"),
+            }
+        )
     return {"candidates": rows}
 
 
 # Smoke: two steps of 8 images (the relu/softplus kernels materialise N x C x H x W x D tensors).
 SMOKE_SETTINGS = ResNet56FixSettings(epochs=SMOKE.epochs, batch_size=8, train_subset=16, test_subset=50)
 
-register(Experiment(
-    name="resnet56_fix", section="6", title="KAF ResNet-56 fix ablation (ridge init, alpha scale, zero-init BN, He block, "
-                                           "clipping, other kernels)",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "full": ResNet56FixSettings()}, notebook="10_future_work",
-    figures=("resnet56_fix_ablation", "kaf_kernels"),
-))
+register(
+    Experiment(
+        name="resnet56_fix",
+        section="6",
+        title="KAF ResNet-56 fix ablation (ridge init, alpha scale, zero-init BN, He block, clipping, other kernels)",
+        run=run,
+        settings={"smoke": SMOKE_SETTINGS, "full": ResNet56FixSettings()},
+        notebook="10_future_work",
+        figures=("resnet56_fix_ablation", "kaf_kernels"),
+    )
+)

@@ -7,6 +7,7 @@ layers and huge norms around layer 15. Recorded here: clean accuracy per epoch, 
 weight and gradient L2 norms at each of the first `norm_steps` iterations (then every
 `norm_every`), and where a run first turned non-finite (`diverged`: step, layer, quantity).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,25 @@ class ResNetStandardSettings:
 
 
 def resnet_standard_config(s: ResNetStandardSettings, arch: str, activation: str, **extra) -> dict:
-    return train_config(arch=arch, activation=activation, method="standard", epochs=s.epochs, batch_size=s.batch_size,
-                        optimizer="sgd", schedule=s.schedule, lr_min=s.lr, lr_max=s.lr, augment=True,
-                        train_subset=s.train_subset, test_subset=s.test_subset, seed=s.seed,
-                        log_norms_every=s.norm_every, log_norms_first=s.norm_steps, grad_clip=s.grad_clip, **extra)
+    return train_config(
+        arch=arch,
+        activation=activation,
+        method="standard",
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        optimizer="sgd",
+        schedule=s.schedule,
+        lr_min=s.lr,
+        lr_max=s.lr,
+        augment=True,
+        train_subset=s.train_subset,
+        test_subset=s.test_subset,
+        seed=s.seed,
+        log_norms_every=s.norm_every,
+        log_norms_first=s.norm_steps,
+        grad_clip=s.grad_clip,
+        **extra,
+    )
 
 
 def kernel_names(config: dict) -> list[str]:
@@ -86,8 +102,15 @@ def norms_frame(table: dict):
     rows = []
     for k, step in enumerate(table["steps"]):
         for i, name in enumerate(table["params"]):
-            rows.append({"step": step, "layer_index": i, "param": name, "weight": table["weight"][k][i],
-                         "grad": table["grad"][k][i]})
+            rows.append(
+                {
+                    "step": step,
+                    "layer_index": i,
+                    "param": name,
+                    "weight": table["weight"][k][i],
+                    "grad": table["grad"][k][i],
+                }
+            )
     return pd.DataFrame(rows, columns=["step", "layer_index", "param", "weight", "grad"])
 
 
@@ -100,13 +123,23 @@ def run(ctx) -> dict:
             cfg = resnet_standard_config(s, arch, act)
             metrics = ctx.train(key, cfg)
             folder = ctx.run_folder(key, cfg)
-            ctx.step(f"norms_{key}", {"config": cfg, "max_step": s.norm_steps},
-                     lambda: norms_table(folder, s.norm_steps, cfg) if folder.is_dir() else _missing(ctx, key, cfg, s))
+            ctx.step(
+                f"norms_{key}",
+                {"config": cfg, "max_step": s.norm_steps},
+                lambda: norms_table(folder, s.norm_steps, cfg) if folder.is_dir() else _missing(ctx, key, cfg, s),
+            )
             hist = metrics.get("history", [])
-            rows.append({"arch": arch, "activation": act, "clean_acc": metrics["clean_acc"],
-                         "best_test_acc": max((h.get("test_acc", 0) or 0 for h in hist), default=None),
-                         "epochs_done": metrics.get("epochs_done"), "diverged": metrics.get("diverged"),
-                         "train_wall_time_s": metrics.get("wall_time_s")})
+            rows.append(
+                {
+                    "arch": arch,
+                    "activation": act,
+                    "clean_acc": metrics["clean_acc"],
+                    "best_test_acc": max((h.get("test_acc", 0) or 0 for h in hist), default=None),
+                    "epochs_done": metrics.get("epochs_done"),
+                    "diverged": metrics.get("diverged"),
+                    "train_wall_time_s": metrics.get("wall_time_s"),
+                }
+            )
     return {"models": rows}
 
 
@@ -115,17 +148,30 @@ def _missing(ctx, key, cfg, s):
     return norms_table(ctx.run_folder(key, cfg), s.norm_steps, cfg)
 
 
-SMOKE_SETTINGS = ResNetStandardSettings(epochs=SMOKE.epochs, batch_size=16, train_subset=32, test_subset=50,
-                                        norm_steps=2, norm_every=1)
+SMOKE_SETTINGS = ResNetStandardSettings(
+    epochs=SMOKE.epochs, batch_size=16, train_subset=32, test_subset=50, norm_steps=2, norm_every=1
+)
 
 # cpu: 15 of the protocol's 150 epochs. With so few epochs a constant lr of 0.1 ends wherever the last noisy
 # epoch lands, so the lr steps down x0.1 at 50% and 75% (He et al.'s schedule, compressed); norms over the
 # first 200 iterations.
 CPU_SETTINGS = ResNetStandardSettings(epochs=15, schedule="step", norm_steps=200)
 
-register(Experiment(
-    name="resnet_standard", section="5.2", title="ResNet-20/56 x {relu, kaf}, standard training: exploding gradients",
-    run=run, settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": ResNetStandardSettings()}, notebook="08_exploding_gradients",
-    figures=("resnet_standard", "resnet_standard_accuracy", "resnet_gradient_norms_resnet20_relu",
-             "resnet_gradient_norms_resnet20_kaf", "resnet_gradient_norms_resnet56_relu", "resnet_gradient_norms_resnet56_kaf"),
-))
+register(
+    Experiment(
+        name="resnet_standard",
+        section="5.2",
+        title="ResNet-20/56 x {relu, kaf}, standard training: exploding gradients",
+        run=run,
+        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": ResNetStandardSettings()},
+        notebook="08_exploding_gradients",
+        figures=(
+            "resnet_standard",
+            "resnet_standard_accuracy",
+            "resnet_gradient_norms_resnet20_relu",
+            "resnet_gradient_norms_resnet20_kaf",
+            "resnet_gradient_norms_resnet56_relu",
+            "resnet_gradient_norms_resnet56_kaf",
+        ),
+    )
+)

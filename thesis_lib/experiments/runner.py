@@ -11,20 +11,29 @@ in bulk, and x86 arithmetic on them is up to two orders of magnitude slower (a s
 took 4x, a k-WTA gradient-masking report 14x longer without it); results are unaffected at any
 printed precision, and CUDA runs are untouched.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..utils import ThesisError, atomic_write_json, get_device, provenance, read_json
 from .context import RunContext, runs_cache_dir, stable_hash, to_jsonable
-from .registry import PROFILES, experiments_with_profile, get_experiment, list_experiments
+from .registry import PROFILES, experiments_with_profile, get_experiment
 
-__all__ = ["run_experiment", "run_profile", "ensure", "ExperimentResults", "is_complete", "summary_path",
-           "settings_key", "DEFAULT_RESULTS_DIR"]
+__all__ = [
+    "run_experiment",
+    "run_profile",
+    "ensure",
+    "ExperimentResults",
+    "is_complete",
+    "summary_path",
+    "settings_key",
+    "DEFAULT_RESULTS_DIR",
+]
 
 DEFAULT_RESULTS_DIR = "results"
 SUMMARY = "summary.json"
@@ -54,8 +63,13 @@ def settings_key(name: str, profile: str) -> str:
     stale even though its own settings did not change.
     """
     exp = get_experiment(name)
-    return stable_hash({"settings": exp.settings_dict(profile),
-                        "requires": {r: settings_key(r, profile) for r in exp.requirements(profile)}}, 16)
+    return stable_hash(
+        {
+            "settings": exp.settings_dict(profile),
+            "requires": {r: settings_key(r, profile) for r in exp.requirements(profile)},
+        },
+        16,
+    )
 
 
 def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> bool:
@@ -75,9 +89,17 @@ def _check_profile(profile: str) -> None:
         raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
 
 
-def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
-                   data: str | None = None, device: str = "auto", cache_dir: str | os.PathLike | None = None,
-                   force: bool = False, log: Callable[[str], None] = print, _seen: set | None = None) -> dict:
+def run_experiment(
+    name: str,
+    profile: str = "smoke",
+    results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
+    data: str | None = None,
+    device: str = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    _seen: set | None = None,
+) -> dict:
     """Run experiment `name` (and, first, what it requires) under `profile`; returns its summary dict.
 
     Finished experiments (summary present, same settings) are skipped unless `force`, which recomputes
@@ -96,20 +118,35 @@ def run_experiment(name: str, profile: str = "smoke", results_dir: str | os.Path
     if not force and is_complete(name, profile, results_dir):
         return read_json(path)
     get_device(device)  # fail early on a bad device string
-    ctx = RunContext(experiment=exp, profile=profile, settings=exp.settings_for(profile),
-                     results_root=Path(results_dir), runs_root=runs_cache_dir(results_dir, cache_dir),
-                     data=data, device=device, log=log, force=force)
+    ctx = RunContext(
+        experiment=exp,
+        profile=profile,
+        settings=exp.settings_for(profile),
+        results_root=Path(results_dir),
+        runs_root=runs_cache_dir(results_dir, cache_dir),
+        data=data,
+        device=device,
+        log=log,
+        force=force,
+    )
     log(f"[{name}] running ({profile} profile; thesis section {exp.section}: {exp.title})")
     t0 = time.perf_counter()
     with flush_denormals():
         payload = exp.run(ctx)
     wall = time.perf_counter() - t0
     summary = {
-        "experiment": name, "section": exp.section, "title": exp.title, "notebook": exp.notebook,
-        "profile": profile, "status": "complete", "settings": exp.settings_dict(profile),
+        "experiment": name,
+        "section": exp.section,
+        "title": exp.title,
+        "notebook": exp.notebook,
+        "profile": profile,
+        "status": "complete",
+        "settings": exp.settings_dict(profile),
         "settings_key": settings_key(name, profile),
-        "requires": list(exp.requirements(profile)), "result": to_jsonable(payload, 6),
-        "wall_time_s": round(wall, 1), "compute_time_s": round(max(wall, _stored_compute_time(ctx.out)), 1),
+        "requires": list(exp.requirements(profile)),
+        "result": to_jsonable(payload, 6),
+        "wall_time_s": round(wall, 1),
+        "compute_time_s": round(max(wall, _stored_compute_time(ctx.out)), 1),
         **provenance(get_device(device)),
     }
     atomic_write_json(path, to_jsonable(summary))
@@ -173,12 +210,20 @@ class ExperimentResults:
         where = hw.get("gpu") or f"CPU ({hw.get('cpu', '?')}, {hw.get('torch_threads', '?')} threads)"
         sha = str(self.summary.get("git_commit", "unknown"))
         commit = sha.split("+")[0][:10] + ("+dirty" if sha.endswith("+dirty") else "")
-        return (f"{self.name}: profile {self.profile}, {where}, torch {hw.get('torch', '?')}, "
-                f"commit {commit}, {self.summary.get('wall_time_s', '?')} s")
+        return (
+            f"{self.name}: profile {self.profile}, {where}, torch {hw.get('torch', '?')}, "
+            f"commit {commit}, {self.summary.get('wall_time_s', '?')} s"
+        )
 
 
-def ensure(name: str, profile: str = "smoke", results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
-           data: str | None = None, device: str = "auto", **kwargs) -> ExperimentResults:
+def ensure(
+    name: str,
+    profile: str = "smoke",
+    results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
+    data: str | None = None,
+    device: str = "auto",
+    **kwargs,
+) -> ExperimentResults:
     """Run `name` if its results are missing or stale (else nothing), then return its stored results."""
     run_experiment(name, profile, results_dir, data, device, **kwargs)
     return ExperimentResults(name, profile, results_dir)

@@ -4,6 +4,7 @@
 under the context's profile, with the same configs (so the same cached run folders);
 `ctx.sibling(name).model(key, config)` then loads one.
 """
+
 from __future__ import annotations
 
 __all__ = ["trained_runs", "FAMILIES"]

@@ -7,6 +7,7 @@ thesis's range-test bounds (docs/protocol.md; `lr_source="range_test"` uses the 
 50 iterations, 10 restarts on the whole test set; robust accuracy vs PGD iterations (up to 150)
 for relu and kaf; training curves from the runs' histories.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -71,10 +72,23 @@ def lr_bounds_for(ctx, s: ATSettings, activation: str) -> tuple[float | None, fl
 
 
 def at_config(s: ATSettings, activation: str, lr_min=None, lr_max=None) -> dict:
-    return train_config(arch=s.arch, activation=activation, method="fast_at", eps=s.eps, epochs=s.epochs,
-                        batch_size=s.batch_size, optimizer="sgd", schedule="one_cycle", lr_min=lr_min, lr_max=lr_max,
-                        augment=s.augment, train_subset=s.train_subset, test_subset=s.test_subset, seed=s.seed,
-                        watch_size=s.watch_size or None)
+    return train_config(
+        arch=s.arch,
+        activation=activation,
+        method="fast_at",
+        eps=s.eps,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        optimizer="sgd",
+        schedule="one_cycle",
+        lr_min=lr_min,
+        lr_max=lr_max,
+        augment=s.augment,
+        train_subset=s.train_subset,
+        test_subset=s.test_subset,
+        seed=s.seed,
+        watch_size=s.watch_size or None,
+    )
 
 
 def run_at_experiment(ctx) -> dict:
@@ -90,9 +104,18 @@ def run_at_experiment(ctx) -> dict:
         resolved = TrainConfig.from_dict(cfg).resolved()
         metrics = ctx.train(act, cfg)
         configs[act] = cfg
-        rows.append({"activation": act, "lr_min": resolved.lr_min, "lr_max": resolved.lr_max, "lr_source": source,
-                     "clean_acc_train_eval": metrics["clean_acc"], "diverged": metrics.get("diverged"),
-                     "early_stopped": metrics.get("early_stopped"), "train_wall_time_s": metrics.get("wall_time_s")})
+        rows.append(
+            {
+                "activation": act,
+                "lr_min": resolved.lr_min,
+                "lr_max": resolved.lr_max,
+                "lr_source": source,
+                "clean_acc_train_eval": metrics["clean_acc"],
+                "diverged": metrics.get("diverged"),
+                "early_stopped": metrics.get("early_stopped"),
+                "train_wall_time_s": metrics.get("wall_time_s"),
+            }
+        )
     for row in rows:
         act, cfg = row["activation"], configs[row["activation"]]
         model = ctx.model(act, cfg)
@@ -100,23 +123,51 @@ def run_at_experiment(ctx) -> dict:
         row.update(clean_acc=r["clean_acc"], robust_acc=r["robust_acc"], n_eval=r["n"], attack_seconds=r.get("seconds"))
         if act in s.curve_activations:
             images, labels = ctx.test_images(s.curve_n, 0)
-            ctx.step(f"pgd_iterations_{act}",
-                     {"iterations": s.curve_iterations, "restarts": s.curve_restarts, "n": s.curve_n,
-                      "eps": s.pgd.eps, "step": s.pgd.step, "seed": s.pgd.seed, "config": cfg},
-                     lambda: accuracy_vs_iterations(model, images, labels, iterations=s.curve_iterations,
-                                                    eps=s.pgd.eps, step=s.pgd.step, restarts=s.curve_restarts,
-                                                    seed=s.pgd.seed))
+            ctx.step(
+                f"pgd_iterations_{act}",
+                {
+                    "iterations": s.curve_iterations,
+                    "restarts": s.curve_restarts,
+                    "n": s.curve_n,
+                    "eps": s.pgd.eps,
+                    "step": s.pgd.step,
+                    "seed": s.pgd.seed,
+                    "config": cfg,
+                },
+                lambda: accuracy_vs_iterations(
+                    model,
+                    images,
+                    labels,
+                    iterations=s.curve_iterations,
+                    eps=s.pgd.eps,
+                    step=s.pgd.step,
+                    restarts=s.curve_restarts,
+                    seed=s.pgd.seed,
+                ),
+            )
         ctx._loaded.pop(act, None)  # one model in memory at a time
     return {"models": rows, "pgd": asdict(s.pgd)}
 
 
-SMOKE_VGG = ATSettings(epochs=SMOKE.epochs, train_subset=SMOKE.at_train_subset, batch_size=SMOKE.at_batch_size,
-                       test_subset=SMOKE.test_subset, pgd=PGD_SMOKE, curve_iterations=(1, 2, 5, 10),
-                       curve_n=SMOKE.attack_subset)
+SMOKE_VGG = ATSettings(
+    epochs=SMOKE.epochs,
+    train_subset=SMOKE.at_train_subset,
+    batch_size=SMOKE.at_batch_size,
+    test_subset=SMOKE.test_subset,
+    pgd=PGD_SMOKE,
+    curve_iterations=(1, 2, 5, 10),
+    curve_n=SMOKE.attack_subset,
+)
 
-register(Experiment(
-    name="vgg", section="5.1", title="VGG x 7 activations, fast adversarial training, PGD-50-10",
-    run=run_at_experiment, settings={"smoke": SMOKE_VGG, "full": ATSettings()}, notebook="07_vgg_results",
-    requires=("vgg_lr_range",),
-    figures=("vgg_results", "vgg_accuracy_vs_robustness", "vgg_robust_vs_iterations", "vgg_training_curves"),
-))
+register(
+    Experiment(
+        name="vgg",
+        section="5.1",
+        title="VGG x 7 activations, fast adversarial training, PGD-50-10",
+        run=run_at_experiment,
+        settings={"smoke": SMOKE_VGG, "full": ATSettings()},
+        notebook="07_vgg_results",
+        requires=("vgg_lr_range",),
+        figures=("vgg_results", "vgg_accuracy_vs_robustness", "vgg_robust_vs_iterations", "vgg_training_curves"),
+    )
+)

@@ -3,11 +3,10 @@
 Names: light_cnn, vgg, resnet20, resnet56, and any resnet<6n+2> (resnet32, resnet44, resnet110, ...).
 Inputs are N x 3 x 32 x 32 images in [0, 1] (no mean/std normalisation: attacks work in pixel space).
 """
+
 from __future__ import annotations
 
 import re
-
-from torch import nn
 
 from .base import ThesisModel
 from .cnn import VGG, LightCNN

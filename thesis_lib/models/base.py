@@ -1,4 +1,5 @@
 """Shared model plumbing: activation factories, listing activation modules, weight-decay groups."""
+
 from __future__ import annotations
 
 import math

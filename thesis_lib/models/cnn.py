@@ -10,6 +10,7 @@ VGG-inspired CNN (section 5.1): three blocks of [conv3x3 -> BN -> act] x2 -> max
 0.20, 0.25, 0.30 after the three blocks and 0.40 before the classifier (rising, ending at 0.4; the
 exact list is the `dropouts` option). He-uniform init; Keras-style L2 1.2e-3 on dense layers.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -27,15 +28,28 @@ class LightCNN(ThesisModel):
     arch = "light_cnn"
     l2_dense = 1.2e-3
 
-    def __init__(self, activation: str = "relu", num_classes: int = 10, activation_options: dict | None = None,
-                 width: int = 32, dropouts: tuple = (0.2, 0.3, 0.4)):
+    def __init__(
+        self,
+        activation: str = "relu",
+        num_classes: int = 10,
+        activation_options: dict | None = None,
+        width: int = 32,
+        dropouts: tuple = (0.2, 0.3, 0.4),
+    ):
         super().__init__()
         act = ActivationFactory(activation, activation_options)
         w = width
         self.features = nn.Sequential(
-            *_conv_bn_act(3, w, act), *_conv_bn_act(w, w, act), nn.MaxPool2d(2), nn.Dropout(dropouts[0]),
-            *_conv_bn_act(w, 2 * w, act), *_conv_bn_act(2 * w, 2 * w, act), nn.MaxPool2d(2), nn.Dropout(dropouts[1]),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            *_conv_bn_act(3, w, act),
+            *_conv_bn_act(w, w, act),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropouts[0]),
+            *_conv_bn_act(w, 2 * w, act),
+            *_conv_bn_act(2 * w, 2 * w, act),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropouts[1]),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.classifier = nn.Sequential(
             nn.Linear(2 * w, 128), act(128), nn.Dropout(dropouts[2]), nn.Linear(128, num_classes)
@@ -51,8 +65,15 @@ class VGG(ThesisModel):
     arch = "vgg"
     l2_dense = 1.2e-3
 
-    def __init__(self, activation: str = "relu", num_classes: int = 10, activation_options: dict | None = None,
-                 widths: tuple = (32, 64, 128), dropouts: tuple = (0.2, 0.25, 0.3, 0.4), hidden: int = 128):
+    def __init__(
+        self,
+        activation: str = "relu",
+        num_classes: int = 10,
+        activation_options: dict | None = None,
+        widths: tuple = (32, 64, 128),
+        dropouts: tuple = (0.2, 0.25, 0.3, 0.4),
+        hidden: int = 128,
+    ):
         super().__init__()
         if len(dropouts) != len(widths) + 1:
             raise ValueError(f"VGG needs {len(widths) + 1} dropout rates (one per block + classifier), got {dropouts}")

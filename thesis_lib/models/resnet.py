@@ -13,6 +13,7 @@ Two residual blocks:
 or of the post-add BN (thesis block), one of the candidate fixes for deep KAF ResNets.
 Keras-style L2 5e-4 on every conv and dense kernel.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -31,7 +32,9 @@ class ThesisBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.act1 = act(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = nn.Conv2d(cin, cout, 3, stride, 1, bias=False) if (stride != 1 or cin != cout) else nn.Identity()
+        self.shortcut = (
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False) if (stride != 1 or cin != cout) else nn.Identity()
+        )
         self.bn2 = nn.BatchNorm2d(cout)
         self.act2 = act(cout)
 
@@ -55,7 +58,8 @@ class HeBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = (
             nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            if (stride != 1 or cin != cout) else nn.Identity()
+            if (stride != 1 or cin != cout)
+            else nn.Identity()
         )
         self.act2 = act(cout)
 
@@ -74,8 +78,16 @@ class ResNet(ThesisModel):
     l2_conv = 5e-4
     l2_dense = 5e-4
 
-    def __init__(self, depth: int = 20, activation: str = "relu", num_classes: int = 10, block: str = "thesis",
-                 activation_options: dict | None = None, width: int = 16, zero_init_residual: bool = False):
+    def __init__(
+        self,
+        depth: int = 20,
+        activation: str = "relu",
+        num_classes: int = 10,
+        block: str = "thesis",
+        activation_options: dict | None = None,
+        width: int = 16,
+        zero_init_residual: bool = False,
+    ):
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, ...), got {depth}")

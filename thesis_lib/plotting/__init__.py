@@ -10,21 +10,50 @@ Usage in a notebook:
 Every `plot_*` function returns its matplotlib Figure and never saves or shows it. Importing this
 package does not import pyplot (it is imported when a figure is first drawn).
 """
+
 from .activations import plot_activation_derivatives, plot_activation_functions, plot_kaf_shapes, plot_sigmoid
 from .adversarial import plot_adversarial_example
 from .distributions import plot_activation_histograms, plot_filter_means, plot_layer_distances
 from .line_scan import plot_kwta_line_scan
 from .robustness import plot_accuracy_vs_robustness, plot_robust_vs_iterations
-from .style import (DPI, PALETTE, STYLE, activation_color, activation_marker, is_kaf_name, savefig, style_context,
-                    use_style)
+from .style import (
+    DPI,
+    PALETTE,
+    STYLE,
+    activation_color,
+    activation_marker,
+    is_kaf_name,
+    savefig,
+    style_context,
+    use_style,
+)
 from .training import ema, pick_layers, plot_gradient_norms, plot_lr_range_test, plot_one_cycle, plot_training_curves
 
 __all__ = [
-    "use_style", "style_context", "savefig", "STYLE", "PALETTE", "DPI", "activation_color", "activation_marker",
+    "use_style",
+    "style_context",
+    "savefig",
+    "STYLE",
+    "PALETTE",
+    "DPI",
+    "activation_color",
+    "activation_marker",
     "is_kaf_name",
-    "plot_sigmoid", "plot_activation_functions", "plot_activation_derivatives", "plot_kaf_shapes",
+    "plot_sigmoid",
+    "plot_activation_functions",
+    "plot_activation_derivatives",
+    "plot_kaf_shapes",
     "plot_adversarial_example",
-    "plot_lr_range_test", "plot_one_cycle", "plot_training_curves", "plot_gradient_norms", "ema", "pick_layers",
-    "plot_accuracy_vs_robustness", "plot_robust_vs_iterations",
-    "plot_activation_histograms", "plot_filter_means", "plot_layer_distances", "plot_kwta_line_scan",
+    "plot_lr_range_test",
+    "plot_one_cycle",
+    "plot_training_curves",
+    "plot_gradient_norms",
+    "ema",
+    "pick_layers",
+    "plot_accuracy_vs_robustness",
+    "plot_robust_vs_iterations",
+    "plot_activation_histograms",
+    "plot_filter_means",
+    "plot_layer_distances",
+    "plot_kwta_line_scan",
 ]

@@ -3,9 +3,10 @@
 The curves are computed from the project's own activation modules (`make_activation`), so the
 figures show exactly the functions the networks use; derivatives come from autograd.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -14,8 +15,16 @@ from .style import activation_color, styled
 
 __all__ = ["plot_sigmoid", "plot_activation_functions", "plot_activation_derivatives", "plot_kaf_shapes"]
 
-_LABELS = {"relu": "ReLU", "elu": "ELU", "swish": "Swish", "leaky_relu": "LeakyReLU(0.1)", "sigmoid": "Sigmoid",
-           "tanh": "Tanh", "gelu": "GELU", "softplus": "Softplus"}
+_LABELS = {
+    "relu": "ReLU",
+    "elu": "ELU",
+    "swish": "Swish",
+    "leaky_relu": "LeakyReLU(0.1)",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "gelu": "GELU",
+    "softplus": "Softplus",
+}
 
 
 def _grid(s_range, points):
@@ -69,8 +78,9 @@ def plot_sigmoid(s_range=(-6.0, 6.0), points: int = 601):
 
 
 @styled
-def plot_activation_functions(names: Sequence[str] = ("elu", "leaky_relu", "swish"), s_range=(-4.0, 3.0),
-                              points: int = 701):
+def plot_activation_functions(
+    names: Sequence[str] = ("elu", "leaky_relu", "swish"), s_range=(-4.0, 3.0), points: int = 701
+):
     """Several activations on one axis (thesis: ELU, LeakyReLU(0.1), Swish)."""
     import matplotlib.pyplot as plt
 
@@ -81,8 +91,9 @@ def plot_activation_functions(names: Sequence[str] = ("elu", "leaky_relu", "swis
 
 
 @styled
-def plot_activation_derivatives(names: Sequence[str] = ("relu", "elu", "swish"), s_range=(-4.0, 3.0),
-                                points: int = 701):
+def plot_activation_derivatives(
+    names: Sequence[str] = ("relu", "elu", "swish"), s_range=(-4.0, 3.0), points: int = 701
+):
     """First derivatives (autograd) of several activations: ReLU's jumps at 0, ELU's and Swish's do not."""
     import matplotlib.pyplot as plt
 
@@ -116,8 +127,16 @@ def _target_curve(target, s):
 
 
 @styled
-def plot_kaf_shapes(before, after, channels: int | Sequence[int] = 4, target=None, s_range=(-4.0, 4.0),
-                    points: int = 401, titles=("at initialisation", "after training"), suptitle: str | None = None):
+def plot_kaf_shapes(
+    before,
+    after,
+    channels: int | Sequence[int] = 4,
+    target=None,
+    s_range=(-4.0, 4.0),
+    points: int = 401,
+    titles=("at initialisation", "after training"),
+    suptitle: str | None = None,
+):
     """KAF shapes of a few channels before vs after training (thesis section 2.4).
 
     before, after: KAF modules (their `evaluate` is used on the grid), entries of
@@ -133,15 +152,19 @@ def plot_kaf_shapes(before, after, channels: int | Sequence[int] = 4, target=Non
     tname, ty = _target_curve(target, s)
     for ax, mod, title in zip(axes, (before, after), titles):
         ss, curves = _kaf_curves(mod, s)
-        idx = (list(range(min(int(channels), len(curves)))) if isinstance(channels, (int, np.integer))
-               else list(channels))
+        idx = (
+            list(range(min(int(channels), len(curves)))) if isinstance(channels, (int, np.integer)) else list(channels)
+        )
         for k, c in enumerate(idx):
             ax.plot(ss, curves[c], color=f"C{k % 10}", lw=1.2, label=f"channel {c}")
         if ty is not None:
             ax.plot(s.numpy(), ty, color="black", ls="--", lw=1.2, label=f"target: {tname}")
         d = getattr(mod, "dictionary", None)
-        rng = (float(d.min()), float(d.max())) if d is not None else (
-            mod.get("dictionary_range") if isinstance(mod, dict) else None)
+        rng = (
+            (float(d.min()), float(d.max()))
+            if d is not None
+            else (mod.get("dictionary_range") if isinstance(mod, dict) else None)
+        )
         if rng is not None:
             ax.axvspan(*rng, color="#f0f0f0", zorder=0, lw=0)
         ax.set_title(title)

@@ -3,9 +3,10 @@
 Follows the layout of Goodfellow, Shlens, Szegedy (2015), fig. 1: x + delta = x_adv with the
 predicted label and confidence under each image.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,8 +41,16 @@ def _caption(prefix, label, conf, class_names):
 
 
 @styled
-def plot_adversarial_example(x, delta, x_adv, labels, confidences=None, true_labels=None,
-                             class_names: Sequence[str] | None = None, row_titles: Sequence[str] | None = None):
+def plot_adversarial_example(
+    x,
+    delta,
+    x_adv,
+    labels,
+    confidences=None,
+    true_labels=None,
+    class_names: Sequence[str] | None = None,
+    row_titles: Sequence[str] | None = None,
+):
     """Clean image | perturbation (rescaled to [0, 1], magnification in the title) | adversarial image.
 
     x, x_adv: one image (3 x H x W) or a batch (N x 3 x H x W) in [0, 1]; delta: the perturbation
@@ -63,12 +72,21 @@ def plot_adversarial_example(x, delta, x_adv, labels, confidences=None, true_lab
     if len(xa) != n or len(ds) != n:
         raise ValueError(f"x, delta and x_adv must hold the same number of images, got {len(xs)}, {len(ds)}, {len(xa)}")
     labels = [labels] if n == 1 and len(labels) == 2 and not isinstance(labels[0], (list, tuple)) else list(labels)
-    confs = [None] * n if confidences is None else (
-        [confidences] if n == 1 and not isinstance(confidences[0], (list, tuple, np.ndarray)) else list(confidences))
-    trues = [None] * n if true_labels is None else (
-        [true_labels] if n == 1 and np.ndim(true_labels) == 0 else list(true_labels))
+    confs = (
+        [None] * n
+        if confidences is None
+        else (
+            [confidences] if n == 1 and not isinstance(confidences[0], (list, tuple, np.ndarray)) else list(confidences)
+        )
+    )
+    trues = (
+        [None] * n
+        if true_labels is None
+        else ([true_labels] if n == 1 and np.ndim(true_labels) == 0 else list(true_labels))
+    )
     pairs_ok = all(isinstance(p, (list, tuple, np.ndarray)) and len(p) == 2 for p in labels) and all(
-        c is None or (isinstance(c, (list, tuple, np.ndarray)) and len(c) == 2) for c in confs)
+        c is None or (isinstance(c, (list, tuple, np.ndarray)) and len(c) == 2) for c in confs
+    )
     if len(labels) != n or len(confs) != n or not pairs_ok:
         raise ValueError(f"need one (clean, adversarial) label pair and confidence pair per image ({n})")
 
@@ -81,8 +99,12 @@ def plot_adversarial_example(x, delta, x_adv, labels, confidences=None, true_lab
         true = "" if trues[i] is None else f"true: {_name(trues[i], class_names)}\n"
         panels = [
             (xs[i], true + _caption("prediction", labels[i][0], c_clean, class_names)),
-            (dplot, f"perturbation (x{0.5 / m:.0f})\n" + r"$\|\delta\|_\infty$" + f" = {m * 255:.1f}/255"
-             if m > 0 else "perturbation (zero)"),
+            (
+                dplot,
+                f"perturbation (x{0.5 / m:.0f})\n" + r"$\|\delta\|_\infty$" + f" = {m * 255:.1f}/255"
+                if m > 0
+                else "perturbation (zero)",
+            ),
             (xa[i], _caption("prediction", labels[i][1], c_adv, class_names)),
         ]
         for ax, (img, title) in zip(axes[i], panels):

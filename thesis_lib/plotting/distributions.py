@@ -3,9 +3,10 @@
 They draw the data of `thesis_lib.analysis.activation_histograms`, `filter_mean_activations` and
 `layer_distances`.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -26,8 +27,13 @@ def _as_rows(data) -> dict[str, list[dict]]:
 
 
 @styled
-def plot_activation_histograms(data, title: str | None = None, xlabel: str = "pre-activation",
-                               max_layers: int | None = None, show_shape: bool = True):
+def plot_activation_histograms(
+    data,
+    title: str | None = None,
+    xlabel: str = "pre-activation",
+    max_layers: int | None = None,
+    show_shape: bool = True,
+):
     """Per-layer histograms, clean vs adversarial, with the activation's shape on a second y axis.
 
     data: the list returned by `activation_histograms` / `filter_mean_activations` (one row of
@@ -51,10 +57,21 @@ def plot_activation_histograms(data, title: str | None = None, xlabel: str = "pr
                 continue
             d = layers[c]
             edges = np.asarray(d["edges"])
-            ax.stairs(np.asarray(d["clean"]) / max(1, np.sum(d["clean"])) / np.diff(edges), edges, fill=True,
-                      alpha=0.45, color=CLEAN, label="clean")
-            ax.stairs(np.asarray(d["adversarial"]) / max(1, np.sum(d["adversarial"])) / np.diff(edges), edges,
-                      color=ADV, lw=1.2, label="adversarial")
+            ax.stairs(
+                np.asarray(d["clean"]) / max(1, np.sum(d["clean"])) / np.diff(edges),
+                edges,
+                fill=True,
+                alpha=0.45,
+                color=CLEAN,
+                label="clean",
+            )
+            ax.stairs(
+                np.asarray(d["adversarial"]) / max(1, np.sum(d["adversarial"])) / np.diff(edges),
+                edges,
+                color=ADV,
+                lw=1.2,
+                label="adversarial",
+            )
             ax.set_yticks([])
             if show_shape and (d.get("shape_f") is not None or d.get("scatter_in") is not None):
                 tw = ax.twinx()
@@ -62,13 +79,19 @@ def plot_activation_histograms(data, title: str | None = None, xlabel: str = "pr
                 if d.get("shape_f") is not None:
                     tw.plot(d["shape_s"], d["shape_f"], color="black", lw=1.0, label="activation")
                 else:
-                    tw.plot(d["scatter_in"], d["scatter_out"], ".", color="black", ms=1.5, alpha=0.5,
-                            label="output (clean)")
+                    tw.plot(
+                        d["scatter_in"], d["scatter_out"], ".", color="black", ms=1.5, alpha=0.5, label="output (clean)"
+                    )
                 tw.tick_params(labelsize=6)
                 tw.spines["right"].set_visible(True)
             unit = d.get("unit")
-            ttl = f"{d.get('name', '')}" + (f"\nunit {tuple(unit)}" if unit is not None and d.get("mode") == "neuron"
-                                             else f"\nfilter {unit[0]}" if unit is not None else "")
+            ttl = f"{d.get('name', '')}" + (
+                f"\nunit {tuple(unit)}"
+                if unit is not None and d.get("mode") == "neuron"
+                else f"\nfilter {unit[0]}"
+                if unit is not None
+                else ""
+            )
             ax.set_title(ttl, fontsize=7)
             ax.xaxis.set_major_locator(MaxNLocator(4))
             if r == len(rows) - 1:
@@ -88,8 +111,13 @@ def _records(data) -> list[dict]:
 
 
 @styled
-def plot_layer_distances(data, hue: str = "model", logy: bool = True, title: str | None = None,
-                         columns: Sequence[str] = ("distance", "relative_distance")):
+def plot_layer_distances(
+    data,
+    hue: str = "model",
+    logy: bool = True,
+    title: str | None = None,
+    columns: Sequence[str] = ("distance", "relative_distance"),
+):
     """Per-layer L2 distance between clean and adversarial activations: one thin line per sample pair, mean thick.
 
     data: rows of `layer_distances` (list or DataFrame). For several models add a column named by
@@ -117,11 +145,13 @@ def plot_layer_distances(data, hue: str = "model", logy: bool = True, title: str
             mean = [np.nanmean([r[col] for r in sel if r["layer"] == li]) for li in layers]
             ax.plot(layers, mean, color=color, lw=2.0, marker="o", ms=3, label=g or None)
         ax.set_xticks(layers)
-        ax.set_xticklabels([str(names[li]).split(".")[-1] if names[li] == "logits" else str(li + 1) for li in layers],
-                           fontsize=7)
+        ax.set_xticklabels(
+            [str(names[li]).split(".")[-1] if names[li] == "logits" else str(li + 1) for li in layers], fontsize=7
+        )
         ax.set_xlabel("activation layer")
-        ax.set_ylabel("L2 distance" if col == "distance" else "relative L2 distance" if col == "relative_distance"
-                      else col)
+        ax.set_ylabel(
+            "L2 distance" if col == "distance" else "relative L2 distance" if col == "relative_distance" else col
+        )
         if logy:
             ax.set_yscale("log")
     if groups != [""]:

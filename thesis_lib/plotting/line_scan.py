@@ -3,9 +3,10 @@
 Draws the data of `thesis_lib.analysis.line_scan`: k-WTA networks jump densely, KAF networks are
 smooth (Tramer et al. 2020 made the same point with this plot).
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -15,8 +16,9 @@ __all__ = ["plot_kwta_line_scan"]
 
 
 @styled
-def plot_kwta_line_scan(scans: Mapping[str, dict], logits: int = 3, title: str | None = None,
-                        zoom: float | None = None):
+def plot_kwta_line_scan(
+    scans: Mapping[str, dict], logits: int = 3, title: str | None = None, zoom: float | None = None
+):
     """One panel per scan ({label: line_scan(...) result}): the `logits` classes largest at t = 0.
 
     Confirmed jumps are marked by red ticks on the bottom edge, their count in the title.
@@ -36,10 +38,18 @@ def plot_kwta_line_scan(scans: Mapping[str, dict], logits: int = 3, title: str |
         jt = np.asarray(sc.get("jump_t", []))
         jt = jt[np.abs(jt) <= zoom] if zoom else jt
         if len(jt):  # (an empty line in axis coordinates upsets constrained layout)
-            ax.plot(jt, np.zeros_like(jt), "|", color="red", ms=5, mew=0.6, transform=ax.get_xaxis_transform(),
-                    clip_on=False)
+            ax.plot(
+                jt,
+                np.zeros_like(jt),
+                "|",
+                color="red",
+                ms=5,
+                mew=0.6,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+            )
         ax.set_title(f"{label}: {int(sc.get('n_jumps', len(jt)))} jumps")
-        ax.set_xlabel(r"$t$  (input $x + t\,d$, $\|d\|_2$ = %.3g)" % sc.get("direction_norm", 1.0))
+        ax.set_xlabel(rf"$t$  (input $x + t\,d$, $\|d\|_2$ = {sc.get('direction_norm', 1.0):.3g})")
     axes[0, 0].set_ylabel("logit")
     axes[0, 0].legend(fontsize=7)
     if title:

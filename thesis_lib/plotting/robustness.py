@@ -3,9 +3,10 @@
 Convention of the thesis's figures: fixed activations are diamonds, KAFs are crosses, every point
 labelled with its activation. Accuracies are fractions in [0, 1] in the data and drawn in percent.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,8 +30,15 @@ def _need(rows, cols):
 
 
 @styled
-def plot_accuracy_vs_robustness(df, x: str = "clean_acc", y: str = "robust_acc", label: str = "activation",
-                                group: str | None = None, percent: bool = True, title: str | None = None):
+def plot_accuracy_vs_robustness(
+    df,
+    x: str = "clean_acc",
+    y: str = "robust_acc",
+    label: str = "activation",
+    group: str | None = None,
+    percent: bool = True,
+    title: str | None = None,
+):
     """Scatter of clean vs robust accuracy, one labelled point per row (per activation).
 
     df: DataFrame or list of dicts with columns `x`, `y`, `label`. group: optional column (e.g.
@@ -48,18 +56,27 @@ def plot_accuracy_vs_robustness(df, x: str = "clean_acc", y: str = "robust_acc",
         sel = [r for r in rows if group is None or r[group] == g]
         for r in sel:
             name = str(r[label])
-            ax.scatter(float(r[x]) * scale, float(r[y]) * scale, marker=activation_marker(name),
-                       color=activation_color(name), s=60, zorder=3)
-            ax.annotate(name, (float(r[x]) * scale, float(r[y]) * scale), xytext=(5, 4), textcoords="offset points",
-                        fontsize=8)
+            ax.scatter(
+                float(r[x]) * scale,
+                float(r[y]) * scale,
+                marker=activation_marker(name),
+                color=activation_color(name),
+                s=60,
+                zorder=3,
+            )
+            ax.annotate(
+                name, (float(r[x]) * scale, float(r[y]) * scale), xytext=(5, 4), textcoords="offset points", fontsize=8
+            )
         unit = " (%)" if percent else ""
         ax.set_xlabel(f"clean accuracy{unit}" if x == "clean_acc" else x + unit)
         ax.set_ylabel(f"robust accuracy{unit}" if y == "robust_acc" else y + unit)
         ax.margins(0.15)
         if g is not None:
             ax.set_title(str(g))
-    handles = [Line2D([], [], ls="", marker="D", color="#555555", label="fixed activation"),
-               Line2D([], [], ls="", marker="X", color="#555555", label="KAF")]
+    handles = [
+        Line2D([], [], ls="", marker="D", color="#555555", label="fixed activation"),
+        Line2D([], [], ls="", marker="X", color="#555555", label="KAF"),
+    ]
     axes[0, -1].legend(handles=handles, loc="best")
     if title:
         fig.suptitle(title)
@@ -67,9 +84,15 @@ def plot_accuracy_vs_robustness(df, x: str = "clean_acc", y: str = "robust_acc",
 
 
 @styled
-def plot_robust_vs_iterations(df, x: str = "iterations", y: str = "robust_acc", hue: str = "activation",
-                              percent: bool = True, title: str | None = "Robust accuracy vs PGD iterations",
-                              mark: Sequence[float] | None = (50,)):
+def plot_robust_vs_iterations(
+    df,
+    x: str = "iterations",
+    y: str = "robust_acc",
+    hue: str = "activation",
+    percent: bool = True,
+    title: str | None = "Robust accuracy vs PGD iterations",
+    mark: Sequence[float] | None = (50,),
+):
     """Robust accuracy against the number of PGD iterations, one line per `hue` value.
 
     A flat curve after ~50 iterations says the attack has converged (protocol, "Evaluation").
@@ -84,8 +107,15 @@ def plot_robust_vs_iterations(df, x: str = "iterations", y: str = "robust_acc", 
     for name in dict.fromkeys(str(r[hue]) for r in rows):
         pts = sorted((float(r[x]), float(r[y])) for r in rows if str(r[hue]) == name)
         xs, ys = np.array(pts).T
-        ax.plot(xs, ys * scale, marker=activation_marker(name), ms=4, color=activation_color(name),
-                ls="--" if is_kaf_name(name) else "-", label=name)
+        ax.plot(
+            xs,
+            ys * scale,
+            marker=activation_marker(name),
+            ms=4,
+            color=activation_color(name),
+            ls="--" if is_kaf_name(name) else "-",
+            label=name,
+        )
     for m in mark or ():
         ax.axvline(m, color="#888888", ls=":", lw=0.8)
     ax.set_xlabel("PGD iterations")

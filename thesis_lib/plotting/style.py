@@ -6,15 +6,16 @@ no system fonts: DejaVu Sans ships with matplotlib, so every machine draws the s
 version strings and a fixed dpi, atomically, so that re-running a notebook leaves the files
 byte-identical (reproducible builds in the sense of SOURCE_DATE_EPOCH; git sees no change).
 """
+
 from __future__ import annotations
 
 import functools
 import io
 import logging
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import matplotlib
 from cycler import cycler
@@ -22,13 +23,20 @@ from cycler import cycler
 from ..utils import atomic_write_bytes
 
 __all__ = [
-    "STYLE", "PALETTE", "DPI", "use_style", "style_context", "savefig", "activation_color",
-    "activation_marker", "is_kaf_name", "styled",
+    "STYLE",
+    "PALETTE",
+    "DPI",
+    "use_style",
+    "style_context",
+    "savefig",
+    "activation_color",
+    "activation_marker",
+    "is_kaf_name",
+    "styled",
 ]
 
 # seaborn's "deep" palette, hard-coded so the colours do not depend on the seaborn version.
-PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3",
-           "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
+PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
 DPI = 200  # PNG resolution (dots per inch); fixed so PNG bytes do not depend on rcParams
 
 STYLE: dict = {
@@ -69,8 +77,22 @@ STYLE: dict = {
 }
 
 # Fixed colours per activation, shared by every figure (same colour = same activation).
-_ACT_ORDER = ("relu", "elu", "swish", "leaky_relu", "kwta", "kaf", "kaf_relu", "kaf_elu", "kaf_swish",
-              "kaf_free", "gelu", "softplus", "sigmoid", "tanh")
+_ACT_ORDER = (
+    "relu",
+    "elu",
+    "swish",
+    "leaky_relu",
+    "kwta",
+    "kaf",
+    "kaf_relu",
+    "kaf_elu",
+    "kaf_swish",
+    "kaf_free",
+    "gelu",
+    "softplus",
+    "sigmoid",
+    "tanh",
+)
 _EXTRA = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A")
 
 
@@ -111,18 +133,21 @@ def style_context() -> Iterator[None]:
 
 def styled(fn):
     """Decorator: build the figure inside `style_context()` so it looks the same with or without use_style()."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with style_context():
             return fn(*args, **kwargs)
+
     return wrapper
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def savefig(fig, name: str, figures_dir: str | Path = "figures", formats: tuple[str, ...] = ("pdf", "png"),
-            dpi: int = DPI) -> list[Path]:
+def savefig(
+    fig, name: str, figures_dir: str | Path = "figures", formats: tuple[str, ...] = ("pdf", "png"), dpi: int = DPI
+) -> list[Path]:
     """Write `fig` as `<figures_dir>/<name>.pdf` and `.png`; returns the paths written.
 
     Reproducible: PDF without CreationDate/ModDate/Producer/Creator, PNG without Software/date
@@ -149,8 +174,15 @@ def savefig(fig, name: str, figures_dir: str | Path = "figures", formats: tuple[
         with matplotlib.rc_context({"svg.hashsalt": "thesis", "pdf.compression": 6, "pdf.fonttype": 42}):
             for fmt in formats:
                 buf = io.BytesIO()
-                fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata[fmt], bbox_inches="tight", pad_inches=0.03,
-                            facecolor="white")
+                fig.savefig(
+                    buf,
+                    format=fmt,
+                    dpi=dpi,
+                    metadata=metadata[fmt],
+                    bbox_inches="tight",
+                    pad_inches=0.03,
+                    facecolor="white",
+                )
                 path = out / f"{name}.{fmt}"
                 atomic_write_bytes(path, buf.getvalue())
                 paths.append(path)

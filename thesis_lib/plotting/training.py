@@ -2,10 +2,11 @@
 Wong, Rice, Kolter 2020), training curves (section 5.1) and per-layer norms (section 5.2, exploding
 gradients of KafResNet-56).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -27,8 +28,15 @@ def ema(values: Sequence[float], beta: float) -> np.ndarray:
 
 
 @styled
-def plot_lr_range_test(lrs, losses, lr_min: float | None = None, lr_max: float | None = None, smoothing: float = 0.9,
-                       title: str | None = "Learning-rate range test", ylim_factor: float | None = 4.0):
+def plot_lr_range_test(
+    lrs,
+    losses,
+    lr_min: float | None = None,
+    lr_max: float | None = None,
+    smoothing: float = 0.9,
+    title: str | None = "Learning-rate range test",
+    ylim_factor: float | None = 4.0,
+):
     """Loss vs learning rate (log x): raw (light) and smoothed (EMA `smoothing`), with the chosen bounds.
 
     ylim_factor: clip the y axis at this multiple of the smoothed minimum (the diverging tail
@@ -91,8 +99,9 @@ _DEFAULT_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc", "train_robu
 
 
 @styled
-def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], keys: Sequence[str] | None = None,
-                         x: str = "epoch", ncols: int = 3):
+def plot_training_curves(
+    histories: Mapping[str, Sequence[Mapping]], keys: Sequence[str] | None = None, x: str = "epoch", ncols: int = 3
+):
     """Per-epoch metrics of several runs: one panel per metric, one line per run.
 
     histories: {label: metrics["history"]} where each history is a list of per-epoch dicts
@@ -119,7 +128,7 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], keys: Seque
             ax.plot(xs, np.asarray(ys, dtype=float), label=str(label), color=activation_color(label), lw=1.2)
         ax.set_title(key.replace("_", " "))
         ax.set_xlabel(x)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
     axes.flat[0].legend()
     return fig
@@ -141,8 +150,14 @@ def pick_layers(layers: Sequence, n: int = 3) -> list:
 
 
 @styled
-def plot_gradient_norms(norms, layers: Sequence | None = None, step: str = "step", layer: str = "layer",
-                        quantities: Sequence[str] = ("weight_norm", "grad_norm"), title: str | None = None):
+def plot_gradient_norms(
+    norms,
+    layers: Sequence | None = None,
+    step: str = "step",
+    layer: str = "layer",
+    quantities: Sequence[str] = ("weight_norm", "grad_norm"),
+    title: str | None = None,
+):
     """Per-layer weight and gradient norms over the first iterations (thesis section 5.2), log scale.
 
     norms: tidy rows (DataFrame or list of dicts) with columns `step`, `layer` and the
@@ -174,8 +189,15 @@ def plot_gradient_norms(norms, layers: Sequence | None = None, step: str = "step
             ax.plot(xs, np.where(ok, ys, np.nan), color=f"C{k % 10}", lw=1.2, label=str(name))
             if (~np.isfinite(ys)).any():
                 bad_any = True
-                ax.plot(xs[~np.isfinite(ys)], np.ones((~np.isfinite(ys)).sum()), "x", color="red", ms=5,
-                        transform=ax.get_xaxis_transform(), clip_on=False)
+                ax.plot(
+                    xs[~np.isfinite(ys)],
+                    np.ones((~np.isfinite(ys)).sum()),
+                    "x",
+                    color="red",
+                    ms=5,
+                    transform=ax.get_xaxis_transform(),
+                    clip_on=False,
+                )
         ax.set_yscale("log")
         ax.set_xlabel(step)
         ax.set_title(q.replace("_", " "))

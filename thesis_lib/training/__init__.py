@@ -8,6 +8,7 @@
 - `one_cycle_lr(step, total_steps, lr_min, lr_max, decay_steps=0)` -> the schedule.
 - `fgsm_rs_perturb` (Wong et al. 2020), `evaluate`, `find_nonfinite`, `parameter_norms`.
 """
+
 from .adversarial import fgsm_rs_perturb, pgd_perturb
 from .config import METHODS, OPTIMIZERS, SCHEDULES, THESIS_LR_BOUNDS, TrainConfig
 from .lr_finder import lr_find, smooth_losses, suggest_lr_bounds
@@ -16,7 +17,21 @@ from .schedule import one_cycle_lr, schedule_lr
 from .trainer import evaluate, load_run, train
 
 __all__ = [
-    "TrainConfig", "train", "lr_find", "load_run", "one_cycle_lr", "schedule_lr", "evaluate",
-    "fgsm_rs_perturb", "pgd_perturb", "find_nonfinite", "parameter_norms", "suggest_lr_bounds", "smooth_losses",
-    "METHODS", "OPTIMIZERS", "SCHEDULES", "THESIS_LR_BOUNDS",
+    "TrainConfig",
+    "train",
+    "lr_find",
+    "load_run",
+    "one_cycle_lr",
+    "schedule_lr",
+    "evaluate",
+    "fgsm_rs_perturb",
+    "pgd_perturb",
+    "find_nonfinite",
+    "parameter_norms",
+    "suggest_lr_bounds",
+    "smooth_losses",
+    "METHODS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "THESIS_LR_BOUNDS",
 ]

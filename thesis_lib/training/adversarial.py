@@ -9,6 +9,7 @@
   engine, which runs the model in eval mode — BatchNorm running statistics, no dropout — and
   restores its mode afterwards).
 """
+
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -21,8 +22,16 @@ from ..utils import frozen_parameters
 __all__ = ["fgsm_rs_perturb", "pgd_perturb", "pgd_robust_accuracy"]
 
 
-def fgsm_rs_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float | None = None,
-                    autocast=nullcontext, loss_scale: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def fgsm_rs_perturb(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    step: float | None = None,
+    autocast=nullcontext,
+    loss_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """FGSM-RS adversarial examples: ||x_adv - x||_inf <= eps and x_adv in [0, 1].
 
     step: FGSM step size (default 1.25 eps). autocast: a context factory (mixed precision).
@@ -47,8 +56,9 @@ def _seed() -> int:
     return int(torch.randint(0, 2**31 - 1, (1,)).item())
 
 
-def pgd_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float,
-                steps: int) -> torch.Tensor:
+def pgd_perturb(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int
+) -> torch.Tensor:
     """Madry et al.'s training attack: PGD-`steps`, L-inf, one random start, the final iterate.
 
     Uses `thesis_lib.attacks.run_pgd` with `stop="none"` (classic PGD: every example runs every
@@ -57,19 +67,51 @@ def pgd_perturb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
     """
     from ..attacks import run_pgd  # imported here: the attacks package is built alongside this one
 
-    return run_pgd(model, x, y, eps, step, steps, restarts=1, norm="linf", random_start=True, seed=_seed(),
-                   batch_size=len(x), stop="none").x_adv.to(x.device)
+    return run_pgd(
+        model,
+        x,
+        y,
+        eps,
+        step,
+        steps,
+        restarts=1,
+        norm="linf",
+        random_start=True,
+        seed=_seed(),
+        batch_size=len(x),
+        stop="none",
+    ).x_adv.to(x.device)
 
 
-def pgd_robust_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float,
-                        steps: int, batch_size: int = 512, seed: int | None = None) -> float:
+def pgd_robust_accuracy(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    step: float,
+    steps: int,
+    batch_size: int = 512,
+    seed: int | None = None,
+) -> float:
     """Fraction of (x, y) that PGD (one random start; any misclassified iterate counts) does not break.
 
     seed: of the random start; None draws it from the global generator (a fresh start per call).
     """
     from ..attacks import run_pgd
 
-    res = run_pgd(model, x, y, eps, step, steps, restarts=1, norm="linf", random_start=True,
-                  seed=_seed() if seed is None else seed,
-                  batch_size=batch_size, stop="first", return_adv=False)
+    res = run_pgd(
+        model,
+        x,
+        y,
+        eps,
+        step,
+        steps,
+        restarts=1,
+        norm="linf",
+        random_start=True,
+        seed=_seed() if seed is None else seed,
+        batch_size=batch_size,
+        stop="first",
+        return_adv=False,
+    )
     return 1.0 - res.success.float().mean().item()

@@ -10,6 +10,7 @@ RNG states makes `--resume` bitwise identical to an uninterrupted run on CPU.
 
 No pickle anywhere: checkpoints from others can be loaded safely.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,9 +53,18 @@ def _rng_tensors(loader_state: dict | None) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_checkpoint(run_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    epoch: int, step: int, loader_state: dict | None = None, scaler=None,
-                    extra_tensors: dict[str, torch.Tensor] | None = None, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    run_dir: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    step: int,
+    loader_state: dict | None = None,
+    scaler=None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write the checkpoint of a run that has completed `epoch` epochs (`step` optimisation steps)."""
     run_dir = Path(run_dir)
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
@@ -66,8 +76,12 @@ def save_checkpoint(run_dir: str | Path, *, model: torch.nn.Module, optimizer: t
     name = f"checkpoint-{epoch:04d}.safetensors"
     atomic_write_bytes(run_dir / name, blob)
     meta = {
-        "format": FORMAT, "tensors": name, "sha256": hashlib.sha256(blob).hexdigest(),
-        "epoch": epoch, "step": step, "optimizer": opt_json,
+        "format": FORMAT,
+        "tensors": name,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "epoch": epoch,
+        "step": step,
+        "optimizer": opt_json,
         "scaler": scaler.state_dict() if scaler is not None else None,
         "python_random": random.getstate(),
         **(extra or {}),
@@ -88,8 +102,10 @@ def load_checkpoint(run_dir: str | Path) -> dict | None:
     path = run_dir / CHECKPOINT_JSON
 
     def corrupt(why: str) -> ThesisError:
-        return ThesisError(f"The checkpoint in {run_dir} is corrupt or incomplete ({why}); "
-                           f"delete {run_dir} (or pass --overwrite without --resume) to start the run again.")
+        return ThesisError(
+            f"The checkpoint in {run_dir} is corrupt or incomplete ({why}); "
+            f"delete {run_dir} (or pass --overwrite without --resume) to start the run again."
+        )
 
     if not path.exists():
         return None
@@ -129,7 +145,7 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: dict) -> None:
 
 
 def model_state(ckpt: dict, prefix: str = "model/") -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in ckpt["tensors"].items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in ckpt["tensors"].items() if k.startswith(prefix)}
 
 
 def restore_rng(ckpt: dict, loader=None) -> None:
@@ -138,7 +154,7 @@ def restore_rng(ckpt: dict, loader=None) -> None:
     torch.set_rng_state(tensors["rng/cpu"])
     cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng/cuda/"))]
     if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda[:torch.cuda.device_count()])
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
     if loader is not None and "rng/loader" in tensors:
         loader.load_state_dict({"generator": tensors["rng/loader"]})
     py = ckpt["meta"].get("python_random")

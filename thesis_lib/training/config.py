@@ -9,6 +9,7 @@ always records the values actually used.
 The VGG learning-rate bounds default to the thesis's range-test results (docs/protocol.md), per
 activation; activations without a recorded pair use (1e-4, 0.1). Run `lr-find` to measure them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,15 @@ AMP_DTYPES = ("auto", "bf16", "fp16")
 
 # (lr_min, lr_max) from the thesis's learning-rate range tests (docs/protocol.md, "Training").
 THESIS_LR_BOUNDS = {
-    "vgg": {"relu": (1e-4, 0.08), "elu": (1e-4, 0.1), "kaf": (0.01, 1.0), "kaf_elu": (1e-4, 0.1),
-            "swish": (1e-4, 0.3), "kaf_swish": (1e-4, 0.8), "kaf_free": (0.01, 2.0)},
+    "vgg": {
+        "relu": (1e-4, 0.08),
+        "elu": (1e-4, 0.1),
+        "kaf": (0.01, 1.0),
+        "kaf_elu": (1e-4, 0.1),
+        "swish": (1e-4, 0.3),
+        "kaf_swish": (1e-4, 0.8),
+        "kaf_free": (0.01, 2.0),
+    },
     "resnet": {"kaf_relu": (0.01, 0.8)},
 }
 _FALLBACK_BOUNDS = (1e-4, 0.1)
@@ -85,7 +93,9 @@ class TrainConfig:
     early_stop_drop: float = 0.2  # stop when PGD accuracy falls this far below its best (absolute)
     early_stop_pgd_steps: int = 5  # PGD iterations of the check (Wong et al.: 5, step 2/255, 1 restart)
     kwta_anneal: dict | None = None  # KWTAAnnealing fields {start, target, step, every}; None = fixed ratio
-    watch_size: int = 0  # catastrophic-overfitting watch: PGD accuracy on this many fixed training images per epoch; 0 = off
+    watch_size: int = (
+        0  # catastrophic-overfitting watch: PGD accuracy on this many fixed training images per epoch; 0 = off
+    )
     watch_pgd_steps: int = 10  # PGD iterations of the watch (eps = the training eps, step 2/255, 1 restart)
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -99,7 +109,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -111,14 +121,17 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return int(self.epochs or 0) + int(self.decay_epochs)
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with every per-model default filled in, validated (ValueError/ThesisError, one sentence)."""
         from ..activations import ACTIVATIONS
         from ..models import list_models
 
-        c = dataclasses.replace(self, activation_options=dict(self.activation_options),
-                                model_options=dict(self.model_options),
-                                kwta_anneal=None if self.kwta_anneal is None else dict(self.kwta_anneal))
+        c = dataclasses.replace(
+            self,
+            activation_options=dict(self.activation_options),
+            model_options=dict(self.model_options),
+            kwta_anneal=None if self.kwta_anneal is None else dict(self.kwta_anneal),
+        )
         fam = _family(c.arch)
         if fam not in ("light_cnn", "vgg", "resnet"):
             raise ValueError(f"unknown model {c.arch!r}; valid names: {', '.join(list_models())}")
@@ -159,28 +172,49 @@ def _check(c: TrainConfig) -> None:
     def is_int(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    need(math.isfinite(c.eps) and c.eps >= 0, f"eps must be a non-negative L-inf radius in [0, 1] pixel units (e.g. 8/255), got {c.eps}.")
+    need(
+        math.isfinite(c.eps) and c.eps >= 0,
+        f"eps must be a non-negative L-inf radius in [0, 1] pixel units (e.g. 8/255), got {c.eps}.",
+    )
     need(c.eps <= 1, f"eps {c.eps} exceeds 1, the whole pixel range; give it in [0, 1] units, e.g. 8/255.")
     need(is_int(c.epochs) and c.epochs >= 1, f"epochs must be a positive integer, got {c.epochs!r}.")
-    need(is_int(c.decay_epochs) and c.decay_epochs >= 0, f"decay_epochs must be a non-negative integer, got {c.decay_epochs!r}.")
+    need(
+        is_int(c.decay_epochs) and c.decay_epochs >= 0,
+        f"decay_epochs must be a non-negative integer, got {c.decay_epochs!r}.",
+    )
     need(is_int(c.batch_size) and c.batch_size >= 1, f"batch size must be a positive integer, got {c.batch_size!r}.")
-    need(is_int(c.eval_batch_size) and c.eval_batch_size >= 1, f"eval batch size must be a positive integer, got {c.eval_batch_size!r}.")
+    need(
+        is_int(c.eval_batch_size) and c.eval_batch_size >= 1,
+        f"eval batch size must be a positive integer, got {c.eval_batch_size!r}.",
+    )
     for name in ("lr_min", "lr_max"):
         v = getattr(c, name)
-        need(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, f"{name} must be a positive number, got {v!r}.")
+        need(
+            isinstance(v, (int, float)) and math.isfinite(v) and v > 0, f"{name} must be a positive number, got {v!r}."
+        )
     need(c.lr_min <= c.lr_max, f"lr_min ({c.lr_min}) must not exceed lr_max ({c.lr_max}).")
     for name in ("train_subset", "test_subset"):
         v = getattr(c, name)
         need(v is None or (is_int(v) and v >= 1), f"{name} must be a positive number of images, got {v!r}.")
     need(is_int(c.seed), f"seed must be an integer, got {c.seed!r}.")
-    need(c.fgsm_step > 0 and c.pgd_step > 0 and is_int(c.pgd_steps) and c.pgd_steps >= 1,
-         "fgsm_step, pgd_step and pgd_steps must be positive.")
+    need(
+        c.fgsm_step > 0 and c.pgd_step > 0 and is_int(c.pgd_steps) and c.pgd_steps >= 1,
+        "fgsm_step, pgd_step and pgd_steps must be positive.",
+    )
     need(c.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {c.grad_clip}.")
-    need(is_int(c.log_norms_every) and c.log_norms_every >= 0, f"log_norms_every must be >= 0, got {c.log_norms_every!r}.")
+    need(
+        is_int(c.log_norms_every) and c.log_norms_every >= 0,
+        f"log_norms_every must be >= 0, got {c.log_norms_every!r}.",
+    )
     need(c.amp_dtype in AMP_DTYPES, f"unknown amp dtype {c.amp_dtype!r}; valid: {', '.join(AMP_DTYPES)}.")
-    need(0 < c.early_stop_drop <= 1 and c.early_stop_size >= 1, "early_stop_drop must be in (0, 1] and early_stop_size >= 1.")
-    need(is_int(c.watch_size) and c.watch_size >= 0 and is_int(c.watch_pgd_steps) and c.watch_pgd_steps >= 1,
-         f"watch_size must be >= 0 (0 = off) and watch_pgd_steps >= 1, got {c.watch_size!r} and {c.watch_pgd_steps!r}.")
+    need(
+        0 < c.early_stop_drop <= 1 and c.early_stop_size >= 1,
+        "early_stop_drop must be in (0, 1] and early_stop_size >= 1.",
+    )
+    need(
+        is_int(c.watch_size) and c.watch_size >= 0 and is_int(c.watch_pgd_steps) and c.watch_pgd_steps >= 1,
+        f"watch_size must be >= 0 (0 = off) and watch_pgd_steps >= 1, got {c.watch_size!r} and {c.watch_pgd_steps!r}.",
+    )
     if c.kwta_anneal is not None:
         need(c.activation == "kwta", f"kwta_anneal only applies to the kwta activation, not {c.activation!r}.")
         allowed = {"start", "target", "step", "every"}

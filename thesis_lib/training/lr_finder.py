@@ -17,6 +17,7 @@ read the bounds of the one-cycle schedule off the curve:
 The sweep stops early once the smoothed loss exceeds `divergence` (4x) its minimum or turns
 non-finite. The rule is a documented, reproducible reading of the thesis's by-eye choice.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,35 +39,51 @@ def smooth_losses(losses: list[float], beta: float = 0.98) -> list[float]:
     out, avg = [], 0.0
     for i, v in enumerate(losses, 1):
         avg = beta * avg + (1 - beta) * v
-        out.append(avg / (1 - beta ** i))
+        out.append(avg / (1 - beta**i))
     return out
 
 
-def suggest_lr_bounds(lrs: list[float], smoothed: list[float], low: float = 0.05, high: float = 0.05) -> tuple[float, float]:
+def suggest_lr_bounds(
+    lrs: list[float], smoothed: list[float], low: float = 0.05, high: float = 0.05
+) -> tuple[float, float]:
     """(lr_min, lr_max) read off a smoothed loss-vs-lr curve by the rule in the module docstring."""
     finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
     if len(finite) < 3:
-        raise ThesisError("The learning-rate range test recorded too few finite losses to suggest bounds; "
-                          "lower --lr-start or train for more steps.")
+        raise ThesisError(
+            "The learning-rate range test recorded too few finite losses to suggest bounds; "
+            "lower --lr-start or train for more steps."
+        )
     k = max(1, len(finite) // 20)
     l0 = sum(smoothed[i] for i in finite[:k]) / k
     i_min = min(finite, key=lambda i: smoothed[i])
     drop = l0 - smoothed[i_min]
     if drop <= 0 or i_min < finite[k - 1]:  # never fell below its starting level
-        raise ThesisError("The loss never fell during the learning-rate range test; widen the lr range "
-                          "(--lr-start/--lr-end) or sweep over more epochs.")
+        raise ThesisError(
+            "The loss never fell during the learning-rate range test; widen the lr range "
+            "(--lr-start/--lr-end) or sweep over more epochs."
+        )
     before = [i for i in finite if i <= i_min]
     i_lo = next(i for i in before if smoothed[i] <= l0 - low * drop)
     i_hi = next(i for i in before if smoothed[i] <= smoothed[i_min] + high * drop)
     if i_hi <= i_lo:  # the loss fell in one step: the curve gives no range to cycle over
-        raise ThesisError(f"The learning-rate range test gave no range: the loss fell to its plateau at one "
-                          f"learning rate ({lrs[i_lo]:.3g}), so lr_min = lr_max; sweep over more steps.")
+        raise ThesisError(
+            f"The learning-rate range test gave no range: the loss fell to its plateau at one "
+            f"learning rate ({lrs[i_lo]:.3g}), so lr_min = lr_max; sweep over more steps."
+        )
     return float(lrs[i_lo]), float(lrs[i_hi])
 
 
-def lr_find(config: TrainConfig | dict, out_dir: str | Path | None = None, lr_start: float = 1e-4, lr_end: float = 3.0,
-            epochs: int | None = None, data=None, beta: float = 0.98, divergence: float = 4.0,
-            verbose: bool = True) -> dict:
+def lr_find(
+    config: TrainConfig | dict,
+    out_dir: str | Path | None = None,
+    lr_start: float = 1e-4,
+    lr_end: float = 3.0,
+    epochs: int | None = None,
+    data=None,
+    beta: float = 0.98,
+    divergence: float = 4.0,
+    verbose: bool = True,
+) -> dict:
     """Run the range test with `config`'s model, method, optimizer and data.
 
     epochs: length of the sweep (default: config.epochs). Returns {"lrs", "losses" (smoothed),
@@ -87,15 +104,22 @@ def lr_find(config: TrainConfig | dict, out_dir: str | Path | None = None, lr_st
     model = _build_model(cfg, device, prec)
     optimizer = _build_optimizer(cfg, model)
     autocast, scaler = prec.autocast(), prec.scaler()
-    loader = DeviceLoader(*data["train"], batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment, device=device,
-                          seed=_loader_seed(cfg.seed), channels_last=prec.channels_last)
+    loader = DeviceLoader(
+        *data["train"],
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        augment=cfg.augment,
+        device=device,
+        seed=_loader_seed(cfg.seed),
+        channels_last=prec.channels_last,
+    )
     stepper = _Stepper(cfg, model, optimizer, autocast, scaler)
     total = sweep_epochs * len(loader)
     lrs, raw, smoothed = [], [], []
     best, avg, stopped = math.inf, 0.0, None
     model.train()
     with tqdm(total=total, desc="lr range test", disable=progress_disabled()) as bar:
-        for epoch in range(sweep_epochs):
+        for _epoch in range(sweep_epochs):
             for x, y in loader:
                 i = len(lrs)
                 lr = lr_start * (lr_end / lr_start) ** (i / max(total - 1, 1))
@@ -118,16 +142,28 @@ def lr_find(config: TrainConfig | dict, out_dir: str | Path | None = None, lr_st
                 break
     lr_min, lr_max = suggest_lr_bounds(lrs, smoothed)
     result = {
-        "lr_min": lr_min, "lr_max": lr_max, "lrs": lrs, "losses": smoothed, "raw_losses": raw,
-        "stopped_early": stopped, "lr_start": lr_start, "lr_end": lr_end, "sweep_epochs": sweep_epochs,
+        "lr_min": lr_min,
+        "lr_max": lr_max,
+        "lrs": lrs,
+        "losses": smoothed,
+        "raw_losses": raw,
+        "stopped_early": stopped,
+        "lr_start": lr_start,
+        "lr_end": lr_end,
+        "sweep_epochs": sweep_epochs,
         "rule": "lr_min: first lr where the smoothed loss fell 5% of its total drop; "
-                "lr_max: first lr within 5% of the drop from the minimum (plateau); EMA beta 0.98",
-        "config": cfg.to_dict(), "n_train": loader.num_examples, "data_source": data["source"],
-        "wall_time_s": round(time.perf_counter() - t0, 3), **provenance(device),
+        "lr_max: first lr within 5% of the drop from the minimum (plateau); EMA beta 0.98",
+        "config": cfg.to_dict(),
+        "n_train": loader.num_examples,
+        "data_source": data["source"],
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+        **provenance(device),
     }
     if verbose:
-        print(f"suggested lr_min {lr_min:.3g}, lr_max {lr_max:.3g} ({len(lrs)} steps"
-              f"{', stopped when the loss diverged' if stopped else ''})")
+        print(
+            f"suggested lr_min {lr_min:.3g}, lr_max {lr_max:.3g} ({len(lrs)} steps"
+            f"{', stopped when the loss diverged' if stopped else ''})"
+        )
     if out_dir is not None:
         atomic_write_json(Path(out_dir) / "lr_find.json", result)
     return result

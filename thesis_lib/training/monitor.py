@@ -6,6 +6,7 @@ one pass (one device sync) and `find_nonfinite` names the first parameter — in
 which is forward order for the thesis's models — whose gradient or weight is NaN/inf.
 A run whose loss or gradients turn non-finite is stopped cleanly and reports `diverged`.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,10 @@ def parameter_norms(model: nn.Module) -> dict[str, dict[str, float]]:
     w = _norm_tensor([p for _, p in named])
     g = _norm_tensor([t for _, t in with_grad])
     both = torch.cat([w.cpu(), g.cpu()]).tolist()
-    return {"weight": dict(zip([n for n, _ in named], both[:len(named)])),
-            "grad": dict(zip([n for n, _ in with_grad], both[len(named):]))}
+    return {
+        "weight": dict(zip([n for n, _ in named], both[: len(named)])),
+        "grad": dict(zip([n for n, _ in with_grad], both[len(named) :])),
+    }
 
 
 class Divergence(dict):
@@ -98,9 +101,11 @@ def first_nonfinite_module(model: nn.Module, x: torch.Tensor) -> str | None:
     hooks = []
     for name, mod in model.named_modules():
         if name and not list(mod.children()):
+
             def hook(m, inp, out, name=name):
                 if not found and isinstance(out, torch.Tensor) and not bool(torch.isfinite(out).all()):
                     found.append(name)
+
             hooks.append(mod.register_forward_hook(hook))
     was_training = model.training
     try:

@@ -5,6 +5,7 @@ training; thesis section 4.2): lr rises linearly from lr_min to lr_max at half o
 falls linearly back to lr_min at its end. An optional tail of `decay_steps` then decays linearly
 from lr_min to lr_min / 10. `step` is the classic He et al. schedule (x0.1 at 50% and 75%).
 """
+
 from __future__ import annotations
 
 __all__ = ["one_cycle_lr", "schedule_lr"]

@@ -17,6 +17,7 @@ Divergence (a NaN/inf loss, gradient or weight) is a result, not a crash: the ru
 the offending update, records `diverged: {step, layer, quantity}` and returns normally (the CLI
 prints a warning and exits 0). This is the expected outcome for a KAF ResNet-56 (thesis 5.2).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,17 @@ from tqdm.auto import tqdm
 from ..data import DeviceLoader, describe_source, load_cifar10, stratified_indices
 from ..models import build_model
 from ..precision import Precision, resolve_precision
-from ..utils import (ThesisError, atomic_write_bytes, atomic_write_json, atomic_write_text, get_device,
-                     progress_disabled, provenance, read_json, seed_everything)
+from ..utils import (
+    ThesisError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    get_device,
+    progress_disabled,
+    provenance,
+    read_json,
+    seed_everything,
+)
 from .adversarial import fgsm_rs_perturb, pgd_perturb, pgd_robust_accuracy
 from .checkpoint import CHECKPOINT_JSON, load_checkpoint, model_state, restore_optimizer, restore_rng, save_checkpoint
 from .config import TrainConfig
@@ -47,8 +57,18 @@ __all__ = ["train", "evaluate", "load_run", "RUN_FILES"]
 
 RUN_FILES = ("config.json", "history.jsonl", "norms.jsonl", "metrics.json", "model.safetensors", CHECKPOINT_JSON)
 # Settings that may change when a run is resumed (they do not change what has been computed).
-RESUME_MUTABLE = {"epochs", "decay_epochs", "device", "eval_batch_size", "log_norms_every", "log_norms_first",
-                  "nan_guard", "amp", "amp_dtype", "channels_last"}
+RESUME_MUTABLE = {
+    "epochs",
+    "decay_epochs",
+    "device",
+    "eval_batch_size",
+    "log_norms_every",
+    "log_norms_first",
+    "nan_guard",
+    "amp",
+    "amp_dtype",
+    "channels_last",
+}
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -72,14 +92,18 @@ def _load_data(cfg: TrainConfig, data) -> dict:
             out[split] = (x, y)
         source = "in-memory tensors"
     else:
-        out = {"train": load_cifar10("train", data, subset=cfg.train_subset, seed=cfg.subset_seed),
-               "test": load_cifar10("test", data, subset=cfg.test_subset, seed=cfg.subset_seed)}
+        out = {
+            "train": load_cifar10("train", data, subset=cfg.train_subset, seed=cfg.subset_seed),
+            "test": load_cifar10("test", data, subset=cfg.test_subset, seed=cfg.subset_seed),
+        }
         source = describe_source(data)
     out["source"] = source
     if cfg.early_stop:
         x, y = out["train"]
         if cfg.early_stop_size >= len(y):
-            raise ThesisError(f"early_stop_size ({cfg.early_stop_size}) must be smaller than the training set ({len(y)}).")
+            raise ThesisError(
+                f"early_stop_size ({cfg.early_stop_size}) must be smaller than the training set ({len(y)})."
+            )
         hold = stratified_indices(y, cfg.early_stop_size, cfg.subset_seed + 1)
         keep = torch.ones(len(y), dtype=torch.bool)
         keep[hold] = False
@@ -108,8 +132,7 @@ def _build_model(cfg: TrainConfig, device: torch.device, prec: Precision | None 
 
 def cfg_model(cfg: TrainConfig) -> torch.nn.Module:
     """The (untrained) network a TrainConfig describes, on the CPU."""
-    return build_model(cfg.arch, cfg.activation, activation_options=cfg.activation_options or None,
-                       **cfg.model_options)
+    return build_model(cfg.arch, cfg.activation, activation_options=cfg.activation_options or None, **cfg.model_options)
 
 
 def model_with_weights(cfg: TrainConfig, state: dict, source) -> torch.nn.Module:
@@ -118,8 +141,9 @@ def model_with_weights(cfg: TrainConfig, state: dict, source) -> torch.nn.Module
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise ThesisError(f"The weights in {source} do not fit a {cfg.arch}/{cfg.activation} model "
-                          f"({str(e).splitlines()[0][:120]}).") from None
+        raise ThesisError(
+            f"The weights in {source} do not fit a {cfg.arch}/{cfg.activation} model ({str(e).splitlines()[0][:120]})."
+        ) from None
     return model
 
 
@@ -146,8 +170,14 @@ def _kwta_annealing(cfg: TrainConfig):
 
 # ---------------------------------------------------------------------------------------------- steps
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512,
-             device: str | torch.device | None = None, autocast=nullcontext) -> tuple[float, float]:
+def evaluate(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 512,
+    device: str | torch.device | None = None,
+    autocast=nullcontext,
+) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` in eval mode on uint8 or [0, 1] float images."""
     device = next(model.parameters()).device if device is None else get_device(device)
     was_training = model.training
@@ -157,9 +187,9 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     n = len(labels)
     try:
         for start in range(0, n, batch_size):
-            x = images[start:start + batch_size].to(device)
+            x = images[start : start + batch_size].to(device)
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-            y = torch.as_tensor(labels[start:start + batch_size]).to(device)
+            y = torch.as_tensor(labels[start : start + batch_size]).to(device)
             with autocast():
                 out = model(x)
             loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
@@ -179,8 +209,9 @@ def _watch_accuracy(model, x_u8, y, cfg: TrainConfig) -> float:
 
     Seeded on its own generator so that the watch leaves the training's random stream untouched.
     """
-    return pgd_robust_accuracy(model, x_u8, y, cfg.eps, 2 / 255, cfg.watch_pgd_steps, cfg.eval_batch_size,
-                               seed=cfg.seed)
+    return pgd_robust_accuracy(
+        model, x_u8, y, cfg.eps, 2 / 255, cfg.watch_pgd_steps, cfg.eval_batch_size, seed=cfg.seed
+    )
 
 
 class _Stepper:
@@ -237,8 +268,11 @@ def _truncate_norms(run: Path, step: int) -> None:
     """Drop norm records of steps >= `step` (an interrupted epoch that is about to be redone)."""
     path = run / "norms.jsonl"
     if path.exists():
-        keep = [line for line in path.read_text().splitlines(keepends=True)
-                if line.strip() and json.loads(line)["step"] < step]
+        keep = [
+            line
+            for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line)["step"] < step
+        ]
         atomic_write_text(path, "".join(keep))
 
 
@@ -247,19 +281,32 @@ def _check_resume_config(saved: dict, cfg: TrainConfig, run: Path) -> None:
     for key in sorted(set(saved) | set(now)):
         if key in RESUME_MUTABLE:
             continue
-        if saved.get(key) != now.get(key) and json.loads(json.dumps(saved.get(key))) != json.loads(json.dumps(now.get(key))):
-            raise ThesisError(f"Cannot resume {run}: its {key} is {saved.get(key)!r} but {now.get(key)!r} was asked; "
-                              f"use the original setting or a new --out folder.")
+        if saved.get(key) != now.get(key) and json.loads(json.dumps(saved.get(key))) != json.loads(
+            json.dumps(now.get(key))
+        ):
+            raise ThesisError(
+                f"Cannot resume {run}: its {key} is {saved.get(key)!r} but {now.get(key)!r} was asked; "
+                f"use the original setting or a new --out folder."
+            )
 
 
 def _fmt(rec: dict, total: int) -> str:
-    return (f"epoch {rec['epoch']}/{total}  train_loss {rec['train_loss']:.4f}  train_acc {rec['train_acc']:.4f}  "
-            f"test_loss {rec['test_loss']:.4f}  test_acc {rec['test_acc']:.4f}  lr {rec['lr']:.4g}  {rec['seconds']:.1f}s")
+    return (
+        f"epoch {rec['epoch']}/{total}  train_loss {rec['train_loss']:.4f}  train_acc {rec['train_acc']:.4f}  "
+        f"test_loss {rec['test_loss']:.4f}  test_acc {rec['test_acc']:.4f}  lr {rec['lr']:.4g}  {rec['seconds']:.1f}s"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- train
-def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume: bool = False, data=None,
-          overwrite: bool = False, stop_after: int | None = None, verbose: bool = True) -> dict:
+def train(
+    config: TrainConfig | dict,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    data=None,
+    overwrite: bool = False,
+    stop_after: int | None = None,
+    verbose: bool = True,
+) -> dict:
     """Train one model; return the metrics dict (also written to `out_dir`/metrics.json).
 
     config: a TrainConfig (or its dict). out_dir: the run folder (None: nothing is written, no
@@ -289,14 +336,22 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
                 done = int(ckpt["meta"]["epoch"])
                 if done > cfg.total_epochs:
                     raise ThesisError(f"Cannot resume {run} to {cfg.total_epochs} epochs: it has already run {done}.")
-            if prior is not None and prior.get("finished") and (
-                    prior.get("diverged") or prior.get("early_stopped")
-                    or int(prior.get("epochs_done", -1)) == cfg.total_epochs):
+            if (
+                prior is not None
+                and prior.get("finished")
+                and (
+                    prior.get("diverged")
+                    or prior.get("early_stopped")
+                    or int(prior.get("epochs_done", -1)) == cfg.total_epochs
+                )
+            ):
                 say(f"{run} is already finished (clean_acc {prior.get('clean_acc')}); nothing to do")
                 return prior
         elif not overwrite and any((run / f).exists() for f in RUN_FILES):
-            raise ThesisError(f"{run} already holds a run; pass --resume to continue it, --overwrite to replace it, "
-                              f"or choose another --out folder.")
+            raise ThesisError(
+                f"{run} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                f"or choose another --out folder."
+            )
 
     # Everything that can fail on bad input happens before the first file is written.
     data = _load_data(cfg, data)
@@ -307,8 +362,15 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
     autocast, scaler = prec.autocast(), prec.scaler()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    loader = DeviceLoader(*data["train"], batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
-                          device=device, seed=_loader_seed(cfg.seed), channels_last=prec.channels_last)
+    loader = DeviceLoader(
+        *data["train"],
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        augment=cfg.augment,
+        device=device,
+        seed=_loader_seed(cfg.seed),
+        channels_last=prec.channels_last,
+    )
     test_x, test_y = data["test"]
     stepper = _Stepper(cfg, model, optimizer, autocast, scaler)
     anneal = _kwta_annealing(cfg)
@@ -323,8 +385,10 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
             model.load_state_dict(model_state(ckpt))
             restore_optimizer(optimizer, ckpt)
         except (RuntimeError, ValueError, KeyError) as e:
-            raise ThesisError(f"The checkpoint in {run} does not fit this model/optimizer "
-                              f"({str(e).splitlines()[0][:120]}); delete {run} to start again.") from None
+            raise ThesisError(
+                f"The checkpoint in {run} does not fit this model/optimizer "
+                f"({str(e).splitlines()[0][:120]}); delete {run} to start again."
+            ) from None
         if scaler is not None and meta.get("scaler"):
             scaler.load_state_dict(meta["scaler"])
         restore_rng(ckpt, loader)
@@ -333,9 +397,14 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
         if meta.get("best") is not None:
             best = {**meta["best"], "state": model_state(ckpt, "extra/best/")}
         saved_cfg = meta.get("config", {})
-        if cfg.schedule != "constant" and (saved_cfg.get("epochs"), saved_cfg.get("decay_epochs")) != (cfg.epochs, cfg.decay_epochs):
-            warn(f"warning: resuming with a different number of epochs stretches the {cfg.schedule} schedule; "
-                 f"epochs already run used the old one")
+        if cfg.schedule != "constant" and (saved_cfg.get("epochs"), saved_cfg.get("decay_epochs")) != (
+            cfg.epochs,
+            cfg.decay_epochs,
+        ):
+            warn(
+                f"warning: resuming with a different number of epochs stretches the {cfg.schedule} schedule; "
+                f"epochs already run used the old one"
+            )
         say(f"resuming {run} after epoch {epoch0} (step {step})")
 
     if run is not None:
@@ -371,8 +440,9 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
             if scaler is not None and div is not None and div["quantity"] == "grad":
                 div = None  # fp16 gradient overflow: the GradScaler skips this step and lowers its scale
             if norms_on and (step < cfg.log_norms_first or step % cfg.log_norms_every == 0 or div is not None):
-                norm_records.append({"step": step, "epoch": epoch + 1, "loss": float(loss.detach()), "lr": lr,
-                                     **parameter_norms(model)})
+                norm_records.append(
+                    {"step": step, "epoch": epoch + 1, "loss": float(loss.detach()), "lr": lr, **parameter_norms(model)}
+                )
             if div is not None:
                 if div["quantity"] == "loss":
                     div["layer"] = first_nonfinite_module(model, x_in)
@@ -385,9 +455,16 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
             step += 1
         bar.close()
         test_loss, test_acc = evaluate(model, test_x, test_y, cfg.eval_batch_size, device, autocast)
-        rec = {"epoch": epoch + 1, "train_loss": (loss_sum / max(seen, 1)).item(),
-               "train_acc": correct.item() / max(seen, 1), "test_loss": test_loss, "test_acc": test_acc,
-               "lr": lr, "steps": step, "seconds": round(time.perf_counter() - t_epoch, 3)}
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": (loss_sum / max(seen, 1)).item(),
+            "train_acc": correct.item() / max(seen, 1),
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "lr": lr,
+            "steps": step,
+            "seconds": round(time.perf_counter() - t_epoch, 3),
+        }
         if ratio is not None:
             rec["kwta_ratio"] = ratio
         if diverged is not None:
@@ -398,26 +475,45 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
             robust = _robust_accuracy(model, *data["holdout"], cfg)
             rec["holdout_pgd_acc"] = robust
             if best is None or robust >= best["acc"]:
-                best = {"acc": robust, "epoch": epoch + 1,
-                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                best = {
+                    "acc": robust,
+                    "epoch": epoch + 1,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                }
             elif robust < best["acc"] - cfg.early_stop_drop:
                 model.load_state_dict(best["state"])
-                early_stopped = {"epoch": epoch + 1, "best_epoch": best["epoch"], "holdout_pgd_acc": robust,
-                                 "best_holdout_pgd_acc": best["acc"]}
-                say(f"early stop at epoch {epoch + 1}: hold-out PGD accuracy {robust:.3f} fell below the best "
-                    f"{best['acc']:.3f} (epoch {best['epoch']}) by more than {cfg.early_stop_drop}; restored epoch {best['epoch']}")
+                early_stopped = {
+                    "epoch": epoch + 1,
+                    "best_epoch": best["epoch"],
+                    "holdout_pgd_acc": robust,
+                    "best_holdout_pgd_acc": best["acc"],
+                }
+                say(
+                    f"early stop at epoch {epoch + 1}: hold-out PGD accuracy {robust:.3f} fell below the best "
+                    f"{best['acc']:.3f} (epoch {best['epoch']}) by more than {cfg.early_stop_drop}; "
+                    f"restored epoch {best['epoch']}"
+                )
         history.append(rec)
         say(_fmt(rec, cfg.total_epochs))
         if run is not None:
             _append_norms(run, norm_records)
             if diverged is None:
                 save_checkpoint(
-                    run, model=model, optimizer=optimizer, epoch=epoch + 1, step=step, loader_state=loader.state_dict(),
+                    run,
+                    model=model,
+                    optimizer=optimizer,
+                    epoch=epoch + 1,
+                    step=step,
+                    loader_state=loader.state_dict(),
                     scaler=scaler,
                     extra_tensors={f"best/{k}": v for k, v in best["state"].items()} if best is not None else None,
-                    extra={"config": cfg.to_dict(), "history": history,
-                           "wall_time_s": wall_before + time.perf_counter() - t0,
-                           "best": None if best is None else {"acc": best["acc"], "epoch": best["epoch"]}})
+                    extra={
+                        "config": cfg.to_dict(),
+                        "history": history,
+                        "wall_time_s": wall_before + time.perf_counter() - t0,
+                        "best": None if best is None else {"acc": best["acc"], "epoch": best["epoch"]},
+                    },
+                )
             _write_history(run, history)
         if diverged is not None or early_stopped is not None:
             break
@@ -432,25 +528,42 @@ def train(config: TrainConfig | dict, out_dir: str | Path | None = None, resume:
         test_loss, test_acc = evaluate(model, test_x, test_y, cfg.eval_batch_size, device)
     last = history[-1] if history else {}
     metrics = {
-        "clean_acc": test_acc, "test_loss": test_loss,
-        "train_acc": last.get("train_acc"), "train_loss": last.get("train_loss"),
-        "arch": cfg.arch, "activation": cfg.activation, "method": cfg.method, "seed": cfg.seed,
-        "epochs_done": epochs_done, "steps": step, "finished": finished,
-        "diverged": diverged, "early_stopped": early_stopped,
-        "n_train": loader.num_examples, "n_test": len(test_y),
+        "clean_acc": test_acc,
+        "test_loss": test_loss,
+        "train_acc": last.get("train_acc"),
+        "train_loss": last.get("train_loss"),
+        "arch": cfg.arch,
+        "activation": cfg.activation,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "epochs_done": epochs_done,
+        "steps": step,
+        "finished": finished,
+        "diverged": diverged,
+        "early_stopped": early_stopped,
+        "n_train": loader.num_examples,
+        "n_test": len(test_y),
         "n_holdout": len(data["holdout"][1]) if "holdout" in data else 0,
         "n_watch": len(data["watch"][1]) if "watch" in data else 0,
-        "data_source": data["source"], "wall_time_s": round(wall_before + time.perf_counter() - t0, 3),
-        "history": history, "config": cfg.to_dict(), **prec.record(), **prov,
+        "data_source": data["source"],
+        "wall_time_s": round(wall_before + time.perf_counter() - t0, 3),
+        "history": history,
+        "config": cfg.to_dict(),
+        **prec.record(),
+        **prov,
     }
     if diverged is not None:
         where = f" in {diverged['layer']}" if diverged["layer"] else ""
-        warn(f"warning: run diverged at step {diverged['step']}: non-finite {diverged['quantity']}{where}; "
-             f"stopped cleanly and recorded in metrics.json")
+        warn(
+            f"warning: run diverged at step {diverged['step']}: non-finite {diverged['quantity']}{where}; "
+            f"stopped cleanly and recorded in metrics.json"
+        )
     if run is not None:
         if finished:
-            atomic_write_bytes(run / "model.safetensors",
-                               save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+            atomic_write_bytes(
+                run / "model.safetensors",
+                save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
+            )
         atomic_write_json(run / "metrics.json", metrics)
     return metrics
 
@@ -464,20 +577,26 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> t
     """
     run = Path(run_dir)
     if not (run / "config.json").is_file():
-        raise ThesisError(f"No training run in {run}: config.json is missing; train one with "
-                          f"`python -m thesis_lib train --out {run}`.")
+        raise ThesisError(
+            f"No training run in {run}: config.json is missing; train one with "
+            f"`python -m thesis_lib train --out {run}`."
+        )
     cfg = TrainConfig.from_dict(read_json(run / "config.json"))
     dev = get_device(device)
     if (run / "model.safetensors").is_file():
         try:
             state = load_file(run / "model.safetensors")
         except (SafetensorError, OSError, ValueError) as e:
-            raise ThesisError(f"{run / 'model.safetensors'} is corrupt ({str(e)[:80]}); re-run or resume the training.") from None
+            raise ThesisError(
+                f"{run / 'model.safetensors'} is corrupt ({str(e)[:80]}); re-run or resume the training."
+            ) from None
     else:
         ckpt = load_checkpoint(run)
         if ckpt is None:
-            raise ThesisError(f"The run in {run} has no weights yet (no model.safetensors or checkpoint); "
-                              f"resume it with `python -m thesis_lib train --resume --out {run} ...`.")
+            raise ThesisError(
+                f"The run in {run} has no weights yet (no model.safetensors or checkpoint); "
+                f"resume it with `python -m thesis_lib train --resume --out {run} ...`."
+            )
         state = model_state(ckpt)
     model = model_with_weights(cfg, state, run)
     info = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {"config": cfg.to_dict()}
