@@ -17,7 +17,7 @@ endif
 export OMP_NUM_THREADS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: setup figures test lint test-unit test-notebooks test-smoke benchmarks clean
+.PHONY: setup figures test lint test-unit test-notebooks test-smoke benchmarks clean notebook-sources
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint test-unit test-notebooks test-smoke
 lint: setup
 	$(VENV)/bin/ruff check thesis_lib tests benchmarks
 	$(VENV)/bin/ruff format --check thesis_lib tests benchmarks
+
+# notebooks/NN_topic.py (jupytext pair, the reviewed source) agrees with its .ipynb, headers and README table with
+# the registry (test-unit runs the same checks: tests/test_notebook_sources.py)
+notebook-sources: setup
+	$(PY) -m thesis_lib.notebook_sources
 
 test-unit: setup
 	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q -m "not slow" tests

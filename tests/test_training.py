@@ -8,7 +8,6 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-import thesis_lib.training.trainer as trainer_mod
 from thesis_lib.training import (
     TrainConfig,
     fgsm_rs_perturb,
@@ -106,11 +105,11 @@ def test_find_nonfinite_names_first_layer():
 
 
 def test_injected_nan_gradient_stops_run_cleanly(tiny_data, tmp_path, monkeypatch):
-    real_build = trainer_mod.build_model
+    real_build = TrainConfig.build_model
     calls = {"n": 0}
 
-    def build_with_nan(*args, **kw):
-        model = real_build(*args, **kw)
+    def build_with_nan(self):
+        model = real_build(self)
 
         def poison(grad):  # the third backward pass (step 2) produces a NaN gradient here
             calls["n"] += 1
@@ -119,7 +118,7 @@ def test_injected_nan_gradient_stops_run_cleanly(tiny_data, tmp_path, monkeypatc
         model.features[3].weight.register_hook(poison)
         return model
 
-    monkeypatch.setattr(trainer_mod, "build_model", build_with_nan)
+    monkeypatch.setattr(TrainConfig, "build_model", build_with_nan)
     out = tmp_path / "run"
     m = train(tiny(epochs=1, log_norms_every=1000, log_norms_first=2), out_dir=out, data=tiny_data, verbose=False)
     assert m["diverged"] == {"step": 2, "layer": "features.3.weight", "quantity": "grad"}

@@ -20,7 +20,7 @@ __all__ = ["main", "build_parser"]
 # the project is assembled piece by piece.
 COMMAND_MODULES = (
     "thesis_lib.training.cli",  # train, lr-find
-    "thesis_lib.attacks.cli",  # attack
+    "thesis_lib.training.attack_cli",  # attack (a trained run under attack: training depends on attacks)
     "thesis_lib.experiments.cli",  # reproduce
 )
 

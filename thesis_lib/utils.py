@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -27,6 +28,10 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "read_json",
+    "to_jsonable",
+    "short_commit",
+    "model_device",
+    "frozen_parameters",
     "git_commit",
     "hardware_info",
     "provenance",
@@ -106,21 +111,48 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any, digits: int | None = None) -> Any:
+    """numpy/torch containers -> plain lists and floats; floats rounded to `digits` significant digits.
+
+    The one JSON conversion of the package: results, configs and model cards all go through it.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, digits) for v in obj]
     if isinstance(obj, torch.Tensor):
-        return obj.tolist()
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist(), digits)
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            return obj  # json writes NaN / Infinity; read back by Python's json
+        return float(f"{obj:.{digits}g}") if digits else obj
     if isinstance(obj, (Path, torch.device, torch.dtype)):
         return str(obj)
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):  # numpy arrays
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    return obj
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Atomic, stable JSON (sorted keys, 2-space indent, trailing newline) so diffs stay readable."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def short_commit(sha: str | None) -> str:
+    """'0123456789+dirty' from a full SHA (the '+dirty' marker says the tree had uncommitted changes)."""
+    base, _, flag = str(sha or "unknown").partition("+")
+    return base[:10] + (f"+{flag}" if flag else "")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
 
 
 def read_json(path: str | os.PathLike) -> Any:

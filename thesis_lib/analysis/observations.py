@@ -32,6 +32,7 @@ __all__ = [
     "compare_profiles",
     "from_results",
     "observations_table",
+    "observations_across_profiles",
 ]
 
 Z95 = 1.959963984540054
@@ -203,3 +204,18 @@ def observations_table(results: list):
 
     by = {f"{r.profile}, {r.settings['epochs']} epochs": from_results(r) for r in results}
     return pd.DataFrame(compare_profiles(by)).set_index("observation")
+
+
+def observations_across_profiles(res):
+    """`observations_table` of `res` beside the same experiment's finished runs of the smaller non-smoke profiles.
+
+    `res`: an ExperimentResults of `light_cnn`. For the `full` runs that means the 5-epoch `cpu` runs
+    when their results exist and match the current settings; `smoke` (networks near chance) is never
+    compared, and a `cpu` or `smoke` result is shown alone.
+    """
+    from ..experiments import PROFILES, ExperimentResults, is_complete
+
+    results_dir = res.dir.parent.parent  # <results_dir>/<profile>/<name>
+    smaller = PROFILES[1 : PROFILES.index(res.profile)]
+    earlier = [ExperimentResults(res.name, p, results_dir) for p in smaller if is_complete(res.name, p, results_dir)]
+    return observations_table(earlier + [res])

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ..utils import frozen_parameters
+from ..utils import frozen_parameters, model_device
 
 __all__ = [
     "attack_mode",
@@ -30,15 +30,6 @@ __all__ = [
 ]
 
 NORMS = ("linf", "l2")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 def prefers_channels_last(model: nn.Module, device: torch.device | None = None) -> bool:

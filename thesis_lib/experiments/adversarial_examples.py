@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import model_device
+from ..utils import model_device
+from .experiment import Experiment
 from .light_cnn import light_cnn_config
-from .registry import Experiment, get_experiment, register
 
 __all__ = ["AdversarialExamplesSettings", "EXAMPLES_FILE"]
 
@@ -30,16 +30,20 @@ class AdversarialExamplesSettings:
 
 
 def run(ctx) -> dict:
+    s: AdversarialExamplesSettings = ctx.settings
+    light = ctx.sibling("light_cnn")
+    cfg = light_cnn_config(light.settings, "relu")
+    with light.model("relu", cfg) as model:
+        return _examples(ctx, s, model)
+
+
+def _examples(ctx, s: AdversarialExamplesSettings, model) -> dict:
     import torch
     from safetensors.torch import save
 
     from ..attacks import fgsm, pgd
     from ..utils import atomic_write_bytes
 
-    s: AdversarialExamplesSettings = ctx.settings
-    base = get_experiment("light_cnn").settings_for(ctx.profile)
-    cfg = light_cnn_config(base, "relu")
-    model = ctx.sibling("light_cnn").model("relu", cfg)
     dev = model_device(model)
     images, labels = ctx.test_images(s.pool, s.seed)
     x = images.float().div(255).to(dev)
@@ -76,15 +80,13 @@ def run(ctx) -> dict:
 
 SMOKE_SETTINGS = AdversarialExamplesSettings(images=2, pool=50, pgd_steps=10)
 
-register(
-    Experiment(
-        name="adversarial_examples",
-        section="1.1/2.2",
-        title="FGSM and PGD adversarial examples of the light ReLU CNN",
-        run=run,
-        settings={"smoke": SMOKE_SETTINGS, "cpu": AdversarialExamplesSettings(), "full": AdversarialExamplesSettings()},
-        notebook="02_adversarial_examples",
-        requires=("light_cnn",),
-        figures=("adversarial_examples",),
-    )
+EXPERIMENT = Experiment(
+    name="adversarial_examples",
+    section="1.1/2.2",
+    title="FGSM and PGD adversarial examples of the light ReLU CNN",
+    run=run,
+    settings={"smoke": SMOKE_SETTINGS, "cpu": AdversarialExamplesSettings(), "full": AdversarialExamplesSettings()},
+    notebook="02_adversarial_examples",
+    requires=("light_cnn",),
+    figures=("adversarial_examples",),
 )

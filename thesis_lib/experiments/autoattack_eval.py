@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from .common import PGD_SMOKE, PGD_THESIS, PGDSettings
-from .registry import Experiment, register
-from .trained import FAMILIES, trained_runs
+from .experiment import Experiment
 
 __all__ = ["AutoAttackSettings"]
 
@@ -30,55 +29,51 @@ class AutoAttackSettings:
     seed: int = 0
 
 
-def run(ctx) -> dict:
+def _compare(model, images, labels, s: AutoAttackSettings, eps: float, step: float) -> dict:
+    """AutoAttack and PGD on the same images; counts of examples only one of them breaks."""
     from ..attacks import autoattack_eval, robust_accuracy
 
+    aa = autoattack_eval(
+        model, images, labels, eps=eps, version=s.version, seed=s.seed, n_iter=s.n_iter, n_queries=s.n_queries
+    )
+    pg = robust_accuracy(model, images, labels, "pgd", eps, step, s.pgd.steps, s.pgd.restarts, seed=s.pgd.seed)
+    pairs = list(zip(aa["per_example"], pg["per_example"]))
+    return {
+        "clean_acc": aa["clean_acc"],
+        "autoattack_acc": aa["robust_acc"],
+        "pgd_acc": pg["robust_acc"],
+        "per_attack": aa.get("per_attack"),
+        "n": aa["n"],
+        "eps": eps,
+        "both_broken": sum(1 for a, b in pairs if not a and not b),
+        "only_autoattack": sum(1 for a, b in pairs if not a and b),
+        "only_pgd": sum(1 for a, b in pairs if a and not b),
+        "seconds": aa.get("seconds"),
+    }
+
+
+def run(ctx) -> dict:
     s: AutoAttackSettings = ctx.settings
     images, labels = ctx.test_images(s.n, s.seed)
     rows = []
     for exp, acts in s.models:
         other = ctx.sibling(exp)
-        # The light CNNs are evaluated at their own radius (chapter 4: eps 0.031, step 0.003).
-        eps = other.settings.eps if exp == "light_cnn" else s.pgd.eps
-        step = other.settings.step if exp == "light_cnn" else s.pgd.step
-        for key, act, cfg in trained_runs(ctx, exp, acts):
+        for run in other.trained_runs(acts):
+            # each model at the radius its experiment evaluates it at (light CNNs: chapter 4's eps 0.031)
+            eps, step = run.eps, run.step
 
             def evaluate():
-                model = other.model(key, cfg)
-                aa = autoattack_eval(
-                    model,
-                    images,
-                    labels,
-                    eps=eps,
-                    version=s.version,
-                    seed=s.seed,
-                    n_iter=s.n_iter,
-                    n_queries=s.n_queries,
-                )
-                pg = robust_accuracy(
-                    model, images, labels, "pgd", eps, step, s.pgd.steps, s.pgd.restarts, seed=s.pgd.seed
-                )
-                return {
-                    "clean_acc": aa["clean_acc"],
-                    "autoattack_acc": aa["robust_acc"],
-                    "pgd_acc": pg["robust_acc"],
-                    "per_attack": aa.get("per_attack"),
-                    "n": aa["n"],
-                    "eps": eps,
-                    "both_broken": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if not a and not b),
-                    "only_autoattack": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if not a and b),
-                    "only_pgd": sum(1 for a, b in zip(aa["per_example"], pg["per_example"]) if a and not b),
-                    "seconds": aa.get("seconds"),
-                }
+                with other.model(run.key, run.config) as model:
+                    return _compare(model, images, labels, s, eps, step)
 
-            r = ctx.step(f"autoattack_{exp}_{key}", {"config": cfg, "settings": asdict(s), "eps": eps}, evaluate)
-            other._loaded.pop(key, None)
-            arch, training = FAMILIES[exp]
+            r = ctx.step(
+                f"autoattack_{exp}_{run.key}", {"config": run.config, "settings": asdict(s), "eps": eps}, evaluate
+            )
             rows.append(
                 {
-                    "model": arch,
-                    "training": training,
-                    "activation": act,
+                    "model": run.model,
+                    "training": run.training,
+                    "activation": run.activation,
                     "eps": eps,
                     **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
                 }
@@ -98,16 +93,14 @@ SMOKE_SETTINGS = AutoAttackSettings(
 # cpu: the cpu-profile light CNNs (chapter 4, standard training), standard AutoAttack on 1000 test images.
 CPU_SETTINGS = AutoAttackSettings(models=(("light_cnn", ("kwta", "relu", "kaf")),), n=1000)
 
-register(
-    Experiment(
-        name="autoattack",
-        section="6",
-        title="AutoAttack vs PGD on the adversarially trained models and the k-WTA CNN",
-        run=run,
-        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": AutoAttackSettings()},
-        notebook="10_future_work",
-        requires=("light_cnn", "vgg", "resnet20_at"),
-        requires_by_profile={"cpu": ("light_cnn",)},
-        figures=("autoattack_vs_pgd",),
-    )
+EXPERIMENT = Experiment(
+    name="autoattack",
+    section="6",
+    title="AutoAttack vs PGD on the adversarially trained models and the k-WTA CNN",
+    run=run,
+    settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": AutoAttackSettings()},
+    notebook="10_future_work",
+    requires=("light_cnn", "vgg", "resnet20_at"),
+    requires_by_profile={"cpu": ("light_cnn",)},
+    figures=("autoattack_vs_pgd",),
 )

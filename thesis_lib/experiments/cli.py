@@ -73,17 +73,11 @@ def register(subparsers) -> None:
 
 
 def handle_reproduce(args) -> int:
-    from .registry import PROFILES, experiments_with_profile, get_experiment
-    from .runner import is_complete, run_experiment
+    from .registry import get_experiment
+    from .runner import is_complete, run_profile, select_experiments
 
-    if args.profile not in PROFILES:
-        raise ThesisError(f"Unknown profile {args.profile!r}: use one of {', '.join(PROFILES)}.")
-    names = experiments_with_profile(args.profile)
-    if args.only:
-        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
-        for n in wanted:
-            get_experiment(n).settings_for(args.profile)  # ValueError: unknown experiment, or no such profile
-        names = [n for n in names if n in wanted]
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    names = select_experiments(args.profile, only)
     if args.list:
         for n in names:
             e = get_experiment(n)
@@ -91,12 +85,16 @@ def handle_reproduce(args) -> int:
             print(f"{state:4s}  {n:22s} {e.section:8s} {e.notebook:32s} {e.title}")
         return 0
     t0 = time.perf_counter()
-    seen: set = set()
     with results_lock(args.results_dir):
-        for n in names:
-            run_experiment(
-                n, args.profile, args.results_dir, args.data, args.device, args.cache_dir, force=args.force, _seen=seen
-            )
+        run_profile(
+            args.profile,
+            only,
+            results_dir=args.results_dir,
+            data=args.data,
+            device=args.device,
+            cache_dir=args.cache_dir,
+            force=args.force,
+        )
     print(
         f"reproduce: {len(names)} experiment(s) of profile {args.profile} ready in {args.results_dir}/{args.profile} "
         f"({time.perf_counter() - t0:.1f} s)"

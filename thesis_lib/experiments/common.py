@@ -19,8 +19,9 @@ __all__ = [
     "PGD_THESIS",
     "PGD_SMOKE",
     "evaluate_pgd",
+    "evaluate_thesis_protocol",
     "train_config",
-    "model_device",
+    "arch_label",
 ]
 
 
@@ -58,38 +59,70 @@ PGD_SMOKE = PGDSettings(steps=5, restarts=1, n=SMOKE.attack_subset)
 def evaluate_pgd(ctx, key: str, model, pgd: PGDSettings, config: dict, subset_seed: int = 0) -> dict:
     """Robust accuracy of `model` (trained with `config`) under `pgd`, cached as step `pgd_<key>`.
 
-    The per-example flags are not stored (the counts are).
+    The step file keeps the per-example outcomes (`per_example`: still correct under every restart;
+    `clean_correct`, `success_restart`, `success_step`), so models attacked on the same images can be
+    compared pairwise; summaries keep only the counts.
     """
     from ..attacks import robust_accuracy
 
     images, labels = ctx.test_images(pgd.n, subset_seed)
 
     def run():
-        r = robust_accuracy(
-            model,
-            images,
-            labels,
-            attack="pgd",
-            eps=pgd.eps,
-            step=pgd.step,
-            steps=pgd.steps,
-            restarts=pgd.restarts,
-            device=model_device(model),
-            seed=pgd.seed,
+        r = dict(
+            robust_accuracy(
+                model,
+                images,
+                labels,
+                attack="pgd",
+                eps=pgd.eps,
+                step=pgd.step,
+                steps=pgd.steps,
+                restarts=pgd.restarts,
+                seed=pgd.seed,
+            )
         )
-        r = dict(r)
-        per = r.pop("per_example", None)
-        if per is not None:
-            r["n_robust"] = int(sum(bool(v) for v in per))
+        r["n_robust"] = int(sum(bool(v) for v in r["per_example"]))
         return r
 
     return ctx.step(f"pgd_{key}", {**asdict(pgd), "subset_seed": subset_seed, "config": config}, run)
 
 
-def model_device(model):
-    for p in model.parameters():
-        return p.device
-    return None
+def evaluate_thesis_protocol(ctx, key: str, model, pgd: PGDSettings, config: dict, subset_seed: int = 0) -> dict:
+    """The thesis's own evaluation of `model` on the images of `pgd` (cached as step `thesis_pgd_<key>`).
+
+    ART 2020's PGD without labels, one restart kept for the whole set (`thesis_protocol_pgd`,
+    selection "best_rate", one generate call on all images), with `pgd`'s radius, step, iterations
+    and restarts; per-example outcomes stored, comparable with step `pgd_<key>` image by image.
+    """
+    from ..attacks import thesis_protocol_pgd
+    from ..attacks.context import prefers_channels_last
+
+    images, labels = ctx.test_images(pgd.n, subset_seed)
+    settings = {**asdict(pgd), "subset_seed": subset_seed, "selection": "best_rate", "config": config}
+    return ctx.step(
+        f"thesis_pgd_{key}",
+        settings,
+        lambda: thesis_protocol_pgd(
+            model,
+            images,
+            labels,
+            pgd.eps,
+            pgd.step,
+            pgd.steps,
+            pgd.restarts,
+            batch_size=250,  # only chunks the gradients (each image's gradient sign does not depend on it)
+            selection="best_rate",
+            seed=pgd.seed,
+            channels_last=prefers_channels_last(model),  # as our PGD: NHWC where it is faster
+        ),
+    )
+
+
+def arch_label(arch: str) -> str:
+    """Table label of an architecture: "light CNN", "VGG", "ResNet-20", ..."""
+    if arch.startswith("resnet"):
+        return "ResNet-" + arch[len("resnet") :]
+    return {"light_cnn": "light CNN", "vgg": "VGG"}.get(arch, arch)
 
 
 def train_config(**fields) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .registry import Experiment, register
+from .experiment import Experiment
 
 __all__ = ["KAFShapesSettings", "initial_model", "kaf_layers"]
 
@@ -31,13 +31,12 @@ class KAFShapesSettings:
 
 def initial_model(config: dict):
     """The network `train(config)` starts from (same seed, same construction order)."""
-    from ..models import build_model
     from ..training import TrainConfig
     from ..utils import seed_everything
 
     c = TrainConfig.from_dict(config).resolved()
     seed_everything(c.seed)
-    return build_model(c.arch, c.activation, activation_options=c.activation_options or None, **c.model_options)
+    return c.build_model()
 
 
 def kaf_layers(model, grid: np.ndarray, bound_points: int) -> list[dict]:
@@ -74,7 +73,8 @@ def run(ctx) -> dict:
         def curves():
             grid = np.linspace(s.s_min, s.s_max, s.points)
             before = kaf_layers(initial_model(cfg), grid, s.bound_points)
-            after = kaf_layers(vgg.model(act, cfg).cpu(), grid, s.bound_points)
+            with vgg.model(act, cfg) as model:
+                after = kaf_layers(model.cpu(), grid, s.bound_points)
             n = len(before)
             layers = sorted({0, n // 2, n - 1}) if n else []
             res = {"s": grid, "layers": []}
@@ -108,15 +108,13 @@ def run(ctx) -> dict:
     return {act: out[act]["summary"] for act in out}
 
 
-register(
-    Experiment(
-        name="kaf_shapes",
-        section="2.4",
-        title="KAF shapes at initialisation vs after training (VGG kaf, kaf_elu)",
-        run=run,
-        settings={"smoke": KAFShapesSettings(), "full": KAFShapesSettings()},
-        notebook="03_kernel_activation_functions",
-        requires=("vgg",),
-        figures=("kaf_random_init_vs_trained", "kaf_elu_init_vs_trained"),
-    )
+EXPERIMENT = Experiment(
+    name="kaf_shapes",
+    section="2.4",
+    title="KAF shapes at initialisation vs after training (VGG kaf, kaf_elu)",
+    run=run,
+    settings={"smoke": KAFShapesSettings(), "full": KAFShapesSettings()},
+    notebook="03_kernel_activation_functions",
+    requires=("vgg",),
+    figures=("kaf_random_init_vs_trained", "kaf_elu_init_vs_trained"),
 )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .experiment import Experiment
 from .light_cnn import light_cnn_config
-from .registry import Experiment, register
 
 __all__ = ["KWTALineSettings"]
 
@@ -40,7 +40,10 @@ def run(ctx) -> dict:
         cfg = light_cnn_config(light.settings, act)
 
         def scan():
-            model = light.model(act, cfg).cpu()
+            with light.model(act, cfg) as model:
+                return _scan(model.cpu())
+
+        def _scan(model):
             res = []
             for i in range(len(labels)):
                 r = line_scan(
@@ -74,19 +77,17 @@ def run(ctx) -> dict:
     return {"jumps": rows}
 
 
-register(
-    Experiment(
-        name="kwta_line",
-        section="3.1",
-        title="Logits along a line: k-WTA discontinuities vs a smooth KAF network",
-        run=run,
-        settings={
-            "smoke": KWTALineSettings(images=1, points=151, zoom_levels=1),
-            "cpu": KWTALineSettings(),
-            "full": KWTALineSettings(),
-        },
-        notebook="04_kwta_discontinuities",
-        requires=("light_cnn",),
-        figures=("kwta_line_scan", "kwta_jumps"),
-    )
+EXPERIMENT = Experiment(
+    name="kwta_line",
+    section="3.1",
+    title="Logits along a line: k-WTA discontinuities vs a smooth KAF network",
+    run=run,
+    settings={
+        "smoke": KWTALineSettings(images=1, points=151, zoom_levels=1),
+        "cpu": KWTALineSettings(),
+        "full": KWTALineSettings(),
+    },
+    notebook="04_kwta_discontinuities",
+    requires=("light_cnn",),
+    figures=("kwta_line_scan", "kwta_jumps"),
 )

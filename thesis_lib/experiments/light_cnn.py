@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import SMOKE, model_device, train_config
-from .registry import Experiment, register
+from ..utils import model_device
+from .common import SMOKE, arch_label, train_config
+from .experiment import Experiment, TrainedRun
 
-__all__ = ["LightCNNSettings", "LIGHT_CNN", "light_cnn_config"]
+__all__ = ["LightCNNSettings", "EXPERIMENT", "light_cnn_config", "light_cnn_runs"]
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,16 @@ def light_cnn_config(s: LightCNNSettings, activation: str) -> dict:
 
 
 def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
+    cfg = light_cnn_config(s, act)
+    metrics = ctx.train(act, cfg)
+    with ctx.model(act, cfg) as model:
+        return _analyse(ctx, act, s, cfg, metrics, model, relu_model)
+
+
+def _analyse(ctx, act, s: LightCNNSettings, cfg, metrics, model, relu_model) -> dict:
     from ..analysis import activation_histograms, filter_mean_activations, layer_distances
     from ..attacks import gradient_masking_report, pgd, robust_accuracy
 
-    cfg = light_cnn_config(s, act)
-    metrics = ctx.train(act, cfg)
-    model = ctx.model(act, cfg)
     dev = model_device(model)
     images, labels = ctx.test_images(s.attack_n, s.seed)
     out = {
@@ -124,9 +129,10 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
         return r
 
     base = {"eps": s.eps, "step": s.step, "steps": s.steps, "n": s.attack_n, "seed": s.seed, "config": cfg}
-    out["pgd"] = ctx.step(f"pgd_{act}", {**base, "restarts": s.restarts}, lambda: attack(s.restarts))
-    out["pgd_text"] = ctx.step(
-        f"pgd_text_{act}", {**base, "restarts": s.restarts_text}, lambda: attack(s.restarts_text)
+    # The summary keeps the headline numbers; the per-example arrays stay in the step files.
+    out["pgd"] = _headline(ctx.step(f"pgd_{act}", {**base, "restarts": s.restarts}, lambda: attack(s.restarts)))
+    out["pgd_text"] = _headline(
+        ctx.step(f"pgd_text_{act}", {**base, "restarts": s.restarts_text}, lambda: attack(s.restarts_text))
     )
 
     def x_adv():
@@ -220,32 +226,45 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
     return out
 
 
+def _headline(result: dict) -> dict:
+    """A step result without its per-example lists (for the summary)."""
+    return {k: v for k, v in result.items() if not isinstance(v, list)}
+
+
 def run(ctx) -> dict:
     s: LightCNNSettings = ctx.settings
     if "relu" not in s.activations:
         raise ValueError("the light-CNN experiment needs the relu network (transfer surrogate of the masking report)")
     relu_cfg = light_cnn_config(s, "relu")
     ctx.train("relu", relu_cfg)
-    relu_model = ctx.model("relu", relu_cfg)
-    rows = [_evaluate(ctx, act, s, relu_model) for act in s.activations]
+    with ctx.model("relu", relu_cfg) as relu_model:
+        rows = [_evaluate(ctx, act, s, relu_model) for act in s.activations]
     return {"models": rows}
 
 
-LIGHT_CNN = register(
-    Experiment(
-        name="light_cnn",
-        section="4",
-        title="Light CNN x {relu, kwta, kaf}: PGD, activation distributions, gradient masking",
-        run=run,
-        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": FULL},
-        notebook="05_activation_distributions",
-        figures=(
-            "light_cnn_hist_neuron",
-            "light_cnn_hist_filter",
-            "light_cnn_filter_means",
-            "light_cnn_layer_distances",
-            "light_cnn_accuracy",
-            "light_cnn_gradient_masking",
-        ),
-    )
+def light_cnn_runs(ctx) -> list[TrainedRun]:
+    """The three light CNNs, evaluated at chapter 4's radius (eps 0.031, step 0.003)."""
+    s: LightCNNSettings = ctx.settings
+    return [
+        TrainedRun(a, a, light_cnn_config(s, a), arch_label("light_cnn"), "standard", s.eps, s.step)
+        for a in s.activations
+    ]
+
+
+EXPERIMENT = Experiment(
+    name="light_cnn",
+    section="4",
+    title="Light CNN x {relu, kwta, kaf}: PGD, activation distributions, gradient masking",
+    run=run,
+    settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": FULL},
+    notebook="05_activation_distributions",
+    runs=light_cnn_runs,
+    figures=(
+        "light_cnn_hist_neuron",
+        "light_cnn_hist_filter",
+        "light_cnn_filter_means",
+        "light_cnn_layer_distances",
+        "light_cnn_accuracy",
+        "light_cnn_gradient_masking",
+    ),
 )

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .registry import Experiment, register
-from .trained import FAMILIES, trained_runs
+from .experiment import Experiment
 
 __all__ = ["LipschitzSettings"]
 
@@ -26,40 +25,39 @@ class LipschitzSettings:
     seed: int = 0
 
 
-def run(ctx) -> dict:
+def _bounds(model, images, s: LipschitzSettings) -> dict:
     from ..analysis import empirical_lipschitz, lipschitz_bound
 
+    b = lipschitz_bound(model, iters=s.iters, seed=s.seed)
+    e = empirical_lipschitz(model, images)
+    return {
+        "bound": b["total"],
+        "certified": b["total_certified"],
+        "empirical_grad": e["max_grad_norm"],
+        "empirical_jacobian": e["max_jacobian_norm"],
+        "layers": [{k: r.get(k) for k in ("name", "kind", "bound", "certified", "in_product")} for r in b["layers"]],
+    }
+
+
+def run(ctx) -> dict:
     s: LipschitzSettings = ctx.settings
     images, _ = ctx.test_images(s.empirical_n, s.seed)
     rows = []
     for exp, acts in s.models:
         other = ctx.sibling(exp)
-        for key, act, cfg in trained_runs(ctx, exp, acts):
+        for run in other.trained_runs(acts):
 
             def compute():
-                model = other.model(key, cfg)
-                b = lipschitz_bound(model, iters=s.iters, seed=s.seed)
-                e = empirical_lipschitz(model, images)
-                return {
-                    "bound": b["total"],
-                    "certified": b["total_certified"],
-                    "empirical_grad": e["max_grad_norm"],
-                    "empirical_jacobian": e["max_jacobian_norm"],
-                    "layers": [
-                        {k: r.get(k) for k in ("name", "kind", "bound", "certified", "in_product")} for r in b["layers"]
-                    ],
-                }
+                with other.model(run.key, run.config) as model:
+                    return _bounds(model, images, s)
 
-            r = ctx.step(f"lipschitz_{exp}_{key}", {"config": cfg, "settings": asdict(s)}, compute)
-            other._loaded.pop(key, None)
-            arch, training = FAMILIES[exp]
-            model_name = arch if exp != "resnet_standard" else key.split("_")[0].replace("resnet", "ResNet-")
+            r = ctx.step(f"lipschitz_{exp}_{run.key}", {"config": run.config, "settings": asdict(s)}, compute)
             rows.append(
                 {
                     "experiment": exp,
-                    "model": model_name,
-                    "training": training,
-                    "activation": act,
+                    "model": run.model,
+                    "training": run.training,
+                    "activation": run.activation,
                     "bound": r["bound"],
                     "certified": r["certified"],
                     "empirical_jacobian": r["empirical_jacobian"],
@@ -78,16 +76,14 @@ SMOKE_SETTINGS = LipschitzSettings(
 # cpu: the chapter-4 light CNNs of the cpu profile with the full profile's iterations and images.
 CPU_SETTINGS = LipschitzSettings(models=(("light_cnn", None),))
 
-register(
-    Experiment(
-        name="lipschitz",
-        section="4.1/6",
-        title="Lipschitz upper bounds vs local estimates of every trained model",
-        run=run,
-        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": LipschitzSettings()},
-        notebook="10_future_work",
-        requires=("light_cnn", "vgg", "resnet_standard", "resnet20_at"),
-        requires_by_profile={"cpu": ("light_cnn",)},
-        figures=("lipschitz_bounds",),
-    )
+EXPERIMENT = Experiment(
+    name="lipschitz",
+    section="4.1/6",
+    title="Lipschitz upper bounds vs local estimates of every trained model",
+    run=run,
+    settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": LipschitzSettings()},
+    notebook="10_future_work",
+    requires=("light_cnn", "vgg", "resnet_standard", "resnet20_at"),
+    requires_by_profile={"cpu": ("light_cnn",)},
+    figures=("lipschitz_bounds",),
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .common import SMOKE, train_config
-from .registry import Experiment, register
+from .experiment import Experiment
 
 __all__ = ["LRRangeSettings", "range_test", "lr_range_config", "VGG_ACTIVATIONS"]
 
@@ -56,7 +56,7 @@ def range_test(ctx, s: LRRangeSettings, activation: str) -> dict:
     from ..training import lr_find
     from ..utils import ThesisError
 
-    cfg = ctx._config(lr_range_config(s, activation))
+    cfg = ctx.train_config(lr_range_config(s, activation))
 
     def run():
         try:
@@ -106,14 +106,12 @@ SMOKE_VGG = LRRangeSettings(
     beta=0.7,
 )
 
-register(
-    Experiment(
-        name="vgg_lr_range",
-        section="4.2/5.1",
-        title="Learning-rate range tests (fast AT) of the VGG x 7 activations",
-        run=run,
-        settings={"smoke": SMOKE_VGG, "full": LRRangeSettings()},
-        notebook="06_fast_adversarial_training",
-        figures=("lr_range_test", "lr_range_tests_vgg", "one_cycle_schedule"),
-    )
+VGG_LR_RANGE = Experiment(
+    name="vgg_lr_range",
+    section="4.2/5.1",
+    title="Learning-rate range tests (fast AT) of the VGG x 7 activations",
+    run=run,
+    settings={"smoke": SMOKE_VGG, "full": LRRangeSettings()},
+    notebook="06_fast_adversarial_training",
+    figures=("lr_range_test", "lr_range_tests_vgg", "one_cycle_schedule"),
 )

@@ -12,6 +12,12 @@ missing (a finished experiment is only read back), then draws its figures into -
 Without --output-dir the notebooks are executed in place, so the committed notebooks show the
 fresh outputs; with it, the executed copies go there and the committed notebooks stay untouched.
 
+Sources: each notebook is a jupytext pair, `NN_topic.py` (the reviewed source, percent format) and
+`NN_topic.ipynb` (with outputs). The cells executed are those of the `.py`; the executed notebook
+and its `.py` are written together, so the pair stays in step (`thesis_lib.notebook_sources`).
+`--no-compute` refuses to execute a notebook whose experiments (or their requirements) would have to
+run first, instead of running them.
+
 Reproducibility details: only parameters that differ from a notebook's defaults are injected
 (paths relative to the notebook when it is executed in place, so a committed notebook never holds
 a machine-specific path); papermill's timing metadata is stripped so that an unchanged result
@@ -42,6 +48,7 @@ __all__ = [
     "current_python_kernel",
     "strip_execution_metadata",
     "best_profile",
+    "missing_results",
 ]
 
 # The repository's notebooks/ (editable install), else ./notebooks.
@@ -108,15 +115,19 @@ def current_python_kernel() -> Iterator[str]:
 def strip_execution_metadata(nb: dict) -> dict:
     """Remove papermill's timestamps, durations and paths so that re-runs do not change the file.
 
-    Papermill gives its injected-parameters cell a random id; it gets a fixed one here.
+    Papermill gives its injected-parameters cell a random id; it gets a fixed one here, and its
+    source loses the trailing newline (which the percent-format `.py` cannot represent).
     """
     nb.get("metadata", {}).pop("papermill", None)
     for cell in nb.get("cells", []):
         md = cell.get("metadata", {})
         md.pop("papermill", None)
         md.pop("execution", None)
-        if "injected-parameters" in md.get("tags", []) and "id" in cell:
-            cell["id"] = "injected-parameters"
+        if "injected-parameters" in md.get("tags", []):
+            if "id" in cell:
+                cell["id"] = "injected-parameters"
+            if isinstance(cell.get("source"), str):
+                cell["source"] = cell["source"].rstrip()
     return nb
 
 
@@ -142,13 +153,17 @@ def execute_notebook(
 ) -> float:
     """Execute one notebook with papermill into `output` (atomically: a failed run leaves `output` alone).
 
+    The cells come from the notebook's paired `.py` when it has one (`notebook_sources.read_pair`),
+    and the executed notebook's `.py` is written beside `output`.
     Returns the wall time in seconds. A failed notebook is kept next to the output as
     `<name>.failed.ipynb` and raises ThesisError naming it.
     """
     import nbformat
     import papermill as pm
 
-    nb = nbformat.read(path, as_version=4)
+    from ..notebook_sources import paired_source, read_pair, write_source
+
+    nb = read_pair(path)
     _drop_injected(nb)
     params = {k: v for k, v in parameters.items() if DEFAULTS.get(k, object()) != v}
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +193,8 @@ def execute_notebook(
         wall = time.perf_counter() - t0
         out_nb = strip_execution_metadata(nbformat.read(dst, as_version=4))
         atomic_write_text(output, nbformat.writes(out_nb) + "\n")
+        if paired_source(path).is_file():
+            write_source(out_nb, paired_source(output))
     return wall
 
 
@@ -194,6 +211,21 @@ def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
     return "smoke"
 
 
+def missing_results(notebook: str, profile: str, results_dir: str | os.PathLike) -> list[str]:
+    """The experiments `notebook` shows, and their requirements, whose `profile` results are missing or stale."""
+    from .registry import get_experiment, list_experiments
+    from .runner import is_complete
+
+    todo = [n for n in list_experiments() if get_experiment(n).notebook == notebook]
+    seen: list[str] = []
+    while todo:
+        name = todo.pop(0)
+        if name not in seen and get_experiment(name).has_profile(profile):
+            seen.append(name)
+            todo += list(get_experiment(name).requirements(profile))
+    return [n for n in seen if not is_complete(n, profile, results_dir)]
+
+
 def execute_all(
     profile: str = "smoke",
     results_dir: str | os.PathLike | None = None,
@@ -204,10 +236,13 @@ def execute_all(
     only: Sequence[str] | None = None,
     notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
     log=print,
+    no_compute: bool = False,
 ) -> dict[str, float]:
     """Execute the notebooks (all, or `only`) in thesis order; returns {notebook: seconds}.
 
     `profile="best"`: each notebook with `best_profile` (the largest profile whose results exist).
+    `no_compute`: raise ThesisError, before executing it, for a notebook whose results would have to be
+    computed (`missing_results`) instead of letting it run the experiments.
     """
     from .registry import PROFILES
 
@@ -239,6 +274,13 @@ def execute_all(
             nb_params = dict(params)
             if profile == "best":
                 nb_params["profile"] = best_profile(nb.stem, nb_dir / params["results_dir"])
+            if no_compute:
+                missing = missing_results(nb.stem, nb_params["profile"], nb_dir / nb_params["results_dir"])
+                if missing:
+                    raise ThesisError(
+                        f"{nb.stem} would compute {', '.join(missing)} ({nb_params['profile']} profile) "
+                        "and --no-compute is set: run `python -m thesis_lib reproduce` for them first."
+                    )
             log(f"[notebooks] {nb.stem} ({nb_params['profile']})")
             times[nb.stem] = execute_notebook(nb, out_dir / nb.name, nb_params, kernel)
             log(f"[notebooks] {nb.stem} done in {times[nb.stem]:.1f} s")
@@ -265,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="CIFAR-10 location (default: $THESIS_DATA, else torchvision download)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--only", default=None, help="comma-separated notebook numbers or names, e.g. 01,07")
+    p.add_argument(
+        "--no-compute",
+        action="store_true",
+        help="fail instead of running experiments whose results are missing or stale (only re-draw)",
+    )
     p.add_argument("--notebooks-dir", default=str(NOTEBOOKS_DIR), help=argparse.SUPPRESS)
     return p
 
@@ -282,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             args.device,
             only,
             args.notebooks_dir,
+            no_compute=args.no_compute,
         )
     except (ThesisError, ValueError) as e:
         print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)

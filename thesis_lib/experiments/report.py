@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..utils import short_commit
+
 __all__ = ["provenance_table", "save_figure", "save_table", "percent"]
 
 
@@ -25,7 +27,7 @@ def provenance_table(results: Iterable):
                 "profile": r.profile,
                 "device": hw.get("gpu") or f"CPU ({hw.get('torch_threads', '?')} threads)",
                 "torch": hw.get("torch", "?"),
-                "commit": _short_commit(r.summary.get("git_commit")),
+                "commit": short_commit(r.summary.get("git_commit")),
                 # compute time: every cached step and training run of the result, not only the last invocation
                 "compute time (min)": round(
                     float(r.summary.get("compute_time_s", r.summary.get("wall_time_s", float("nan")))) / 60, 1
@@ -33,13 +35,6 @@ def provenance_table(results: Iterable):
             }
         )
     return pd.DataFrame(rows).set_index("experiment")
-
-
-def _short_commit(sha) -> str:
-    """'0123456789+dirty' from a full SHA (the '+dirty' marker says the tree had uncommitted changes)."""
-    sha = str(sha or "unknown")
-    base, _, flag = sha.partition("+")
-    return base[:10] + (f"+{flag}" if flag else "")
 
 
 def save_figure(fig, name: str, figures_dir: str | os.PathLike) -> None:

@@ -11,12 +11,12 @@ table says so. Evaluation: PGD-50-10 on the whole test set.
 from __future__ import annotations
 
 from .common import PGD_SMOKE, SMOKE, PGDSettings
+from .experiment import Experiment
 from .lr_range import LRRangeSettings
 from .lr_range import run as run_lr_range
-from .registry import Experiment, register
-from .vgg import ATSettings, run_at_experiment
+from .vgg import ATSettings, at_runs, run_at_experiment
 
-__all__ = ["RESNET20_ACTIVATIONS"]
+__all__ = ["RESNET20_ACTIVATIONS", "LR_RANGE", "EXPERIMENT"]
 
 RESNET20_ACTIVATIONS = ("relu", "elu", "kaf", "kaf_relu", "kaf_elu", "swish", "kaf_swish", "kaf_free")
 
@@ -34,16 +34,14 @@ LR_SMOKE = LRRangeSettings(
     beta=0.7,
 )
 
-register(
-    Experiment(
-        name="resnet20_lr_range",
-        section="5.3",
-        title="Learning-rate range tests (fast AT) of ResNet-20 x 8 activations",
-        run=run_lr_range,
-        settings={"smoke": LR_SMOKE, "cpu": LR_CPU, "full": LR_FULL},
-        notebook="09_resnet20_results",
-        figures=("lr_range_tests_resnet20",),
-    )
+LR_RANGE = Experiment(
+    name="resnet20_lr_range",
+    section="5.3",
+    title="Learning-rate range tests (fast AT) of ResNet-20 x 8 activations",
+    run=run_lr_range,
+    settings={"smoke": LR_SMOKE, "cpu": LR_CPU, "full": LR_FULL},
+    notebook="09_resnet20_results",
+    figures=("lr_range_tests_resnet20",),
 )
 
 AT_FULL = ATSettings(
@@ -68,6 +66,8 @@ AT_CPU = ATSettings(
     curve_activations=("relu", "kaf"),
     curve_n=500,
     watch_size=512,
+    thesis_eval=True,
+    art_check_n=200,
 )
 AT_SMOKE = ATSettings(
     arch="resnet20",
@@ -84,15 +84,14 @@ AT_SMOKE = ATSettings(
     curve_n=SMOKE.attack_subset,
 )
 
-register(
-    Experiment(
-        name="resnet20_at",
-        section="5.3",
-        title="ResNet-20 x 8 activations, fast adversarial training, PGD-50-10",
-        run=run_at_experiment,
-        settings={"smoke": AT_SMOKE, "cpu": AT_CPU, "full": AT_FULL},
-        notebook="09_resnet20_results",
-        requires=("resnet20_lr_range",),
-        figures=("resnet20_results", "resnet20_accuracy_vs_robustness"),
-    )
+EXPERIMENT = Experiment(
+    name="resnet20_at",
+    section="5.3",
+    title="ResNet-20 x 8 activations, fast adversarial training, PGD-50-10",
+    run=run_at_experiment,
+    settings={"smoke": AT_SMOKE, "cpu": AT_CPU, "full": AT_FULL},
+    notebook="09_resnet20_results",
+    requires=("resnet20_lr_range",),
+    runs=at_runs,
+    figures=("resnet20_results", "resnet20_accuracy_vs_robustness"),
 )

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .common import SMOKE, train_config
-from .registry import Experiment, register
+from .experiment import Experiment
 
 __all__ = ["ResNet56FixSettings", "CANDIDATES", "candidate_config"]
 
@@ -96,14 +96,12 @@ def run(ctx) -> dict:
 # Smoke: two steps of 8 images (the relu/softplus kernels materialise N x C x H x W x D tensors).
 SMOKE_SETTINGS = ResNet56FixSettings(epochs=SMOKE.epochs, batch_size=8, train_subset=16, test_subset=50)
 
-register(
-    Experiment(
-        name="resnet56_fix",
-        section="6",
-        title="KAF ResNet-56 fix ablation (ridge init, alpha scale, zero-init BN, He block, clipping, other kernels)",
-        run=run,
-        settings={"smoke": SMOKE_SETTINGS, "full": ResNet56FixSettings()},
-        notebook="10_future_work",
-        figures=("resnet56_fix_ablation", "kaf_kernels"),
-    )
+EXPERIMENT = Experiment(
+    name="resnet56_fix",
+    section="6",
+    title="KAF ResNet-56 fix ablation (ridge init, alpha scale, zero-init BN, He block, clipping, other kernels)",
+    run=run,
+    settings={"smoke": SMOKE_SETTINGS, "full": ResNet56FixSettings()},
+    notebook="10_future_work",
+    figures=("resnet56_fix_ablation", "kaf_kernels"),
 )

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .common import SMOKE, train_config
-from .registry import Experiment, register
+from .common import SMOKE, arch_label, train_config
+from .experiment import Experiment, TrainedRun
 
 __all__ = ["ResNetStandardSettings", "resnet_standard_config", "norms_table", "norms_frame", "kernel_names"]
 
@@ -61,11 +61,9 @@ def kernel_names(config: dict) -> list[str]:
     """Names of the conv and dense kernels ("...weight" of Conv2d/Linear) of the run's model, in forward order."""
     from torch import nn
 
-    from ..models import build_model
     from ..training import TrainConfig
 
-    c = TrainConfig.from_dict(config).resolved()
-    model = build_model(c.arch, c.activation, activation_options=c.activation_options or None, **c.model_options)
+    model = TrainConfig.from_dict(config).build_model()
     return [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
@@ -144,8 +142,18 @@ def run(ctx) -> dict:
 
 
 def _missing(ctx, key, cfg, s):
-    ctx.model(key, cfg)  # re-trains when only the results (not the run folder) exist
-    return norms_table(ctx.run_folder(key, cfg), s.norm_steps, cfg)
+    with ctx.model(key, cfg):  # re-trains when only the results (not the run folder) exist
+        return norms_table(ctx.run_folder(key, cfg), s.norm_steps, cfg)
+
+
+def resnet_standard_runs(ctx) -> list[TrainedRun]:
+    """The standard-trained ResNets, evaluated at the CIFAR radius (eps 8/255, step 2/255)."""
+    s: ResNetStandardSettings = ctx.settings
+    return [
+        TrainedRun(f"{arch}_{a}", a, resnet_standard_config(s, arch, a), arch_label(arch), "standard", 8 / 255, 2 / 255)
+        for arch in s.archs
+        for a in s.activations
+    ]
 
 
 SMOKE_SETTINGS = ResNetStandardSettings(
@@ -157,21 +165,20 @@ SMOKE_SETTINGS = ResNetStandardSettings(
 # first 200 iterations.
 CPU_SETTINGS = ResNetStandardSettings(epochs=15, schedule="step", norm_steps=200)
 
-register(
-    Experiment(
-        name="resnet_standard",
-        section="5.2",
-        title="ResNet-20/56 x {relu, kaf}, standard training: exploding gradients",
-        run=run,
-        settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": ResNetStandardSettings()},
-        notebook="08_exploding_gradients",
-        figures=(
-            "resnet_standard",
-            "resnet_standard_accuracy",
-            "resnet_gradient_norms_resnet20_relu",
-            "resnet_gradient_norms_resnet20_kaf",
-            "resnet_gradient_norms_resnet56_relu",
-            "resnet_gradient_norms_resnet56_kaf",
-        ),
-    )
+EXPERIMENT = Experiment(
+    name="resnet_standard",
+    section="5.2",
+    title="ResNet-20/56 x {relu, kaf}, standard training: exploding gradients",
+    run=run,
+    settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": ResNetStandardSettings()},
+    notebook="08_exploding_gradients",
+    runs=resnet_standard_runs,
+    figures=(
+        "resnet_standard",
+        "resnet_standard_accuracy",
+        "resnet_gradient_norms_resnet20_relu",
+        "resnet_gradient_norms_resnet20_kaf",
+        "resnet_gradient_norms_resnet56_relu",
+        "resnet_gradient_norms_resnet56_kaf",
+    ),
 )

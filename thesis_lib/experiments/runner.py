@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..utils import ThesisError, atomic_write_json, get_device, provenance, read_json
-from .context import RunContext, runs_cache_dir, stable_hash, to_jsonable
-from .registry import PROFILES, experiments_with_profile, get_experiment
+from ..utils import ThesisError, atomic_write_json, get_device, provenance, read_json, short_commit
+from .context import RunContext, damage, runs_cache_dir, stable_hash, to_jsonable
+from .registry import check_profile, experiments_with_profile, get_experiment
 
 __all__ = [
     "run_experiment",
     "run_profile",
+    "select_experiments",
     "ensure",
     "ExperimentResults",
     "is_complete",
@@ -84,11 +85,6 @@ def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAUL
     return summary.get("status") == "complete" and summary.get("settings_key") == settings_key(name, profile)
 
 
-def _check_profile(profile: str) -> None:
-    if profile not in PROFILES:
-        raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
-
-
 def run_experiment(
     name: str,
     profile: str = "smoke",
@@ -105,7 +101,7 @@ def run_experiment(
     Finished experiments (summary present, same settings) are skipped unless `force`, which recomputes
     every cached step and retrains every training run of `name` from scratch (not its requirements).
     """
-    _check_profile(profile)
+    check_profile(profile)
     exp = get_experiment(name)
     if not exp.has_profile(profile):
         exp.settings_for(profile)  # raises: names the profiles it has
@@ -116,7 +112,14 @@ def run_experiment(
     seen.add(name)
     path = summary_path(name, profile, results_dir)
     if not force and is_complete(name, profile, results_dir):
-        return read_json(path)
+        damaged = _damaged_files(path.parent)
+        if not damaged:
+            return read_json(path)
+        for f, why in damaged:
+            log(f"[{name}] {f} {why}; re-running {name} to recompute it")
+            f.unlink()  # then recomputed like a missing file; every intact step is reused
+    elif not force and path.is_file() and (why := damage(path)) is not None:
+        log(f"[{name}] {path} {why}; re-running {name} (its finished steps are reused)")
     get_device(device)  # fail early on a bad device string
     ctx = RunContext(
         experiment=exp,
@@ -154,6 +157,19 @@ def run_experiment(
     return read_json(path)
 
 
+def _damaged_files(out: Path) -> list[tuple[Path, str]]:
+    """(file, why) for each result file of a finished experiment (steps, training metrics, model cards) that
+    cannot be used as it is: truncated, or edited by hand (see `context.damage`)."""
+    files = [f for f in sorted(out.glob("*.json")) if f.name != SUMMARY]
+    files += sorted(out.glob("training/*.json")) + sorted(out.glob("weights/*.json"))
+    found = []
+    for f in files:
+        why = damage(f)
+        if why is not None:
+            found.append((f, why))
+    return found
+
+
 def _stored_compute_time(out: Path) -> float:
     """Seconds recorded by the experiment's cached steps and training runs (however many invocations made them)."""
     total = 0.0
@@ -167,17 +183,21 @@ def _stored_compute_time(out: Path) -> float:
     return total
 
 
-def run_profile(profile: str = "smoke", only: Iterable[str] | None = None, **kwargs) -> dict[str, dict]:
-    """Run every experiment (or those in `only`) in thesis order; returns {name: summary}."""
-    _check_profile(profile)
+def select_experiments(profile: str, only: Iterable[str] | None = None) -> list[str]:
+    """The experiments of `profile` (or those in `only`), in run order; one sentence for a bad name."""
     names = experiments_with_profile(profile)
     if only:
         wanted = list(only)
         for n in wanted:
-            get_experiment(n)  # ValueError listing valid names
+            get_experiment(n).settings_for(profile)  # unknown experiment (lists valid names), or no such profile
         names = [n for n in names if n in wanted]
+    return names
+
+
+def run_profile(profile: str = "smoke", only: Iterable[str] | None = None, **kwargs) -> dict[str, dict]:
+    """Run every experiment (or those in `only`) in thesis order; returns {name: summary}."""
     seen: set = set()
-    return {n: run_experiment(n, profile, _seen=seen, **kwargs) for n in names}
+    return {n: run_experiment(n, profile, _seen=seen, **kwargs) for n in select_experiments(profile, only)}
 
 
 class ExperimentResults:
@@ -208,8 +228,7 @@ class ExperimentResults:
         """One line: profile, hardware, commit and wall time of the run that produced these results."""
         hw = self.summary.get("hardware", {})
         where = hw.get("gpu") or f"CPU ({hw.get('cpu', '?')}, {hw.get('torch_threads', '?')} threads)"
-        sha = str(self.summary.get("git_commit", "unknown"))
-        commit = sha.split("+")[0][:10] + ("+dirty" if sha.endswith("+dirty") else "")
+        commit = short_commit(self.summary.get("git_commit"))
         return (
             f"{self.name}: profile {self.profile}, {where}, torch {hw.get('torch', '?')}, "
             f"commit {commit}, {self.summary.get('wall_time_s', '?')} s"

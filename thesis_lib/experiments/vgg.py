@@ -13,11 +13,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-from .common import PGD_SMOKE, PGD_THESIS, SMOKE, PGDSettings, evaluate_pgd, train_config
+from .common import (
+    PGD_SMOKE,
+    PGD_THESIS,
+    SMOKE,
+    PGDSettings,
+    arch_label,
+    evaluate_pgd,
+    evaluate_thesis_protocol,
+    train_config,
+)
+from .experiment import Experiment, TrainedRun
 from .lr_range import VGG_ACTIVATIONS
-from .registry import Experiment, register
 
-__all__ = ["ATSettings", "at_config", "run_at_experiment", "lr_bounds_for"]
+__all__ = ["ATSettings", "at_config", "at_runs", "run_at_experiment", "lr_bounds_for", "overfitting_watch"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +50,17 @@ class ATSettings:
     curve_n: int | None = None  # test images of the curve; None = all 10,000
     seed: int = 0
     watch_size: int = 0  # catastrophic-overfitting watch: PGD-10 accuracy on this many training images per epoch
+    thesis_eval: bool = False  # also the thesis's own evaluation (ART 2020 PGD without labels) on the PGD images
+    art_check_n: int = 0  # images of the cross-check against ART itself (one model: `art_check_activation`)
+    art_check_activation: str = "relu"
 
-    # Added after results were committed: left out of the settings key at its default (keys stay valid).
-    OMIT_WHEN_DEFAULT: ClassVar[dict] = {"watch_size": 0}
+    # Added after results were committed: left out of the settings key at their defaults (keys stay valid).
+    OMIT_WHEN_DEFAULT: ClassVar[dict] = {
+        "watch_size": 0,
+        "thesis_eval": False,
+        "art_check_n": 0,
+        "art_check_activation": "relu",
+    }
 
 
 def lr_bounds_for(ctx, s: ATSettings, activation: str) -> tuple[float | None, float | None, str]:
@@ -91,9 +108,38 @@ def at_config(s: ATSettings, activation: str, lr_min=None, lr_max=None) -> dict:
     )
 
 
+def overfitting_watch(history: list[dict], drop: float = 0.1) -> dict | None:
+    """Catastrophic overfitting (Wong et al. 2020) read off the per-epoch watch: None without a watch.
+
+    `collapsed` when the last epoch's PGD accuracy on the watch images is both `drop` (absolute) below
+    its best and under half of it: the abrupt fall to near zero, not epoch-to-epoch noise.
+    """
+    accs = [(h["epoch"], h["watch_pgd_acc"]) for h in history if h.get("watch_pgd_acc") is not None]
+    if not accs:
+        return None
+    best_epoch, best = max(accs, key=lambda e: e[1])
+    final = accs[-1][1]
+    return {
+        "best": best,
+        "best_epoch": best_epoch,
+        "final": final,
+        "collapsed": bool(final < best - drop and final < 0.5 * best),
+    }
+
+
+def at_runs(ctx) -> list[TrainedRun]:
+    """The family's fast-AT models (bounds as `run_at_experiment` uses them), evaluated at the PGD radius."""
+    s: ATSettings = ctx.settings
+    runs = []
+    for act in s.activations:
+        lo, hi, _ = lr_bounds_for(ctx, s, act)
+        cfg = at_config(s, act, lo, hi)
+        runs.append(TrainedRun(act, act, cfg, arch_label(s.arch), "fast AT", s.pgd.eps, s.pgd.step))
+    return runs
+
+
 def run_at_experiment(ctx) -> dict:
     """Train every model first, then evaluate each (a long run has all its weights before any attack)."""
-    from ..attacks import accuracy_vs_iterations
     from ..training import TrainConfig
 
     s: ATSettings = ctx.settings
@@ -114,39 +160,56 @@ def run_at_experiment(ctx) -> dict:
                 "diverged": metrics.get("diverged"),
                 "early_stopped": metrics.get("early_stopped"),
                 "train_wall_time_s": metrics.get("wall_time_s"),
+                "overfitting": overfitting_watch(metrics.get("history", [])),
             }
         )
     for row in rows:
         act, cfg = row["activation"], configs[row["activation"]]
-        model = ctx.model(act, cfg)
-        r = evaluate_pgd(ctx, act, model, s.pgd, cfg)
-        row.update(clean_acc=r["clean_acc"], robust_acc=r["robust_acc"], n_eval=r["n"], attack_seconds=r.get("seconds"))
-        if act in s.curve_activations:
-            images, labels = ctx.test_images(s.curve_n, 0)
-            ctx.step(
-                f"pgd_iterations_{act}",
-                {
-                    "iterations": s.curve_iterations,
-                    "restarts": s.curve_restarts,
-                    "n": s.curve_n,
-                    "eps": s.pgd.eps,
-                    "step": s.pgd.step,
-                    "seed": s.pgd.seed,
-                    "config": cfg,
-                },
-                lambda: accuracy_vs_iterations(
-                    model,
-                    images,
-                    labels,
-                    iterations=s.curve_iterations,
-                    eps=s.pgd.eps,
-                    step=s.pgd.step,
-                    restarts=s.curve_restarts,
-                    seed=s.pgd.seed,
-                ),
-            )
-        ctx._loaded.pop(act, None)  # one model in memory at a time
+        with ctx.model(act, cfg) as model:
+            _evaluate(ctx, s, act, cfg, model, row)
     return {"models": rows, "pgd": asdict(s.pgd)}
+
+
+def _evaluate(ctx, s: ATSettings, act: str, cfg: dict, model, row: dict) -> None:
+    from ..attacks import accuracy_vs_iterations, art_crosscheck
+
+    r = evaluate_pgd(ctx, act, model, s.pgd, cfg)
+    row.update(clean_acc=r["clean_acc"], robust_acc=r["robust_acc"], n_eval=r["n"], attack_seconds=r.get("seconds"))
+    if s.thesis_eval:
+        t = evaluate_thesis_protocol(ctx, act, model, s.pgd, cfg)
+        row.update(thesis_robust_acc=t["robust_acc"], thesis_flipped_to_correct=t["flipped_to_correct"])
+    if s.art_check_n and act == s.art_check_activation:
+        images, labels = ctx.test_images(s.art_check_n, 0)
+        p = s.pgd
+        ctx.step(
+            f"art_crosscheck_{act}",
+            {"n": s.art_check_n, "eps": p.eps, "step": p.step, "steps": p.steps, "restarts": p.restarts, "config": cfg},
+            lambda: art_crosscheck(model, images, labels, p.eps, p.step, p.steps, p.restarts, seed=p.seed),
+        )
+    if act in s.curve_activations:
+        images, labels = ctx.test_images(s.curve_n, 0)
+        ctx.step(
+            f"pgd_iterations_{act}",
+            {
+                "iterations": s.curve_iterations,
+                "restarts": s.curve_restarts,
+                "n": s.curve_n,
+                "eps": s.pgd.eps,
+                "step": s.pgd.step,
+                "seed": s.pgd.seed,
+                "config": cfg,
+            },
+            lambda: accuracy_vs_iterations(
+                model,
+                images,
+                labels,
+                iterations=s.curve_iterations,
+                eps=s.pgd.eps,
+                step=s.pgd.step,
+                restarts=s.curve_restarts,
+                seed=s.pgd.seed,
+            ),
+        )
 
 
 SMOKE_VGG = ATSettings(
@@ -159,15 +222,14 @@ SMOKE_VGG = ATSettings(
     curve_n=SMOKE.attack_subset,
 )
 
-register(
-    Experiment(
-        name="vgg",
-        section="5.1",
-        title="VGG x 7 activations, fast adversarial training, PGD-50-10",
-        run=run_at_experiment,
-        settings={"smoke": SMOKE_VGG, "full": ATSettings()},
-        notebook="07_vgg_results",
-        requires=("vgg_lr_range",),
-        figures=("vgg_results", "vgg_accuracy_vs_robustness", "vgg_robust_vs_iterations", "vgg_training_curves"),
-    )
+EXPERIMENT = Experiment(
+    name="vgg",
+    section="5.1",
+    title="VGG x 7 activations, fast adversarial training, PGD-50-10",
+    run=run_at_experiment,
+    settings={"smoke": SMOKE_VGG, "full": ATSettings()},
+    notebook="07_vgg_results",
+    requires=("vgg_lr_range",),
+    runs=at_runs,
+    figures=("vgg_results", "vgg_accuracy_vs_robustness", "vgg_robust_vs_iterations", "vgg_training_curves"),
 )

@@ -14,6 +14,7 @@ package does not import pyplot (it is imported when a figure is first drawn).
 from .activations import plot_activation_derivatives, plot_activation_functions, plot_kaf_shapes, plot_sigmoid
 from .adversarial import plot_adversarial_example
 from .distributions import plot_activation_histograms, plot_filter_means, plot_layer_distances
+from .future_work import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds
 from .line_scan import plot_kwta_line_scan
 from .robustness import plot_accuracy_vs_robustness, plot_robust_vs_iterations
 from .style import (
@@ -56,4 +57,7 @@ __all__ = [
     "plot_filter_means",
     "plot_layer_distances",
     "plot_kwta_line_scan",
+    "plot_lipschitz_bounds",
+    "plot_fix_ablation",
+    "plot_kaf_kernels",
 ]

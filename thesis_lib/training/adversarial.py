@@ -17,6 +17,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
+from ..attacks import run_pgd
 from ..utils import frozen_parameters
 
 __all__ = ["fgsm_rs_perturb", "pgd_perturb", "pgd_robust_accuracy"]
@@ -65,8 +66,6 @@ def pgd_perturb(
     step; the evaluation default stops at the first misclassified iterate, which would give a
     weaker training signal). Autocast on CUDA is handled by the attack.
     """
-    from ..attacks import run_pgd  # imported here: the attacks package is built alongside this one
-
     return run_pgd(
         model,
         x,
@@ -97,8 +96,6 @@ def pgd_robust_accuracy(
 
     seed: of the random start; None draws it from the global generator (a fresh start per call).
     """
-    from ..attacks import run_pgd
-
     res = run_pgd(
         model,
         x,

@@ -98,6 +98,17 @@ class TrainConfig:
     )
     watch_pgd_steps: int = 10  # PGD iterations of the watch (eps = the training eps, step 2/255, 1 restart)
 
+    # ------------------------------------------------------------------ the model
+    def build_model(self):
+        """The untrained network this config describes (defaults filled in), on the CPU.
+
+        Its initial weights come from the global generator: seed it first for the run's own start.
+        """
+        from ..models import build_model
+
+        c = self.resolved()
+        return build_model(c.arch, c.activation, activation_options=c.activation_options or None, **c.model_options)
+
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

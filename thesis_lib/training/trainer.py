@@ -34,7 +34,6 @@ from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
 from ..data import DeviceLoader, describe_source, load_cifar10, stratified_indices
-from ..models import build_model
 from ..precision import Precision, resolve_precision
 from ..utils import (
     ThesisError,
@@ -124,20 +123,15 @@ def _precision(cfg: TrainConfig, device: torch.device, warn=None) -> Precision:
 
 
 def _build_model(cfg: TrainConfig, device: torch.device, prec: Precision | None = None) -> torch.nn.Module:
-    model = cfg_model(cfg).to(device)
+    model = cfg.build_model().to(device)
     if prec is not None and prec.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def cfg_model(cfg: TrainConfig) -> torch.nn.Module:
-    """The (untrained) network a TrainConfig describes, on the CPU."""
-    return build_model(cfg.arch, cfg.activation, activation_options=cfg.activation_options or None, **cfg.model_options)
-
-
 def model_with_weights(cfg: TrainConfig, state: dict, source) -> torch.nn.Module:
-    """`cfg_model(cfg)` with `state` loaded; ThesisError naming `source` if the weights do not fit."""
-    model = cfg_model(cfg)
+    """`cfg.build_model()` with `state` loaded; ThesisError naming `source` if the weights do not fit."""
+    model = cfg.build_model()
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

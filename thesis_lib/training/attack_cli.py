@@ -52,7 +52,7 @@ def register(subparsers) -> None:
 
 
 def _load_model(run_dir: Path, device):
-    from ..training import load_run  # imported lazily: only this command needs the training package
+    from .trainer import load_run
 
     return load_run(run_dir, device)
 
@@ -119,7 +119,7 @@ def handler(args) -> int:
     images, labels = _load_images(args)
     t0 = time.perf_counter()
     if args.attack == "autoattack":
-        from .autoattack import autoattack_eval
+        from ..attacks.autoattack import autoattack_eval
 
         res = autoattack_eval(
             model,
@@ -138,7 +138,7 @@ def handler(args) -> int:
             "max_perturbation": res["max_perturbation"],
         }
     else:
-        from .evaluate import robust_accuracy
+        from ..attacks.evaluate import robust_accuracy
 
         res = robust_accuracy(
             model,

@@ -1,0 +1,96 @@
+"""What an experiment is: a named `run(ctx)` with one settings object per profile (docs/protocol.md).
+
+Profiles, smallest to largest:
+
+- `smoke`: proves the whole pipeline on a small CIFAR-10 subset in minutes on a CPU (CI);
+- `cpu`: a stated reduced scale that fits a 2-core CPU in hours (optional per experiment);
+- `full`: exactly the thesis protocol.
+
+An experiment may train models (`runs`: the key, activation and TrainConfig of each, and the attack
+radius its models are evaluated at), so "every trained model of a profile" is a loop over the
+registry, and may require other experiments, which run first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..utils import ThesisError
+
+__all__ = ["Experiment", "TrainedRun", "PROFILES", "REQUIRED_PROFILES", "check_profile"]
+
+PROFILES = ("smoke", "cpu", "full")  # every known profile, smallest to largest
+REQUIRED_PROFILES = ("smoke", "full")  # every experiment defines these; `cpu` is optional
+
+
+def check_profile(profile: str, extra: tuple[str, ...] = ()) -> str:
+    """`profile` if it is known (or in `extra`, e.g. "best"), else one ThesisError sentence."""
+    valid = PROFILES + tuple(extra)
+    if profile not in valid:
+        raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(valid)}.")
+    return profile
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """One model an experiment trains, as other experiments (AutoAttack, Lipschitz, ...) see it."""
+
+    key: str  # run key, unique within the experiment (its training/<key>.json and weights/<key>.*)
+    activation: str
+    config: dict  # the TrainConfig dict (None fields dropped) the experiment trains it with
+    model: str  # architecture label for tables, e.g. "VGG", "ResNet-20"
+    training: str  # "standard" or "fast AT"
+    eps: float  # L-inf radius the experiment evaluates this model at, [0, 1] pixel units
+    step: float  # PGD step size of that evaluation
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: what it reproduces, how to run it and with which settings per profile."""
+
+    name: str  # stable id, also the folder name under results/<profile>/
+    section: str  # thesis section (draft numbering), e.g. "5.1"
+    title: str  # one line for tables of contents and logs
+    run: Callable[..., dict]  # run(ctx) -> summary payload (JSON-able)
+    settings: dict[str, Any]  # profile name -> settings dataclass instance
+    notebook: str  # notebook that shows the results, e.g. "07_vgg_results"
+    requires: tuple[str, ...] = ()  # experiments whose results or checkpoints this one uses
+    requires_by_profile: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per-profile `requires`
+    figures: tuple[str, ...] = ()  # stable figure/table names the notebook writes to figures/
+    runs: Callable[..., list[TrainedRun]] | None = None  # runs(ctx) -> the models it trains; None: none
+
+    def __post_init__(self):
+        keys = set(self.settings)
+        if not set(REQUIRED_PROFILES) <= keys <= set(PROFILES):
+            optional = tuple(p for p in PROFILES if p not in REQUIRED_PROFILES)
+            raise ValueError(
+                f"experiment {self.name!r} must define settings for {REQUIRED_PROFILES} and may add {optional}"
+            )
+
+    def settings_for(self, profile: str):
+        check_profile(profile)
+        if profile not in self.settings:
+            have = ", ".join(p for p in PROFILES if p in self.settings)
+            raise ThesisError(f"Experiment {self.name!r} has no {profile!r} profile (it has: {have}).")
+        return self.settings[profile]
+
+    def has_profile(self, profile: str) -> bool:
+        return profile in self.settings
+
+    def requirements(self, profile: str) -> tuple[str, ...]:
+        """The experiments this one uses under `profile` (a smaller profile may use fewer)."""
+        return tuple(self.requires_by_profile.get(profile, self.requires))
+
+    def settings_dict(self, profile: str) -> dict:
+        """The settings as stored with the results (and hashed into their key)."""
+        s = self.settings_for(profile)
+        if not dataclasses.is_dataclass(s):
+            return dict(s)
+        d = dataclasses.asdict(s)
+        for name, default in getattr(type(s), "OMIT_WHEN_DEFAULT", {}).items():
+            if d.get(name) == default:
+                d.pop(name)  # a field added later, at its default: the stored settings keys stay valid
+        return d
