@@ -7,6 +7,7 @@ import pytest
 from thesis_lib.analysis.observations import (
     chapter4_observations,
     compare_profiles,
+    mcnemar_exact,
     paired_difference,
     proportion_difference,
     welch_difference,
@@ -66,3 +67,15 @@ def test_verdicts_follow_the_data_and_can_change():
     table = compare_profiles({"a": no, "b": yes})
     assert table[0]["verdict changed"] == "yes" and table[3]["verdict changed"] == "no"
     assert table[0]["b: holds"] == "yes, interval excludes 0"
+
+
+def test_mcnemar_exact_counts_discordant_pairs_and_matches_the_binomial_tail():
+    a = [True] * 5 + [False] * 2
+    b = [False] * 5 + [False, True]
+    r = mcnemar_exact(a, b)
+    assert (r["a_only"], r["b_only"], r["n"]) == (5, 1, 7)
+    assert r["p_value"] == pytest.approx(2 * (1 + 6) / 2**6)  # scipy.stats.binomtest(1, 6).pvalue = 0.21875
+    assert mcnemar_exact(a, a)["p_value"] == 1.0
+    assert mcnemar_exact([True] * 30, [False] * 30)["p_value"] < 1e-8
+    with pytest.raises(ValueError, match="same examples"):
+        mcnemar_exact([True], [True, False])

@@ -54,3 +54,16 @@ def test_corrupt_or_missing_weights_give_one_sentence(finished_run, tmp_path):
         load_model(card_path)
     with pytest.raises(ThesisError, match="no finished model"):
         export_weights(tmp_path / "nothing", tmp_path / "exp", "x", metrics, "smoke", "light_cnn")
+
+
+def test_load_pretrained_finds_committed_weights_and_names_what_exists():
+    import thesis_lib
+
+    model = thesis_lib.load_pretrained("light_cnn", "kaf", profile="full")
+    assert not model.training and type(model).__name__ == "LightCNN"
+    with pytest.raises(ThesisError, match="available: kaf, kwta, relu"):
+        thesis_lib.load_pretrained("light_cnn", "nope", profile="full")
+    with pytest.raises(ValueError, match="unknown experiment 'nope'; valid: light_cnn"):
+        thesis_lib.load_pretrained("nope", "kaf")
+    with pytest.raises(ThesisError, match="Unknown profile"):
+        thesis_lib.load_pretrained("light_cnn", "kaf", profile="medium")

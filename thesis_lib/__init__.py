@@ -7,5 +7,14 @@ adversarial), attacks (FGSM, PGD, AutoAttack) and analysis. Importing does no wo
 from .activations import list_activations, make_activation
 from .models import build_model, list_models
 
-__all__ = ["make_activation", "list_activations", "build_model", "list_models"]
+__all__ = ["make_activation", "list_activations", "build_model", "list_models", "load_pretrained"]
+
+
+def load_pretrained(experiment: str, key: str, profile: str = "cpu", results_dir=None, device="cpu"):
+    """Committed trained weights, e.g. `load_pretrained("resnet20_at", "kaf", profile="cpu")` (see `weights`)."""
+    from .weights import load_pretrained as load
+
+    return load(experiment, key, profile, results_dir, device)
+
+
 __version__ = "0.1.0"

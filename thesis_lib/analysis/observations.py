@@ -26,6 +26,7 @@ __all__ = [
     "Estimate",
     "wilson",
     "paired_difference",
+    "mcnemar_exact",
     "proportion_difference",
     "welch_difference",
     "chapter4_observations",
@@ -79,6 +80,23 @@ def paired_difference(a: list[bool], b: list[bool], z: float = Z95) -> Estimate:
     var = sum((v - mean) ** 2 for v in d) / max(n - 1, 1)
     half = z * math.sqrt(var / n)
     return Estimate(mean, mean - half, mean + half, 100, " pts")
+
+
+def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
+    """McNemar's exact test of "a and b succeed equally often" on the same examples.
+
+    Only discordant examples count: `a_only` (a right, b wrong) and `b_only`; under the null each
+    discordant example goes either way with probability 1/2, so the two-sided p-value is twice the
+    binomial tail of the smaller count (capped at 1). Returns {a_only, b_only, n, p_value}.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need the same examples: got {len(a)} and {len(b)}")
+    a_only = sum(1 for x, y in zip(a, b) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b) if y and not x)
+    m = a_only + b_only
+    tail = sum(math.comb(m, k) for k in range(min(a_only, b_only) + 1))
+    p = 1.0 if m == 0 else min(1.0, 2 * tail / 2**m)
+    return {"a_only": a_only, "b_only": b_only, "n": len(a), "p_value": p}
 
 
 def proportion_difference(p1: float, n1: int, p2: float, n2: int) -> Estimate:

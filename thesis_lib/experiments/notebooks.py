@@ -200,10 +200,9 @@ def execute_notebook(
 
 def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
     """The largest profile (full, then cpu) with finished results for every experiment `notebook` shows; else smoke."""
-    from .registry import EXPERIMENTS, _ensure_loaded
+    from .registry import EXPERIMENTS
     from .runner import is_complete
 
-    _ensure_loaded()
     shown = [e for e in EXPERIMENTS.values() if e.notebook == notebook]
     for profile in ("full", "cpu"):
         if shown and all(e.has_profile(profile) and is_complete(e.name, profile, results_dir) for e in shown):
@@ -244,10 +243,9 @@ def execute_all(
     `no_compute`: raise ThesisError, before executing it, for a notebook whose results would have to be
     computed (`missing_results`) instead of letting it run the experiments.
     """
-    from .registry import PROFILES
+    from .registry import check_profile
 
-    if profile not in PROFILES + ("best",):
-        raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES + ('best',))}.")
+    check_profile(profile, extra=("best",))
     nb_dir = Path(notebooks_dir).resolve()
     nbs = _select(list_notebooks(nb_dir), only)
     in_place = output_dir is None

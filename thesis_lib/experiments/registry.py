@@ -97,7 +97,3 @@ def experiments_with_profile(profile: str) -> list[str]:
     """Experiment names (run order) that define `profile`, requirements included."""
     check_profile(profile)
     return [n for n in list_experiments() if EXPERIMENTS[n].has_profile(profile)]
-
-
-def _ensure_loaded() -> None:
-    """Nothing to do: the registry is complete once imported (kept for callers of the old lazy loader)."""

@@ -52,6 +52,9 @@ AT_FULL = ATSettings(
     lr_source="range_test",
     lr_experiment="resnet20_lr_range",
     curve_activations=(),
+    watch_size=512,
+    thesis_eval=True,
+    art_check_n=200,
 )
 # cpu: 15 of the protocol's 80 epochs (Wong et al. 2020's budget), PGD-50-10 on 1,000 stratified test images,
 # the iterations curve on 500, and the catastrophic-overfitting watch on 512 training images.
@@ -82,6 +85,8 @@ AT_SMOKE = ATSettings(
     test_subset=SMOKE.test_subset,
     pgd=PGD_SMOKE,
     curve_n=SMOKE.attack_subset,
+    thesis_eval=True,
+    art_check_n=8,
 )
 
 EXPERIMENT = Experiment(

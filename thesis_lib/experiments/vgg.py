@@ -220,6 +220,7 @@ SMOKE_VGG = ATSettings(
     pgd=PGD_SMOKE,
     curve_iterations=(1, 2, 5, 10),
     curve_n=SMOKE.attack_subset,
+    thesis_eval=True,
 )
 
 EXPERIMENT = Experiment(
@@ -227,7 +228,7 @@ EXPERIMENT = Experiment(
     section="5.1",
     title="VGG x 7 activations, fast adversarial training, PGD-50-10",
     run=run_at_experiment,
-    settings={"smoke": SMOKE_VGG, "full": ATSettings()},
+    settings={"smoke": SMOKE_VGG, "full": ATSettings(watch_size=512, thesis_eval=True, art_check_n=200)},
     notebook="07_vgg_results",
     requires=("vgg_lr_range",),
     runs=at_runs,
