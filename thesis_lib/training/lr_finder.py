@@ -26,10 +26,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..data import DeviceLoader
-from ..utils import ThesisError, atomic_write_json, get_device, progress_disabled, provenance, seed_everything
+from ..utils import ThesisError, atomic_write_json, get_device, progress_disabled, provenance
 from .config import TrainConfig
-from .trainer import _as_config, _build_model, _build_optimizer, _load_data, _loader_seed, _precision, _Stepper
+from .trainer import _as_config, _setup
 
 __all__ = ["lr_find", "suggest_lr_bounds", "smooth_losses"]
 
@@ -98,22 +97,7 @@ def lr_find(
     if sweep_epochs < 1:
         raise ThesisError(f"The range test needs at least one epoch, got {sweep_epochs}.")
     device = get_device(cfg.device)
-    data = _load_data(cfg, data)
-    seed_everything(cfg.seed)
-    prec = _precision(cfg, device)
-    model = _build_model(cfg, device, prec)
-    optimizer = _build_optimizer(cfg, model)
-    autocast, scaler = prec.autocast(), prec.scaler()
-    loader = DeviceLoader(
-        *data["train"],
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        augment=cfg.augment,
-        device=device,
-        seed=_loader_seed(cfg.seed),
-        channels_last=prec.channels_last,
-    )
-    stepper = _Stepper(cfg, model, optimizer, autocast, scaler)
+    data, prec, model, optimizer, loader, stepper = _setup(cfg, device, data)
     total = sweep_epochs * len(loader)
     lrs, raw, smoothed = [], [], []
     best, avg, stopped = math.inf, 0.0, None

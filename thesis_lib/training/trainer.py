@@ -141,6 +141,27 @@ def model_with_weights(cfg: TrainConfig, state: dict, source) -> torch.nn.Module
     return model
 
 
+def _setup(cfg: TrainConfig, device: torch.device, data, warn=None):
+    """(data, precision, model, optimizer, loader, stepper) of a run, seeded: what train and lr_find share."""
+    data = _load_data(cfg, data)
+    seed_everything(cfg.seed)
+    prec = _precision(cfg, device, warn)
+    model = _build_model(cfg, device, prec)
+    optimizer = _build_optimizer(cfg, model)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    loader = DeviceLoader(
+        *data["train"],
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        augment=cfg.augment,
+        device=device,
+        seed=_loader_seed(cfg.seed),
+        channels_last=prec.channels_last,
+    )
+    return data, prec, model, optimizer, loader, _Stepper(cfg, model, optimizer, prec.autocast(), prec.scaler())
+
+
 def _build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     groups = model.param_groups() if cfg.weight_decay else [{"params": list(model.parameters()), "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
@@ -348,25 +369,9 @@ def train(
             )
 
     # Everything that can fail on bad input happens before the first file is written.
-    data = _load_data(cfg, data)
-    seed_everything(cfg.seed)
-    prec = _precision(cfg, device, warn)
-    model = _build_model(cfg, device, prec)
-    optimizer = _build_optimizer(cfg, model)
-    autocast, scaler = prec.autocast(), prec.scaler()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    loader = DeviceLoader(
-        *data["train"],
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        augment=cfg.augment,
-        device=device,
-        seed=_loader_seed(cfg.seed),
-        channels_last=prec.channels_last,
-    )
+    data, prec, model, optimizer, loader, stepper = _setup(cfg, device, data, warn)
+    autocast, scaler = stepper.autocast, stepper.scaler
     test_x, test_y = data["test"]
-    stepper = _Stepper(cfg, model, optimizer, autocast, scaler)
     anneal = _kwta_annealing(cfg)
     spe = len(loader)
     main_steps, decay_steps = cfg.epochs * spe, cfg.decay_epochs * spe
