@@ -17,7 +17,7 @@ endif
 export OMP_NUM_THREADS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: setup figures test lint test-unit test-notebooks test-smoke benchmarks clean notebook-sources
+.PHONY: setup figures test lint notebook-sources test-unit test-notebooks test-smoke benchmarks clean notebook-sources
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
