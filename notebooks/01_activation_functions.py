@@ -29,7 +29,7 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 import torch
 
 import thesis_lib
-from thesis_lib.plotting import plot_activation_derivatives, plot_activation_functions, plot_sigmoid
+from thesis_lib.plotting import plot_activation_derivatives, plot_activation_functions, plot_sigmoid, profile_stamp
 
 # %% [markdown]
 # ## Sigmoid and the vanishing gradient (eq. 2.13, Fig. 2.6)
@@ -39,8 +39,9 @@ from thesis_lib.plotting import plot_activation_derivatives, plot_activation_fun
 # backpropagation vanishes with depth.
 
 # %%
+stamp = profile_stamp()  # analytic: every figure and table here says so (nothing trained)
 fig = plot_sigmoid()
-save_figure(fig, "activation_sigmoid", figures_dir)
+save_figure(fig, "activation_sigmoid", figures_dir, stamp=stamp)
 s = torch.linspace(-6, 6, 1201, dtype=torch.float64, requires_grad=True)
 (slope,) = torch.autograd.grad(torch.sigmoid(s).sum(), s)
 print(f"max sigmoid'(s) on [-6, 6] = {slope.max().item():.4f} at s = {s[slope.argmax()].item() + 0.0:.2f}")
@@ -53,19 +54,21 @@ print(f"max sigmoid'(s) on [-6, 6] = {slope.max().item():.4f} at s = {s[slope.ar
 
 # %%
 fig = plot_activation_functions(("elu", "leaky_relu", "swish"))
-save_figure(fig, "activation_functions", figures_dir)
+save_figure(fig, "activation_functions", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## Smoothness: first derivatives of ReLU, ELU and Swish
 #
 # ReLU's derivative jumps from 0 to 1 at the origin; ELU's (with $\alpha = 1$) and Swish's are
-# continuous. This is the property "smooth" refers to in the rest of the thesis (smooth adversarial
+# continuous. One panel each (on one axis ReLU's derivative would lie under ELU's for $s > 0$); at a
+# jump the filled dot is the value autograd returns at the point, the open circle the other one-sided
+# limit. This is the property "smooth" refers to in the rest of the thesis (smooth adversarial
 # training, section 3.2). The table measures the one-sided derivatives at 0 with autograd and lists
 # each module's Lipschitz constant (`slope_bound()`, used by the bounds of chapter 6).
 
 # %%
 fig = plot_activation_derivatives(("relu", "elu", "swish"))
-save_figure(fig, "activation_derivatives", figures_dir)
+save_figure(fig, "activation_derivatives", figures_dir, stamp=stamp)
 
 # %%
 rows = []
@@ -78,4 +81,4 @@ for name in ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "swish"):
                  "Lipschitz constant": round(float(act.slope_bound().max()), 3)})
 table = pd.DataFrame(rows).set_index("activation")
 save_table(table, "activation_properties", figures_dir, float_format="%.3f",
-           caption="One-sided derivatives at 0 and Lipschitz constants of the fixed activations.")
+           caption="One-sided derivatives at 0 and Lipschitz constants of the fixed activations.", stamp=stamp)

@@ -1,11 +1,11 @@
 # %% [markdown]
 # # 02 · Adversarial examples (thesis sections 1.1 and 2.2)
 #
-# FGSM and PGD (L-inf, eps = 8/255) against the chapter-4 light CNN with ReLU (standard training). The images and the network's softmax outputs are stored in `results/<profile>/adversarial_examples/examples.safetensors`, so this figure is redrawn without the data set.
+# FGSM and PGD (L-inf, eps = 8/255) against the chapter-4 light CNN with ReLU (standard training), on correctly classified test images of different classes (the first correct image of each class in the stratified pool). The images and the network's softmax outputs are stored in `results/<profile>/adversarial_examples/examples.safetensors`, so this figure is redrawn without the data set.
 #
 # | thesis figure / table | file |
 # | --- | --- |
-# | clean image, perturbation (magnified), adversarial image with predicted labels and confidences (FGSM, eq. 2.31; PGD, section 2.2.3) | `figures/adversarial_examples.pdf` / `.png` |
+# | clean images and their FGSM (eq. 2.31) and PGD (section 2.2.3) versions, with predicted labels and probabilities | `figures/adversarial_examples.pdf` / `.png` |
 # | predictions and confidences of the shown examples | `figures/adversarial_examples.tex` |
 #
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
@@ -37,7 +37,7 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 from safetensors.torch import load_file
 
 from thesis_lib.data import CIFAR10_CLASSES
-from thesis_lib.plotting import plot_adversarial_example
+from thesis_lib.plotting import plot_adversarial_grid, profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -48,29 +48,23 @@ res = ensure("adversarial_examples", profile, results_dir, data=data, device=dev
 provenance_table([res])
 
 # %% [markdown]
-# ## The examples (Goodfellow et al. 2015, fig. 1 layout)
+# ## The examples
 #
-# Each row: the clean test image with the network's prediction, the perturbation
-# $\delta = x_{adv} - x$ rescaled to the full grey range (its L-inf norm is at most $\epsilon$ = 8/255, invisible
-# at true scale), and the adversarial image with the new prediction. FGSM takes one signed-gradient
-# step of size $\epsilon$ (eq. 2.31); PGD iterates smaller steps with projection (section 2.2.3).
+# One row per image (its true class on the left): the clean test image, its FGSM version (one
+# signed-gradient step of size $\epsilon$, eq. 2.31) and its PGD version (iterated smaller steps with
+# projection, section 2.2.3), each with the network's prediction and softmax probability underneath
+# (red: wrong). The perturbations, at most $\epsilon$ = 8/255 per pixel (column titles: the largest
+# $\|\delta\|_\infty$ measured), are invisible at true scale.
 
 # %%
 ex = load_file(res.dir / res.result["file"])
 s = res.settings
-rows, x, x_adv, labels, confs, true = [], [], [], [], [], []
-for i in range(len(ex["labels"])):
-    for attack in ("fgsm", "pgd"):
-        p_clean, p_adv = ex["probs_clean"][i], ex[f"probs_{attack}"][i]
-        x.append(ex["x"][i]); x_adv.append(ex[f"x_{attack}"][i])
-        labels.append((int(p_clean.argmax()), int(p_adv.argmax())))
-        confs.append((float(p_clean.max()), float(p_adv.max())))
-        true.append(int(ex["labels"][i]))
-        rows.append(f"{attack.upper()}, eps = {s['eps'] * 255:.0f}/255")
-import torch
-fig = plot_adversarial_example(torch.stack(x), None, torch.stack(x_adv), labels, confs, true_labels=true,
-                               row_titles=rows)
-save_figure(fig, "adversarial_examples", figures_dir)
+fig = plot_adversarial_grid(
+    {"clean": ex["x"], "FGSM": ex["x_fgsm"], f"PGD-{s['pgd_steps']}": ex["x_pgd"]},
+    {"clean": ex["probs_clean"], "FGSM": ex["probs_fgsm"], f"PGD-{s['pgd_steps']}": ex["probs_pgd"]},
+    ex["labels"], class_names=CIFAR10_CLASSES)
+save_figure(fig, "adversarial_examples", figures_dir, stamp=profile_stamp(res))
+print("classes shown:", ", ".join(CIFAR10_CLASSES[int(c)] for c in ex["labels"]))
 
 # %%
 table = pd.DataFrame([{
@@ -81,4 +75,5 @@ table = pd.DataFrame([{
     "L-inf FGSM x255": round(r["linf_fgsm"] * 255, 2), "L-inf PGD x255": round(r["linf_pgd"] * 255, 2),
 } for r in res.result["examples"]]).set_index("image")
 save_table(table, "adversarial_examples", figures_dir, float_format="%.2f",
-           caption="Predictions (confidence) of the light ReLU CNN on clean and adversarial images.")
+           caption="Predictions (confidence) of the light ReLU CNN on clean and adversarial images.",
+           stamp=profile_stamp(res))

@@ -35,7 +35,7 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
-from thesis_lib.plotting import plot_kwta_line_scan
+from thesis_lib.plotting import plot_kwta_line_scan, profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -54,14 +54,14 @@ provenance_table([res])
 # %%
 scans = {act: res.step(f"scan_{act}")[0] for act in res.settings["activations"]}
 fig = plot_kwta_line_scan(scans)
-save_figure(fig, "kwta_line_scan", figures_dir)
+save_figure(fig, "kwta_line_scan", figures_dir, stamp=profile_stamp(res))
 
 # %%
 fig = plot_kwta_line_scan(scans, zoom=0.1)
-save_figure(fig, "kwta_line_scan_zoom", figures_dir)
+save_figure(fig, "kwta_line_scan_zoom", figures_dir, stamp=profile_stamp(res))
 
 # %%
 table = (pd.DataFrame(res.result["jumps"]).groupby("activation", sort=False)["n_jumps"]
          .agg(["count", "mean", "max"]).rename(columns={"count": "lines", "mean": "mean jumps", "max": "max jumps"}))
 save_table(table, "kwta_jumps", figures_dir, float_format="%.1f",
-           caption="Confirmed discontinuities of the logits along random lines (light CNNs).")
+           caption="Confirmed discontinuities of the logits along random lines (light CNNs).", stamp=profile_stamp(res))

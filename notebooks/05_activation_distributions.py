@@ -38,7 +38,7 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
-from thesis_lib.plotting import plot_activation_histograms, plot_filter_means, plot_layer_distances
+from thesis_lib.plotting import plot_activation_histograms, plot_filter_means, plot_layer_distances, profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -47,6 +47,10 @@ res = ensure("light_cnn", profile, results_dir, data=data, device=device)
 
 # %%
 provenance_table([res])
+
+# %%
+stamp = profile_stamp(res)  # on every figure and table below
+print(stamp)
 
 # %% [markdown]
 # ## Clean and robust accuracy
@@ -66,26 +70,28 @@ for m in res.result["models"]:
                  "attacked images": m["pgd"]["n"], "masking suspected": m["gradient_masking_flagged"]})
 table = pd.DataFrame(rows).set_index("activation")
 save_table(table, "light_cnn_accuracy", figures_dir,
-           caption=f"Light CNNs: clean and PGD robust accuracy (eps {s['eps']}, step {s['step']}).")
+           caption=f"Light CNNs: clean and PGD robust accuracy (eps {s['eps']}, step {s['step']}).", stamp=stamp)
 
 # %% [markdown]
 # ## Pre-activation histograms of one neuron per layer
 #
-# For each activation layer, one randomly chosen neuron (fixed seed): the distribution of its input over
-# the attacked images, clean (blue) vs adversarial (orange), with the activation function drawn on the
-# same range (k-WTA has no element-wise shape: its (input, output) pairs are scattered instead).
+# One column per network, one row per activation layer: for one randomly chosen neuron of the layer
+# (fixed seed), the distribution of its input over the attacked images, clean (blue) vs adversarial
+# (orange), as a density (left axis), with the activation function $f(s)$ drawn on the same range
+# (black, right axis; k-WTA has no element-wise shape: its (input, output) pairs are scattered
+# instead).
 
 # %%
 acts = list(s["activations"])
 fig = plot_activation_histograms({a: res.step(f"hist_neuron_{a}") for a in acts})
-save_figure(fig, "light_cnn_hist_neuron", figures_dir)
+save_figure(fig, "light_cnn_hist_neuron", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## The same for one filter's spatial mean
 
 # %%
 fig = plot_activation_histograms({a: res.step(f"hist_filter_{a}") for a in acts}, xlabel="filter mean pre-activation")
-save_figure(fig, "light_cnn_hist_filter", figures_dir)
+save_figure(fig, "light_cnn_hist_filter", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## Mean activation of every filter
@@ -94,7 +100,7 @@ save_figure(fig, "light_cnn_hist_filter", figures_dir)
 
 # %%
 fig = plot_filter_means({a: res.step(f"filter_means_{a}") for a in acts})
-save_figure(fig, "light_cnn_filter_means", figures_dir)
+save_figure(fig, "light_cnn_filter_means", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## Distance between clean and adversarial activations, layer by layer
@@ -105,7 +111,7 @@ save_figure(fig, "light_cnn_filter_means", figures_dir)
 # %%
 rows = [dict(r, model=a) for a in acts for r in res.step(f"layer_distances_{a}")]
 fig = plot_layer_distances(rows)
-save_figure(fig, "light_cnn_layer_distances", figures_dir)
+save_figure(fig, "light_cnn_layer_distances", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## Gradient-masking report
@@ -122,7 +128,8 @@ for a in acts:
     checks[a] = {c["name"]: ("skip" if c["passed"] is None else ("pass" if c["passed"] else "FAIL")) for c in rep["checks"]}
     checks[a]["verdict"] = "masking suspected" if rep["flagged"] else "no sign"
 table = pd.DataFrame(checks)
-save_table(table, "light_cnn_gradient_masking", figures_dir, caption="Gradient-masking checks of the light CNNs.")
+save_table(table, "light_cnn_gradient_masking", figures_dir, caption="Gradient-masking checks of the light CNNs.",
+           stamp=stamp)
 
 # %%
 for a in acts:

@@ -32,7 +32,7 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
-from thesis_lib.plotting import activation_color, plot_lr_range_test, plot_one_cycle
+from thesis_lib.plotting import plot_lr_range_test, plot_lr_range_tests, plot_one_cycle, profile_stamp
 from thesis_lib.training import THESIS_LR_BOUNDS, one_cycle_lr
 
 # %%
@@ -42,6 +42,9 @@ res = ensure("vgg_lr_range", profile, results_dir, data=data, device=device)
 
 # %%
 provenance_table([res])
+
+# %%
+stamp = profile_stamp(res)  # on the range-test figures and the table
 
 # %% [markdown]
 # ## Range test of the ReLU VGG
@@ -60,7 +63,7 @@ if r.get("error"):  # a sweep whose loss never fell records why instead of bound
 else:
     fig = plot_lr_range_test(r["lrs"], r["raw_losses"], r["lr_min"], r["lr_max"], smoothing=beta,
                              title="Learning-rate range test (VGG, ReLU, fast AT)")
-save_figure(fig, "lr_range_test", figures_dir)
+save_figure(fig, "lr_range_test", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## All activations
@@ -70,21 +73,9 @@ save_figure(fig, "lr_range_test", figures_dir)
 
 # %%
 acts = res.settings["activations"]
-ncols = min(4, len(acts)); nrows = -(-len(acts) // ncols)
-fig, axes = plt.subplots(nrows, ncols, figsize=(2.8 * ncols, 2.4 * nrows + 0.3), sharex=True, squeeze=False)
-for ax in axes.flat[len(acts):]:
-    ax.set_visible(False)
-for ax, act in zip(axes.flat, acts):
-    r = res.step(f"lr_find_{act}")
-    ax.plot(r.get("lrs", []), r.get("losses", []), color=activation_color(act))
-    for v, c in ((r.get("lr_min"), "C2"), (r.get("lr_max"), "C3")):
-        if v is not None:
-            ax.axvline(v, color=c, ls="--", lw=0.8)
-    ax.set_xscale("log"); ax.set_title(act)
-for ax in axes[-1]:
-    ax.set_xlabel("learning rate")
-fig.suptitle("Range tests (smoothed loss); dashed: lr_min (green), lr_max (red)")
-save_figure(fig, "lr_range_tests_vgg", figures_dir)
+fig = plot_lr_range_tests({act: res.step(f"lr_find_{act}") for act in acts},
+                          title=f"Range tests of the VGG (smoothed loss, EMA {beta})")
+save_figure(fig, "lr_range_tests_vgg", figures_dir, stamp=stamp)
 
 # %%
 rows = []
@@ -94,7 +85,7 @@ for b in res.result["bounds"]:
                  "measured lr_min": b["lr_min"], "measured lr_max": b["lr_max"], "sweep steps": b["steps"]})
 table = pd.DataFrame(rows).set_index("activation")
 save_table(table, "lr_bounds_vgg", figures_dir, float_format="%.3g",
-           caption="One-cycle bounds: the thesis's range-test readings and this project's (VGG, fast AT).")
+           caption="One-cycle bounds: the thesis's range-test readings and this project's (VGG, fast AT).", stamp=stamp)
 
 # %% [markdown]
 # ## The one-cycle schedule
@@ -109,5 +100,5 @@ epochs, spe = 60, 391
 lo, hi = THESIS_LR_BOUNDS["vgg"]["relu"]
 schedule = [one_cycle_lr(i, epochs * spe, lo, hi) for i in range(epochs * spe)]
 fig = plot_one_cycle(schedule, steps_per_epoch=spe, title=f"One-cycle schedule (VGG ReLU: {lo:g} to {hi:g})")
-save_figure(fig, "one_cycle_schedule", figures_dir)
+save_figure(fig, "one_cycle_schedule", figures_dir, stamp=profile_stamp())  # the formula: analytic
 print(f"peak lr {max(schedule):.4f} at epoch {schedule.index(max(schedule)) / spe:.1f}")

@@ -32,7 +32,7 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
-from thesis_lib.plotting import plot_accuracy_vs_robustness, plot_robust_vs_iterations, plot_training_curves
+from thesis_lib.plotting import plot_accuracy_vs_robustness, plot_robust_vs_iterations, plot_training_curves, profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -41,6 +41,9 @@ res = ensure("vgg", profile, results_dir, data=data, device=device)
 
 # %%
 provenance_table([res])
+
+# %%
+stamp = profile_stamp(res)  # on every figure and table below
 
 # %%
 p = res.result["pgd"]
@@ -53,14 +56,15 @@ table = pd.DataFrame({
     "images": df["n_eval"], "diverged": [bool(v) for v in df["diverged"]],
 }).set_index("activation")
 save_table(table, "vgg_results", figures_dir, float_format="%.3g",
-           caption=f"VGG, fast adversarial training: one-cycle bounds, clean and robust accuracy ({attack}, eps 8/255).")
+           caption=f"VGG, fast adversarial training: one-cycle bounds, clean and robust accuracy ({attack}, eps 8/255).",
+           stamp=stamp)
 
 # %% [markdown]
 # ## Accuracy vs robustness
 
 # %%
 fig = plot_accuracy_vs_robustness(df, title="VGG, fast adversarial training")
-save_figure(fig, "vgg_accuracy_vs_robustness", figures_dir)
+save_figure(fig, "vgg_accuracy_vs_robustness", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## Has the attack converged? Robust accuracy vs PGD iterations
@@ -71,7 +75,7 @@ save_figure(fig, "vgg_accuracy_vs_robustness", figures_dir)
 # %%
 rows = [r | {"activation": a} for a in res.settings["curve_activations"] for r in res.step(f"pgd_iterations_{a}")]
 fig = plot_robust_vs_iterations(pd.DataFrame(rows))
-save_figure(fig, "vgg_robust_vs_iterations", figures_dir)
+save_figure(fig, "vgg_robust_vs_iterations", figures_dir, stamp=stamp)
 pd.DataFrame(rows).pivot(index="iterations", columns="activation", values="robust_acc").mul(100).round(1)
 
 # %% [markdown]
@@ -79,4 +83,4 @@ pd.DataFrame(rows).pivot(index="iterations", columns="activation", values="robus
 
 # %%
 fig = plot_training_curves({a: res.run(a)["history"] for a in res.settings["activations"]})
-save_figure(fig, "vgg_training_curves", figures_dir)
+save_figure(fig, "vgg_training_curves", figures_dir, stamp=stamp)

@@ -1,26 +1,26 @@
 # %% [markdown]
 # # 08 · Exploding gradients in KAF ResNets (thesis section 5.2)
 #
-# The CIFAR ResNets (thesis block: conv-BN-act-conv + shortcut, add, BN, act) trained as a sanity check: SGD, lr 0.1, batch 128, 150 epochs, augmentation. The thesis reports a KAF ResNet-56 that stays at chance, with NaN gradients in early layers and huge norms around layer 15. Every run logs each layer's weight and gradient L2 norm at each of the first iterations and stops cleanly at the first non-finite value.
+# The CIFAR ResNets (thesis block: conv-BN-act-conv + shortcut, add, BN, act) trained as a sanity check: SGD, lr 0.1, batch 128, 150 epochs, augmentation. The thesis reports a KAF ResNet-56 that stays at chance, with NaN gradients in early layers and huge norms around layer 15. Every run logs each layer's weight and gradient L2 norm at each of the first iterations and stops cleanly at the first non-finite value. The claim gets a verdict with 95% intervals (`thesis_lib.analysis.chapter5`).
 #
 # | thesis figure / table | file |
 # | --- | --- |
-# | ResNet-20 and ResNet-56 (relu, kaf) clean accuracy, divergence | `figures/resnet_standard.tex` |
+# | ResNet-20 and ResNet-56 (relu, kaf) clean accuracy with 95% intervals, divergence, largest gradient norm at initialisation per layer group | `figures/resnet_standard.tex` |
+# | verdicts: KAF-ResNet-56 fails to train while ReLU-ResNet-56 trains; KAF-ResNet-20 trains | `figures/resnet_standard_verdicts.tex` |
 # | test accuracy and loss per epoch (KafResNet-56 at chance) | `figures/resnet_standard_accuracy.pdf` / `.png` |
 # | per-layer weight and gradient norms over the first iterations: early, middle and late layers | `figures/resnet_gradient_norms_resnet20_relu.pdf`, `figures/resnet_gradient_norms_resnet20_kaf.pdf`, `figures/resnet_gradient_norms_resnet56_relu.pdf`, `figures/resnet_gradient_norms_resnet56_kaf.pdf` (and `.png`) |
 #
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
-# provenance table below (read from the results' `summary.json`). Profiles: `smoke` (CPU, a small
-# CIFAR-10 subset, one epoch: proves the pipeline end to end; its numbers are *not* the thesis's
-# results), `cpu` (the chapter-4 light CNNs, notebooks 02, 04 and 05: the light CNNs on all 50,000 training images
-# for 5 of the protocol's 20 epochs, attacked as in the protocol, on a 2-core CPU) and `full` (exactly the protocol: run on the 2-core CPU for the chapter-4
-# light CNNs of notebooks 02, 04 and 05; the other experiments need a GPU and have not been run at this
-# scale yet). `python -m thesis_lib.experiments.notebooks`
-# (default `--profile best`) shows, per notebook, the largest profile whose results exist; run
-# `python -m thesis_lib reproduce --profile full` on a GPU first to reproduce the protocol.
+# provenance table below (read from the results' `summary.json`); every figure carries a stamp with
+# the profile's scale, read from the same results. Profiles: `smoke` (CPU, a small CIFAR-10 subset,
+# one epoch: proves the pipeline end to end; its networks are at chance and its numbers are *not*
+# the thesis's results), `cpu` (a stated reduction for a 2-core CPU: fewer epochs than the
+# protocol's 150 on all 50,000 training images, with a step-decayed learning rate; the stamp says how
+# many) and `full` (exactly the protocol, a GPU). `python -m thesis_lib.experiments.notebooks`
+# (default `--profile best`) shows the largest profile whose results exist.
 
 # %% tags=["parameters"]
-profile = "smoke"  # "smoke" (CPU, minutes: proves the pipeline), "cpu" (notebooks 02, 04, 05 only) or "full" (the protocol, GPU)
+profile = "smoke"  # "smoke" (CPU, minutes: proves the pipeline), "cpu" (reduced scale, CPU hours) or "full" (the protocol, GPU)
 results_dir = "../results"  # results/<profile>/<experiment>/ (JSON/CSV, committed)
 figures_dir = "../figures"  # figures/<name>.pdf, .png and tables figures/<name>.tex
 data = None  # CIFAR-10 location; None: $THESIS_DATA, else torchvision's download into ./data
@@ -31,6 +31,9 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
+from IPython.display import Markdown
+
+from thesis_lib.analysis import chapter5 as c5
 from thesis_lib.experiments.resnet_standard import norms_frame
 from thesis_lib.plotting import pick_layers, plot_gradient_norms, plot_training_curves
 
@@ -42,22 +45,45 @@ res = ensure("resnet_standard", profile, results_dir, data=data, device=device)
 # %%
 provenance_table([res])
 
+# %% [markdown]
+# ## What these numbers are
+
 # %%
-rows = []
-for m in res.result["models"]:
-    d = m["diverged"] or {}
-    rows.append({"model": m["arch"], "activation": m["activation"], "clean acc (%)": percent(m["clean_acc"]),
-                 "best test acc (%)": percent(m["best_test_acc"]), "epochs": m["epochs_done"],
-                 "diverged at step": d.get("step"), "first non-finite": d.get("quantity"), "in layer": d.get("layer")})
-table = pd.DataFrame(rows).set_index(["model", "activation"])
-save_table(table, "resnet_standard", figures_dir, float_format="%.1f",
-           caption="CIFAR ResNets, standard training (SGD, lr 0.1): clean accuracy and divergence.")
+stamp = c5.chapter5_stamp(res)
+table = c5.exploding_table(res)
+at_chance = "that is what the claim of section 5.2 is about (see the verdict)"
+print(c5.profile_note(res, table["clean"], at_chance))
+
+# %% [markdown]
+# ## Clean accuracy, divergence and gradients at initialisation
+#
+# Clean accuracy on the profile's test set with its 95% Wilson interval; where a run first turned
+# non-finite (step, quantity, layer); and, per layer group (stem convolution, the three stages of
+# residual blocks, the dense layer), the largest gradient L2 norm of its kernels at the first
+# iteration, i.e. at initialisation.
+
+# %%
+save_table(c5.exploding_display(table), "resnet_standard", figures_dir, float_format="%.1f", stamp=stamp,
+           caption="CIFAR ResNets, standard training (SGD, lr 0.1): clean accuracy (95\\% interval), divergence, gradient norms at initialisation.")
+
+# %% [markdown]
+# ## Verdict
+#
+# "Trains": no divergence and the clean accuracy's 95% interval above the chance threshold printed
+# below; "fails": diverged, or the interval below it. The difference column is ReLU-56's clean
+# accuracy minus KAF-56's (Newcombe interval, z-test); a smoke run decides nothing.
+
+# %%
+verdicts = c5.exploding_verdicts(res)
+print(f"significance level {c5.ALPHA}; chance threshold {c5.CHANCE_LEVEL:.0%} clean accuracy (10 classes: chance is 10%)")
+save_table(c5.verdicts_display(verdicts, detail=True), "resnet_standard_verdicts", figures_dir, stamp=stamp,
+           caption="CIFAR ResNets, standard training: the thesis's claims of section 5.2 and their verdicts.")
 
 # %%
 runs = {f"{m['arch']} {m['activation']}": res.run(f"{m['arch']}_{m['activation']}")["history"]
         for m in res.result["models"]}
 fig = plot_training_curves(runs, keys=("train_loss", "test_loss", "test_acc"))
-save_figure(fig, "resnet_standard_accuracy", figures_dir)
+save_figure(fig, "resnet_standard_accuracy", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## Weight and gradient norms over the first iterations
@@ -78,7 +104,7 @@ for key, f in frames.items():
     if f["layer"].max() >= 15 and 15 not in layers:
         layers = sorted(layers + [15])
     fig = plot_gradient_norms(f, layers=layers, title=key.replace("_", ", "))
-    save_figure(fig, f"resnet_gradient_norms_{key}", figures_dir)
+    save_figure(fig, f"resnet_gradient_norms_{key}", figures_dir, stamp=stamp)
 
 # %%
 key = "resnet56_kaf" if "resnet56_kaf" in frames else next(iter(frames))
@@ -87,3 +113,12 @@ summary = (f.groupby("layer").agg(max_weight=("weight_norm", "max"), max_grad=("
            .sort_values("max_grad", ascending=False).head(5))
 print(f"{key}: the five layers with the largest gradient norm in the first {f['step'].nunique()} logged steps")
 summary.round(3)
+
+# %% [markdown]
+# ## Interpretation
+#
+# Computed from the tables above: the verdicts, then each run's largest gradient norm at initialisation.
+
+# %%
+lines = [c5.profile_note(res, table["clean"], at_chance), "", c5.verdict_counts(verdicts), ""]
+Markdown("\n".join(lines + c5.verdict_lines(verdicts) + ["", "Gradient norms at initialisation:", ""] + c5.init_gradient_lines(table)))

@@ -34,7 +34,7 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
-from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds
+from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds, profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -64,11 +64,12 @@ table = pd.DataFrame({
     "log10 local estimate": np.log10(lip["empirical_jacobian"].astype(float)).round(2),
 }).set_index(["model", "training", "activation"])
 save_table(table, "lipschitz_bounds", figures_dir, float_format="%.2f",
-           caption="L2 Lipschitz upper bounds (log10) and local lower estimates of the trained networks.")
+           caption="L2 Lipschitz upper bounds (log10) and local lower estimates of the trained networks.",
+           stamp=profile_stamp(res_lipschitz))
 
 # %%
-fig = plot_lipschitz_bounds(res_lipschitz.result["models"])  # models with a finite bound (not k-WTA)
-save_figure(fig, "lipschitz_bounds", figures_dir)
+fig = plot_lipschitz_bounds(res_lipschitz.result["models"])  # k-WTA's infinite bound is marked on the right edge
+save_figure(fig, "lipschitz_bounds", figures_dir, stamp=profile_stamp(res_lipschitz))
 
 # %% [markdown]
 # ### The same for trained light CNNs (`cpu` profile)
@@ -81,7 +82,8 @@ save_figure(fig, "lipschitz_bounds", figures_dir)
 from thesis_lib.experiments.runner import ExperimentResults, is_complete
 
 if profile != "cpu" and is_complete("lipschitz", "cpu", results_dir):
-    lip_cpu = pd.DataFrame(ExperimentResults("lipschitz", "cpu", results_dir).result["models"])
+    res_lip_cpu = ExperimentResults("lipschitz", "cpu", results_dir)
+    lip_cpu = pd.DataFrame(res_lip_cpu.result["models"])
     table_cpu = pd.DataFrame({
         "activation": lip_cpu["activation"],
         "log10 bound": np.log10(lip_cpu["bound"].astype(float)).round(2),
@@ -89,7 +91,8 @@ if profile != "cpu" and is_complete("lipschitz", "cpu", results_dir):
         "log10 local estimate": np.log10(lip_cpu["empirical_jacobian"].astype(float)).round(2),
     }).set_index("activation")
     display(save_table(table_cpu, "lipschitz_bounds_light_cnn_cpu", figures_dir, float_format="%.2f",
-                       caption="L2 Lipschitz bounds (log10) of the cpu-profile light CNNs (standard training)."))
+                       caption="L2 Lipschitz bounds (log10) of the cpu-profile light CNNs (standard training).",
+                       stamp=profile_stamp(res_lip_cpu)))
 else:
     print("No cpu-profile Lipschitz results here (python -m thesis_lib reproduce --profile cpu --only lipschitz).")
 
@@ -109,12 +112,14 @@ table = pd.DataFrame({
     "only AA": aa["only_autoattack"], "images": aa["n"],
 }).set_index(["model", "training", "activation"])
 save_table(table, "autoattack_vs_pgd", figures_dir,
-           caption=f"AutoAttack ({res_autoattack.result['version']}) vs PGD robust accuracy on the same images.")
+           caption=f"AutoAttack ({res_autoattack.result['version']}) vs PGD robust accuracy on the same images.",
+           stamp=profile_stamp(res_autoattack))
 
 # %%
 # The same for the cpu-profile light CNNs (standard AutoAttack on 1000 test images), when those results exist.
 if profile != "cpu" and is_complete("autoattack", "cpu", results_dir):
-    aa_cpu = pd.DataFrame(ExperimentResults("autoattack", "cpu", results_dir).result["models"])
+    res_aa_cpu = ExperimentResults("autoattack", "cpu", results_dir)
+    aa_cpu = pd.DataFrame(res_aa_cpu.result["models"])
     table_cpu = pd.DataFrame({
         "activation": aa_cpu["activation"], "eps x255": (aa_cpu["eps"] * 255).round(2),
         "clean (%)": [percent(v) for v in aa_cpu["clean_acc"]], "PGD (%)": [percent(v) for v in aa_cpu["pgd_acc"]],
@@ -122,7 +127,8 @@ if profile != "cpu" and is_complete("autoattack", "cpu", results_dir):
         "images": aa_cpu["n"],
     }).set_index("activation")
     display(save_table(table_cpu, "autoattack_vs_pgd_light_cnn_cpu", figures_dir,
-                       caption="Standard AutoAttack vs PGD-50x10 on the cpu-profile light CNNs (standard training)."))
+                       caption="Standard AutoAttack vs PGD-50x10 on the cpu-profile light CNNs (standard training).",
+                       stamp=profile_stamp(res_aa_cpu)))
 else:
     print("No cpu-profile AutoAttack results here (python -m thesis_lib reproduce --profile cpu --only autoattack).")
 
@@ -142,18 +148,35 @@ table = pd.DataFrame({
     "diverged": [f"step {d['step']} ({d['quantity']})" if d else "no" for d in ab["diverged"]],
 }).set_index("candidate")
 save_table(table, "resnet56_fix_ablation", figures_dir,
-           caption="KAF ResNet-56 fix ablation (standard training, SGD lr 0.1, short budget).")
+           caption="KAF ResNet-56 fix ablation (standard training, SGD lr 0.1, short budget).",
+           stamp=profile_stamp(res_resnet56_fix))
 
 # %%
 fig = plot_fix_ablation(res_resnet56_fix.result["candidates"])
-save_figure(fig, "resnet56_fix_ablation", figures_dir)
+save_figure(fig, "resnet56_fix_ablation", figures_dir, stamp=profile_stamp(res_resnet56_fix))
 
 # %% [markdown]
 # ## Other kernels (analytic)
 #
 # The KAF paper also proposes ReLU ($k(s, d) = \max(0, s d)$) and softplus kernels. Ridge-fitting each to
-# ELU on the thesis dictionary shows how differently they extrapolate outside [-3, 3].
+# ELU on the thesis dictionary shows how differently they extrapolate outside [-3, 3]. A sum of ReLU
+# kernels is piecewise linear with a single kink at 0 (for $s > 0$ only the $d_i > 0$ terms are active,
+# all proportional to $s$), so the best it can do is two straight pieces. Their ridge coefficients are
+# huge (the Gram matrix of the ReLU kernel has rank 2, the softplus one is nearly singular) and cancel
+# in the sum, so the fits are computed in float64 (`plotting.future_work.kaf_kernel_fit`): rounded to
+# float32, as a KAF module stores its coefficients, they leave cancellation noise (measured below).
 
 # %%
 fig = plot_kaf_kernels(("gaussian", "relu", "softplus"), s_range=(-5, 5), dictionary_range=(-3, 3))
-save_figure(fig, "kaf_kernels", figures_dir)
+save_figure(fig, "kaf_kernels", figures_dir, stamp=profile_stamp())  # analytic
+import torch
+
+import thesis_lib
+from thesis_lib.plotting.future_work import kaf_kernel_fit
+
+s = torch.linspace(-5, 5, 501, dtype=torch.float64)
+for kernel in ("relu", "softplus"):
+    f64, alpha = kaf_kernel_fit(kernel, s)
+    f32 = thesis_lib.make_activation("kaf", 1, kernel=kernel, init="elu").evaluate(s)[0].double()
+    print(f"{kernel} kernel: max |alpha| = {float(alpha.abs().max()):.3g}; the float32 KAF module deviates from "
+          f"the float64 fit by up to {float((f32 - f64).abs().max()):.2g} on [-5, 5]")

@@ -165,16 +165,16 @@ def test_lr_find_command(data, tmp_path, capsys):
 
 
 def test_divergence_is_a_result_exit_0_with_one_warning(data, tmp_path, capsys, monkeypatch):
-    import thesis_lib.training.trainer as trainer_mod
+    from thesis_lib.training import TrainConfig
 
-    real_build = trainer_mod.build_model
+    real_build = TrainConfig.build_model
 
-    def build_with_nan(*args, **kw):  # every gradient of the second conv is NaN from the start
-        model = real_build(*args, **kw)
+    def build_with_nan(self):  # every gradient of the second conv is NaN from the start
+        model = real_build(self)
         model.features[3].weight.register_hook(lambda g: g * float("nan"))
         return model
 
-    monkeypatch.setattr(trainer_mod, "build_model", build_with_nan)
+    monkeypatch.setattr(TrainConfig, "build_model", build_with_nan)
     out = tmp_path / "run"
     assert main(["train", *SMALL, "--data", data, "--epochs", "1", "--out", str(out)]) == 0
     captured = capsys.readouterr()

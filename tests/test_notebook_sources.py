@@ -236,18 +236,25 @@ def _lipschitz_rows():
     ]
 
 
-def test_plot_lipschitz_bounds_draws_finite_bounds_only():
+def test_plot_lipschitz_bounds_marks_what_the_log_axis_can_not_show():
     import matplotlib.pyplot as plt
 
-    from thesis_lib.plotting import PALETTE, plot_lipschitz_bounds
+    from thesis_lib.plotting import PALETTE, TEXT_WIDTH, plot_lipschitz_bounds
 
     fig = plot_lipschitz_bounds(_lipschitz_rows())
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["light CNN relu (standard)", "VGG kaf (fast AT)"]
-    bars = ax.patches
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "light CNN relu (standard)",
+        "light CNN kwta (standard)",
+        "VGG kaf (fast AT)",
+    ]
+    bars = ax.patches  # finite bounds only
     assert [round(b.get_width(), 6) for b in bars] == [round(math.log10(120.0), 6), 6.0]
     assert matplotlib.colors.to_hex(bars[0].get_facecolor()) == PALETTE[0].lower()
-    assert tuple(fig.get_size_inches()) == (7.0, 0.25 * 2 + 1.2)
+    # k-WTA's infinite bound: a cross on the right edge; the zero local estimate (log10 = -inf): the left edge
+    edge = {ln.get_marker(): ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_transform() != ax.transData}
+    assert edge == {"x": 1.0, "<": 0.0}
+    assert tuple(fig.get_size_inches()) == (TEXT_WIDTH, 0.25 * 3 + 1.4)
     plt.close(fig)
 
 
@@ -264,7 +271,7 @@ def test_plot_fix_ablation_colours_diverged_runs():
     bars = fig.axes[0].patches
     assert [matplotlib.colors.to_hex(b.get_facecolor()) for b in bars] == [PALETTE[3].lower(), PALETTE[0].lower()]
     assert [round(b.get_height(), 6) for b in bars] == [10.0, 42.0]
-    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "chance (10%)"
+    assert fig.legends[0].get_texts()[0].get_text() == "chance (10%)"  # outside the panel: bars hide nothing
     plt.close(fig)
 
 

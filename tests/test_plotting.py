@@ -78,9 +78,15 @@ def test_use_style_is_idempotent():
 
 def test_relu_derivative_is_drawn_with_a_break():
     fig = P.plot_activation_derivatives(("relu", "elu"))
-    relu, elu = fig.axes[0].get_lines()[:2]
+    relu_ax, elu_ax = fig.axes  # one panel each: ReLU's jump is not hidden under ELU's line
+    relu, elu = relu_ax.get_lines()[0], elu_ax.get_lines()[0]
     assert np.isnan(relu.get_ydata()).sum() == 1  # the jump at 0 is not drawn as a steep segment
     assert not np.isnan(elu.get_ydata()).any()
+    # filled dot at the value at 0 (0), open circle at the right limit (1)
+    dots = [ln for ln in relu_ax.get_lines() if ln.get_marker() == "o"]
+    assert sorted(float(ln.get_ydata()[0]) for ln in dots) == [0.0, 1.0]
+    assert {ln.get_markerfacecolor() == "white" for ln in dots} == {True, False}
+    assert not [ln for ln in elu_ax.get_lines() if ln.get_marker() == "o"]  # ELU's derivative has no jump
 
 
 def test_accuracy_vs_robustness_markers_and_labels():
@@ -152,6 +158,25 @@ FIGURES = {
     "adversarial": lambda: P.plot_adversarial_example(
         torch.rand(3, 8, 8), None, torch.rand(3, 8, 8), (1, 2), (0.9, 0.6), class_names=[str(i) for i in range(10)]
     ),
+    "adversarial_grid": lambda: P.plot_adversarial_grid(
+        {"clean": torch.rand(2, 3, 8, 8), "FGSM": torch.rand(2, 3, 8, 8)},
+        {"clean": torch.softmax(torch.randn(2, 10), 1), "FGSM": torch.softmax(torch.randn(2, 10), 1)},
+        [1, 2],
+        class_names=[str(i) for i in range(10)],
+    ),
+    "lr_range_grid": lambda: P.plot_lr_range_tests(
+        {
+            a: dict(lrs=np.logspace(-4, 0, 8), losses=np.r_[np.linspace(2.3, 1.0, 7), np.inf], lr_min=1e-3, lr_max=0.1)
+            for a in ("relu", "kaf", "elu", "kaf_elu")
+        }
+    ),
+    "lipschitz": lambda: P.plot_lipschitz_bounds(
+        [
+            dict(model="m", activation="relu", training="standard", bound=10.0, empirical_jacobian=1.0),
+            dict(model="m", activation="kwta", training="standard", bound=float("inf"), empirical_jacobian=0.0),
+        ]
+    ),
+    "kaf_kernels": lambda: P.plot_kaf_kernels(),
     "lr_range": lambda: P.plot_lr_range_test(np.logspace(-4, 0, 50), np.linspace(2.3, 1.0, 50), 1e-3, 0.1),
     "one_cycle": lambda: P.plot_one_cycle(np.r_[np.linspace(0.01, 1, 50), np.linspace(1, 0.01, 50)], 10),
     "robust_iters": lambda: P.plot_robust_vs_iterations(

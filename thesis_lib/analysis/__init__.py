@@ -1,11 +1,23 @@
 """Analyses behind the thesis's figures: activation capture and distributions (chapter 4), k-WTA
-line scans (section 3.1), KAF shapes (section 2.4) and Lipschitz bounds (section 2.3.3, chapter 6).
+line scans (section 3.1), KAF shapes (section 2.4), Lipschitz bounds (section 2.3.3, chapter 6), and
+the chapter-5 tables and verdicts (sections 5.2 and 5.3, `chapter5`).
 
-All functions return plain data (numpy arrays, lists of dicts ready for `pandas.DataFrame`) that
+All functions return plain data (numpy arrays, lists of dicts ready for `pandas.DataFrame`; `chapter5`: DataFrames) that
 `thesis_lib.plotting` draws. Importing does no work.
 """
 
+from . import chapter5
 from .capture import ActivationCapture, activation_layers, collect_activations
+from .chapter5 import (
+    chapter5_stamp,
+    exploding_table,
+    exploding_verdicts,
+    format_intervals,
+    profile_note,
+    robustness_table,
+    robustness_verdicts,
+    verdict_lines,
+)
 from .distributions import activation_histograms, activation_shape, filter_mean_activations, layer_distances
 from .kaf_shapes import kaf_curves
 from .line_scan import count_discontinuities, find_jumps, line_scan, random_direction
@@ -21,6 +33,15 @@ from .lipschitz import (
 )
 
 __all__ = [
+    "chapter5",
+    "robustness_table",
+    "robustness_verdicts",
+    "exploding_table",
+    "exploding_verdicts",
+    "format_intervals",
+    "chapter5_stamp",
+    "profile_note",
+    "verdict_lines",
     "ActivationCapture",
     "collect_activations",
     "activation_layers",

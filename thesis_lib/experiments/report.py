@@ -37,11 +37,24 @@ def provenance_table(results: Iterable):
     return pd.DataFrame(rows).set_index("experiment")
 
 
-def save_figure(fig, name: str, figures_dir: str | os.PathLike) -> None:
-    """figures/<name>.pdf and .png via thesis_lib.plotting.savefig (reproducible bytes); returns nothing."""
+def _stamp_text(stamp) -> str | None:
+    """A stamp given as text, or as the ExperimentResults (one or several) it is built from."""
+    if stamp is None or isinstance(stamp, str):
+        return stamp
+    from ..plotting.stamp import profile_stamp
+
+    return profile_stamp(stamp)
+
+
+def save_figure(fig, name: str, figures_dir: str | os.PathLike, stamp=None) -> None:
+    """figures/<name>.pdf and .png via thesis_lib.plotting.savefig (reproducible bytes); returns nothing.
+
+    stamp: the profile stamp drawn over the figure and stored in its metadata: a string (e.g.
+    `profile_stamp(res)`, or `profile_stamp()` for analytic figures) or the ExperimentResults shown.
+    """
     from ..plotting import savefig
 
-    savefig(fig, name, figures_dir)
+    savefig(fig, name, figures_dir, stamp=_stamp_text(stamp))
 
 
 def percent(x, digits: int = 1):
@@ -59,10 +72,19 @@ def save_table(
     label: str | None = None,
     float_format: str = "%.1f",
     index: bool = True,
+    stamp=None,
 ):
-    """Write `df` as figures/<name>.tex (a LaTeX tabular, booktabs style) and return `df` for display."""
+    """Write `df` as figures/<name>.tex (a LaTeX tabular, booktabs style) and return `df` for display.
+
+    stamp: the profile stamp appended to the caption in brackets (a string or the ExperimentResults
+    shown, as for `save_figure`).
+    """
+    from ..plotting.stamp import caption_with_stamp
     from ..utils import atomic_write_text
 
+    stamp = _stamp_text(stamp)
+    if stamp:
+        caption = caption_with_stamp(caption, stamp)
     latex = df.to_latex(
         float_format=float_format, index=index, caption=caption, label=label or f"tab:{name}", na_rep="--", escape=True
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .style import activation_color, styled
+from .style import PALETTE, TEXT_WIDTH, activation_color, styled
 
 __all__ = ["plot_sigmoid", "plot_activation_functions", "plot_activation_derivatives", "plot_kaf_shapes"]
 
@@ -41,12 +41,27 @@ def _value_and_slope(name: str, s: torch.Tensor):
     return y.detach().numpy(), g.numpy()
 
 
-def _break_jumps(s: np.ndarray, y: np.ndarray, max_step: float = 0.25) -> np.ndarray:
-    """NaN between grid points where y jumps (so a discontinuous derivative is not drawn as a steep line)."""
-    y = y.copy()
-    jumps = np.flatnonzero(np.abs(np.diff(y)) > max_step)
-    y[jumps] = np.nan
-    return y
+def _jumps(y: np.ndarray, max_step: float = 0.25) -> np.ndarray:
+    """Grid indices j where y jumps between s[j] and s[j + 1] (a discontinuity, not a steep slope)."""
+    return np.flatnonzero(np.abs(np.diff(y)) > max_step)
+
+
+def _break_jumps(s: np.ndarray, y: np.ndarray, max_step: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """(s, y) with a NaN inserted at every jump, so a discontinuous derivative is not drawn as a steep line.
+
+    The left piece ends at s[j] with the value there, the right piece starts at s[j] with the value
+    at s[j + 1] (the right limit, to grid accuracy): on a grid through the discontinuity (0 for
+    ReLU) both pieces reach it.
+    """
+    s, y = np.asarray(s, dtype=float), np.asarray(y, dtype=float)
+    out_s, out_y, last = [], [], 0
+    for j in _jumps(y, max_step):
+        out_s += [s[last : j + 1], [np.nan], [s[j]]]
+        out_y += [y[last : j + 1], [np.nan], [y[j + 1]]]
+        last = j + 1
+    out_s.append(s[last:])
+    out_y.append(y[last:])
+    return np.concatenate(out_s), np.concatenate(out_y)
 
 
 def _lines(ax, s, curves, title, ylabel):
@@ -94,13 +109,30 @@ def plot_activation_functions(
 def plot_activation_derivatives(
     names: Sequence[str] = ("relu", "elu", "swish"), s_range=(-4.0, 3.0), points: int = 701
 ):
-    """First derivatives (autograd) of several activations: ReLU's jumps at 0, ELU's and Swish's do not."""
+    """First derivatives (autograd) of several activations, one panel each: ReLU's jumps at 0, ELU's and Swish's do not.
+
+    A jump is drawn as a gap between the two one-sided pieces, a filled dot at the value autograd
+    returns at the discontinuity and an open circle at the other one-sided limit (joined by a dotted line).
+    """
     import matplotlib.pyplot as plt
 
     s = _grid(s_range, points)
-    curves = [(n, _break_jumps(s.numpy(), _value_and_slope(n, s)[1])) for n in names]
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    _lines(ax, s.numpy(), curves, "First derivatives", "f'(s)")
+    fig, axes = plt.subplots(1, len(names), figsize=(TEXT_WIDTH, 2.5), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        g = _value_and_slope(name, s)[1]
+        color = activation_color(name)
+        xs, ys = _break_jumps(s.numpy(), g)
+        ax.plot(xs, ys, color=color)
+        for j in _jumps(g):
+            at, other = g[j], g[j + 1]
+            ax.plot([s[j], s[j]], [at, other], color=color, ls=":", lw=0.9)
+            ax.plot(s[j], at, "o", color=color, ms=5, zorder=4)
+            ax.plot(s[j], other, "o", mfc="white", mec=color, mew=1.3, ms=5, zorder=4)
+        ax.axhline(0, color="#888888", lw=0.6)
+        ax.axvline(0, color="#888888", lw=0.6)
+        ax.set_title(_LABELS.get(name, name))
+        ax.set_xlabel("s")
+    axes[0, 0].set_ylabel("f'(s)")
     return fig
 
 
@@ -148,7 +180,7 @@ def plot_kaf_shapes(
     import matplotlib.pyplot as plt
 
     s = _grid(s_range, points)
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.8), sharey=True)
     tname, ty = _target_curve(target, s)
     for ax, mod, title in zip(axes, (before, after), titles):
         ss, curves = _kaf_curves(mod, s)
@@ -156,7 +188,7 @@ def plot_kaf_shapes(
             list(range(min(int(channels), len(curves)))) if isinstance(channels, (int, np.integer)) else list(channels)
         )
         for k, c in enumerate(idx):
-            ax.plot(ss, curves[c], color=f"C{k % 10}", lw=1.2, label=f"channel {c}")
+            ax.plot(ss, curves[c], color=PALETTE[k % len(PALETTE)], lw=1.2, label=f"channel {c}")
         if ty is not None:
             ax.plot(s.numpy(), ty, color="black", ls="--", lw=1.2, label=f"target: {tname}")
         d = getattr(mod, "dictionary", None)

@@ -116,3 +116,74 @@ def plot_adversarial_example(
         if row_titles is not None:
             axes[i, 0].set_ylabel(row_titles[i])
     return fig
+
+
+_WRONG = "#C44E52"  # the thesis palette's red: a misclassified image
+
+
+@styled
+def plot_adversarial_grid(
+    images,
+    probabilities,
+    true_labels,
+    class_names: Sequence[str] | None = None,
+    column_titles: Sequence[str] | None = None,
+    image_size: float = 1.3,
+):
+    """Clean and adversarial images as a grid: one row per image, one column per version (clean, FGSM, PGD).
+
+    images: {column: batch N x 3 x H x W in [0, 1]}, the first column the clean images (e.g.
+    {"clean": x, "FGSM": x_fgsm, "PGD": x_pgd}); probabilities: the same keys, N x classes softmax
+    outputs; true_labels: N class indices. Under each image: the predicted class and its
+    probability, red when wrong. Each adversarial column's title gives the largest L-inf distance
+    to the clean images (x255). image_size: inches per image.
+    """
+    import matplotlib.pyplot as plt
+
+    cols = list(images)
+    if not cols or list(probabilities) != cols:
+        raise ValueError(f"images and probabilities need the same columns, got {cols} and {list(probabilities)}")
+
+    def batch(a):
+        a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+        return a[None] if a.ndim == 3 else a
+
+    imgs = {c: batch(images[c]) for c in cols}
+    probs = {
+        c: np.asarray(probabilities[c].detach().cpu() if hasattr(probabilities[c], "detach") else probabilities[c])
+        for c in cols
+    }
+    true = np.atleast_1d(np.asarray(true_labels.detach().cpu() if hasattr(true_labels, "detach") else true_labels))
+    n = len(imgs[cols[0]])
+    if any(len(imgs[c]) != n or len(probs[c]) != n for c in cols) or len(true) != n:
+        raise ValueError(f"every column needs {n} images and {n} probability rows, and {n} true labels")
+    titles = list(column_titles) if column_titles is not None else []
+    if not titles:
+        for k, c in enumerate(cols):
+            if k == 0:
+                titles.append(str(c))
+            else:
+                linf = float(np.abs(imgs[c] - imgs[cols[0]]).max()) * 255
+                titles.append(f"{c}\n" + r"$\|\delta\|_\infty$" + f" = {linf:.1f}/255")
+    fig, axes = plt.subplots(
+        n, len(cols), figsize=(image_size * len(cols) + 0.45, (image_size + 0.32) * n + 0.4), squeeze=False
+    )
+    for i in range(n):
+        for k, c in enumerate(cols):
+            ax = axes[i, k]
+            ax.imshow(np.clip(_hwc(imgs[c][i]), 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for side in ax.spines.values():  # a thin frame on every side (the style keeps only two)
+                side.set_visible(True)
+                side.set_linewidth(0.5)
+            pred = int(np.argmax(probs[c][i]))
+            ax.set_xlabel(
+                f"{_name(pred, class_names)} ({100 * float(probs[c][i][pred]):.1f}%)",
+                color="black" if pred == int(true[i]) else _WRONG,
+            )
+            if i == 0:
+                ax.set_title(titles[k])
+        axes[i, 0].set_ylabel(f"true: {_name(int(true[i]), class_names)}")
+    return fig

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .style import activation_color, styled
+from .annotate import mark_off_scale, off_scale_handles
+from .style import MIN_FONT_SIZE, TEXT_WIDTH, activation_color, styled
 
 __all__ = ["plot_activation_histograms", "plot_filter_means", "plot_layer_distances"]
 
@@ -26,6 +27,27 @@ def _as_rows(data) -> dict[str, list[dict]]:
     return {str(data[0].get("activation", "")): data}
 
 
+def _unit_text(d) -> str:
+    unit = d.get("unit")
+    if unit is None:
+        return ""
+    return f", unit {tuple(unit)}" if d.get("mode") == "neuron" else f", filter {unit[0]}"
+
+
+def _layer_grid(rows: dict, max_layers: int | None, row_height: float):
+    """Axes grid: one column per model, one row per layer (a thesis page is narrow, not wide)."""
+    import matplotlib.pyplot as plt
+
+    nlayers = max(len(v) for v in rows.values())
+    if max_layers:
+        nlayers = min(nlayers, max_layers)
+    ncols = len(rows)
+    fig, axes = plt.subplots(
+        nlayers, ncols, figsize=(min(TEXT_WIDTH, 2.2 * ncols + 0.3), row_height * nlayers + 0.7), squeeze=False
+    )
+    return fig, axes, nlayers
+
+
 @styled
 def plot_activation_histograms(
     data,
@@ -36,26 +58,26 @@ def plot_activation_histograms(
 ):
     """Per-layer histograms, clean vs adversarial, with the activation's shape on a second y axis.
 
-    data: the list returned by `activation_histograms` / `filter_mean_activations` (one row of
-    panels), or {label: list} for several models (one row each, e.g. relu / kwta / kaf).
-    Histograms are drawn as densities. Where the activation has no element-wise shape (k-WTA), the
-    clean (input, output) pairs of the unit are scattered instead.
+    data: the list returned by `activation_histograms` / `filter_mean_activations` (one model), or
+    {label: list} for several models (one column each, e.g. relu / kwta / kaf; one row per layer).
+    Histograms are densities (left axis, "density"); the activation f(s) is drawn in black on the
+    right axis. Where the activation has no element-wise shape (k-WTA), the clean (input, output)
+    pairs of the unit are scattered instead (right axis: "k-WTA output").
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
     rows = _as_rows(data)
-    ncols = max(len(v) for v in rows.values())
-    if max_layers:
-        ncols = min(ncols, max_layers)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.4 * ncols, 2.2 * len(rows)), squeeze=False)
-    for r, (label, layers) in enumerate(rows.items()):
-        for c in range(ncols):
+    fig, axes, nlayers = _layer_grid(rows, max_layers, 1.45)
+    any_shape = any_scatter = False
+    for c, (label, layers) in enumerate(rows.items()):
+        for r in range(nlayers):
             ax = axes[r, c]
-            if c >= len(layers):
+            if r >= len(layers):
                 ax.set_visible(False)
                 continue
-            d = layers[c]
+            d = layers[r]
             edges = np.asarray(d["edges"])
             ax.stairs(
                 np.asarray(d["clean"]) / max(1, np.sum(d["clean"])) / np.diff(edges),
@@ -72,33 +94,46 @@ def plot_activation_histograms(
                 lw=1.2,
                 label="adversarial",
             )
-            ax.set_yticks([])
+            ax.yaxis.set_major_locator(MaxNLocator(3))
+            if c == 0:
+                ax.set_ylabel("density")
             if show_shape and (d.get("shape_f") is not None or d.get("scatter_in") is not None):
                 tw = ax.twinx()
                 tw.grid(False)
                 if d.get("shape_f") is not None:
-                    tw.plot(d["shape_s"], d["shape_f"], color="black", lw=1.0, label="activation")
+                    any_shape = True
+                    tw.plot(d["shape_s"], d["shape_f"], color="black", lw=1.0)
+                    right = "f(s)"
                 else:
-                    tw.plot(
-                        d["scatter_in"], d["scatter_out"], ".", color="black", ms=1.5, alpha=0.5, label="output (clean)"
-                    )
-                tw.tick_params(labelsize=6)
+                    any_scatter = True
+                    tw.plot(d["scatter_in"], d["scatter_out"], ".", color="black", ms=1.5, alpha=0.5)
+                    right = "k-WTA output"
+                tw.yaxis.set_major_locator(MaxNLocator(3))
                 tw.spines["right"].set_visible(True)
-            unit = d.get("unit")
-            ttl = f"{d.get('name', '')}" + (
-                f"\nunit {tuple(unit)}"
-                if unit is not None and d.get("mode") == "neuron"
-                else f"\nfilter {unit[0]}"
-                if unit is not None
-                else ""
-            )
-            ax.set_title(ttl, fontsize=7)
+                tw.set_ylabel(right)
+            ax.set_title(f"{d.get('name', '')}{_unit_text(d)}", fontsize=MIN_FONT_SIZE)
             ax.xaxis.set_major_locator(MaxNLocator(4))
-            if r == len(rows) - 1:
-                ax.set_xlabel(xlabel, fontsize=7)
-            ax.tick_params(labelsize=6)
-        axes[r, 0].set_ylabel(label)
-    axes[0, 0].legend(fontsize=6, loc="upper left")
+            if r == min(nlayers, len(layers)) - 1:
+                ax.set_xlabel(xlabel)
+        axes[0, c].annotate(
+            label,
+            (0.5, 1.0),
+            xycoords="axes fraction",
+            xytext=(0, 16),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontweight="bold",
+        )
+    handles = [
+        Patch(color=CLEAN, alpha=0.45, label="clean (left axis)"),
+        Line2D([], [], color=ADV, label="adversarial"),
+    ]
+    if any_shape:
+        handles.append(Line2D([], [], color="black", lw=1.0, label="activation f(s) (right axis)"))
+    if any_scatter:
+        handles.append(Line2D([], [], ls="", marker=".", color="black", label="k-WTA (input, output) pairs"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
     if title:
         fig.suptitle(title)
     return fig
@@ -123,7 +158,8 @@ def plot_layer_distances(
     data: rows of `layer_distances` (list or DataFrame). For several models add a column named by
     `hue` (default "model"), e.g. `[dict(r, model="kaf") for r in rows_kaf] + [...]`; lines are
     coloured by it (activation colours when the values are activation names). Two panels:
-    absolute and relative (divided by the clean activation's norm).
+    absolute and relative (divided by the clean activation's norm). On the log axes, zero and
+    non-finite distances are marked on the bottom / top edge (`annotate.mark_off_scale`).
     """
     import matplotlib.pyplot as plt
 
@@ -132,30 +168,44 @@ def plot_layer_distances(
         raise ValueError("no distance rows to plot")
     key = hue if hue in rows[0] else None
     groups = list(dict.fromkeys(str(r[key]) for r in rows)) if key else [""]
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(columns), figsize=(TEXT_WIDTH, 2.9), squeeze=False)
+    off = False
     for ax, col in zip(axes[0], columns):
+        if logy:
+            ax.set_yscale("log")
         for g in groups:
             sel = [r for r in rows if key is None or str(r[key]) == g]
             color = activation_color(g)
             layers = sorted({r["layer"] for r in sel})
             names = {r["layer"]: r["name"] for r in sel}
             for s in dict.fromkeys(r["sample"] for r in sel):
-                pts = sorted((r["layer"], r[col]) for r in sel if r["sample"] == s)
-                ax.plot(*np.array(pts, dtype=float).T, color=color, lw=0.6, alpha=0.35)
-            mean = [np.nanmean([r[col] for r in sel if r["layer"] == li]) for li in layers]
-            ax.plot(layers, mean, color=color, lw=2.0, marker="o", ms=3, label=g or None)
+                pts = np.array(sorted((r["layer"], r[col]) for r in sel if r["sample"] == s), dtype=float)
+                shown = np.where(np.isfinite(pts[:, 1]) & ((pts[:, 1] > 0) | (not logy)), pts[:, 1], np.nan)
+                ax.plot(pts[:, 0], shown, color=color, lw=0.6, alpha=0.35)
+                marked = mark_off_scale(ax, pts[:, 0], pts[:, 1], axis="y", color=color)
+                off |= marked["low"] + marked["high"] > 0
+            mean = np.array([np.nanmean([r[col] for r in sel if r["layer"] == li]) for li in layers], dtype=float)
+            ax.plot(
+                layers,
+                np.where(np.isfinite(mean) & ((mean > 0) | (not logy)), mean, np.nan),
+                color=color,
+                lw=2.0,
+                marker="o",
+                ms=3,
+                label=g or None,
+            )
         ax.set_xticks(layers)
-        ax.set_xticklabels(
-            [str(names[li]).split(".")[-1] if names[li] == "logits" else str(li + 1) for li in layers], fontsize=7
-        )
+        ax.set_xticklabels([str(names[li]).split(".")[-1] if names[li] == "logits" else str(li + 1) for li in layers])
         ax.set_xlabel("activation layer")
         ax.set_ylabel(
             "L2 distance" if col == "distance" else "relative L2 distance" if col == "relative_distance" else col
         )
-        if logy:
-            ax.set_yscale("log")
-    if groups != [""]:
-        axes[0, 0].legend()
+    if groups != [""] or off:
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        if off:  # zeros or non-finite distances: marked on the axis edge (see mark_off_scale)
+            extra = off_scale_handles(what="distance")
+            handles, labels = handles + extra, labels + [h.get_label() for h in extra]
+        axes[0, 0].legend(handles, labels)
     if title:
         fig.suptitle(title)
     return fig
@@ -165,34 +215,43 @@ def plot_layer_distances(
 def plot_filter_means(data, title: str | None = None, max_layers: int | None = None):
     """Every filter's mean activation, clean (dots) vs adversarial (crosses), filters sorted by the clean mean.
 
-    data: the list returned by `filter_mean_activations` (one row of panels, one per layer) or
-    {label: list} for several models (one row each).
+    data: the list returned by `filter_mean_activations` (one model) or {label: list} for several
+    models (one column each; one row per layer).
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = _as_rows(data)
-    ncols = max(len(v) for v in rows.values())
-    if max_layers:
-        ncols = min(ncols, max_layers)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.4 * ncols, 2.1 * len(rows)), squeeze=False)
-    for r, (label, layers) in enumerate(rows.items()):
-        for c in range(ncols):
+    fig, axes, nlayers = _layer_grid(rows, max_layers, 1.35)
+    for c, (label, layers) in enumerate(rows.items()):
+        for r in range(nlayers):
             ax = axes[r, c]
-            if c >= len(layers):
+            if r >= len(layers):
                 ax.set_visible(False)
                 continue
-            d = layers[c]
+            d = layers[r]
             cm, am = np.asarray(d["clean_means"]), np.asarray(d["adv_means"])
             order = np.argsort(cm, kind="stable")
             idx = np.arange(len(cm))
             ax.plot(idx, cm[order], ".", color=CLEAN, ms=3, label="clean")
             ax.plot(idx, am[order], "x", color=ADV, ms=3, mew=0.7, label="adversarial")
-            ax.set_title(str(d.get("name", "")), fontsize=7)
-            ax.tick_params(labelsize=6)
-            if r == len(rows) - 1:
-                ax.set_xlabel("filter (sorted by clean mean)", fontsize=7)
-        axes[r, 0].set_ylabel(label)
-    axes[0, 0].legend(fontsize=6)
+            ax.set_title(str(d.get("name", "")), fontsize=MIN_FONT_SIZE)
+            ax.yaxis.set_major_locator(MaxNLocator(4))
+            if c == 0:
+                ax.set_ylabel("mean activation")
+            if r == min(nlayers, len(layers)) - 1:
+                ax.set_xlabel("filter, by clean mean")
+        axes[0, c].annotate(
+            label,
+            (0.5, 1.0),
+            xycoords="axes fraction",
+            xytext=(0, 16),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontweight="bold",
+        )
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2)
     if title:
         fig.suptitle(title)
     return fig

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .style import PALETTE, styled
+from .annotate import mark_off_scale
+from .style import PALETTE, TEXT_WIDTH, styled
 
-__all__ = ["plot_lipschitz_bounds", "plot_fix_ablation", "plot_kaf_kernels"]
+__all__ = ["plot_lipschitz_bounds", "plot_fix_ablation", "plot_kaf_kernels", "kaf_kernel_fit"]
 
 BLUE, RED = PALETTE[0], PALETTE[3]
 REFERENCE = "#888888"  # chance level and other reference lines
@@ -33,24 +34,38 @@ def plot_lipschitz_bounds(models, title: str = "Lipschitz bounds vs local estima
     """Per model, the product-of-layers upper bound (bar) and the largest local Jacobian norm (tick), as log10.
 
     `models`: rows (dicts or a DataFrame) with model, activation, training, bound, empirical_jacobian
-    (the `lipschitz` experiment's `result["models"]`). Models without a finite bound (k-WTA) are left out.
+    (the `lipschitz` experiment's `result["models"]`). Values the log axis can not show are marked
+    on its edge, not dropped: an infinite bound (k-WTA is discontinuous) by a cross on the right
+    edge, a zero (log10 = -inf) by a triangle on the left edge (`annotate.mark_off_scale`).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    lip = _frame(models)
-    finite = lip[np.isfinite(lip["bound"].astype(float))].reset_index(drop=True)
-    labels = [f"{m} {a} ({t})" for m, a, t in zip(finite["model"], finite["activation"], finite["training"])]
-    fig, ax = plt.subplots(figsize=(7.0, 0.25 * len(finite) + 1.2))
-    y = np.arange(len(finite))
-    with np.errstate(divide="ignore"):  # log10(0) = -inf for a constant network
-        bound = np.log10(finite["bound"].astype(float))
-        local = np.log10(finite["empirical_jacobian"].astype(float))
-    ax.barh(y, bound, color=BLUE, label="upper bound (product)")
-    ax.scatter(local, y, color=RED, marker="|", s=80, label="local estimate", zorder=3)
+    lip = _frame(models).reset_index(drop=True)
+    labels = [f"{m} {a} ({t})" for m, a, t in zip(lip["model"], lip["activation"], lip["training"])]
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 0.25 * len(lip) + 1.4))
+    y = np.arange(len(lip))
+    with np.errstate(divide="ignore", invalid="ignore"):  # log10(0) = -inf for a constant network
+        bound = np.log10(lip["bound"].astype(float).to_numpy())
+        local = np.log10(lip["empirical_jacobian"].astype(float).to_numpy())
+    finite_b, finite_l = np.isfinite(bound), np.isfinite(local)
+    ax.barh(y[finite_b], bound[finite_b], color=BLUE)
+    ax.scatter(local[finite_l], y[finite_l], color=RED, marker="|", s=80, zorder=3)
+    marked_b = mark_off_scale(ax, y, bound, axis="x", color=BLUE)
+    marked_l = mark_off_scale(ax, y, local, axis="x", color=RED)
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     ax.set_xlabel("log10 L2 Lipschitz constant")
-    ax.legend(loc="lower right")
+    handles = [
+        Patch(color=BLUE, label="upper bound (product)"),
+        Line2D([], [], ls="", marker="|", ms=9, mew=1.5, color=RED, label="local estimate"),
+    ]
+    if marked_b["high"] or marked_l["high"]:
+        handles.append(Line2D([], [], ls="", marker="x", color="#555555", label="infinite (right edge)"))
+    if marked_b["low"] or marked_l["low"]:
+        handles.append(Line2D([], [], ls="", marker="<", color="#555555", label="zero (left edge)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     ax.set_title(title)
     return fig
 
@@ -65,15 +80,39 @@ def plot_fix_ablation(candidates, chance: float = 10.0, title: str = "KAF ResNet
     import matplotlib.pyplot as plt
 
     ab = _frame(candidates)
-    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.4))
     colors = [RED if d else BLUE for d in ab["diverged"]]
     ax.bar(ab["candidate"], ab["clean_acc"].astype(float) * 100, color=colors)
     ax.axhline(chance, color=REFERENCE, ls=":", lw=1.0, label=f"chance ({chance:g}%)")
     ax.set_ylabel("clean accuracy (%)")
     ax.set_title(title)
-    ax.tick_params(axis="x", rotation=45)
-    ax.legend()
+    for label in ax.get_xticklabels():
+        label.set(rotation=40, ha="right", rotation_mode="anchor")
+    fig.legend(loc="outside lower right")  # outside: bars at chance level would hide it
     return fig
+
+
+def kaf_kernel_fit(kernel: str, s, target: str = "elu", preset: str = "thesis"):
+    """A KAF with `kernel` ridge-fitted to `target` on the preset's dictionary, evaluated on `s`, all in float64.
+
+    The ReLU kernel max(0, s d) gives a Gram matrix of rank 2 (and the softplus kernel a nearly
+    singular one), so the ridge coefficients are of order 1e5: rounding them to float32, as a
+    network's KAF stores them, leaves cancellation noise of order 1 in their sum. In float64 the
+    fit is what the formula says (for the ReLU kernel: two straight pieces through 0).
+    Returns (values on s, alpha).
+    """
+    from ..activations import make_activation
+    from ..activations.kaf import KAF_PRESETS, kaf_reference, ridge_alpha
+
+    kaf = make_activation("kaf", 1, kernel=kernel, preset=preset)
+    d = kaf.dictionary[0].double()
+    gamma = float(kaf.gamma[0])
+    alpha = ridge_alpha(target, d, gamma, KAF_PRESETS[preset]["ridge_eps"], kernel)
+    s = torch.as_tensor(s, dtype=torch.float64)
+    values = kaf_reference(
+        s.view(-1, 1), alpha.view(1, -1), d.view(1, -1), torch.tensor([gamma], dtype=torch.float64), kernel
+    )
+    return values[:, 0], alpha
 
 
 @styled
@@ -86,18 +125,17 @@ def plot_kaf_kernels(
 ):
     """KAFs with each kernel, ridge-fitted to ELU on the thesis dictionary, against ELU (dashed).
 
-    The shaded band is `dictionary_range`, the thesis dictionary's [-3, 3]: outside it the kernels
-    extrapolate differently.
+    The fits are computed in float64 (`kaf_kernel_fit`: the ReLU and softplus kernels' ridge
+    coefficients are huge and cancel). The shaded band is `dictionary_range`, the thesis
+    dictionary's [-3, 3]: outside it the kernels extrapolate differently.
     """
     import matplotlib.pyplot as plt
-
-    from ..activations import make_activation
 
     s = torch.linspace(s_range[0], s_range[1], points, dtype=torch.float64)
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     for i, kernel in enumerate(kernels):
-        kaf = make_activation("kaf", 1, kernel=kernel, init="elu")
-        ax.plot(s, kaf.evaluate(s)[0], color=PALETTE[i % len(PALETTE)], label=f"{kernel} kernel")
+        values, _ = kaf_kernel_fit(kernel, s)
+        ax.plot(s, values, color=PALETTE[i % len(PALETTE)], label=f"{kernel} kernel")
     ax.plot(s, torch.nn.functional.elu(s), color="black", ls="--", lw=1.0, label="ELU (target)")
     ax.axvspan(*dictionary_range, color=DICTIONARY_BAND, zorder=0, lw=0)
     ax.set_ylim(*ylim)

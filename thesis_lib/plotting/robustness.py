@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .style import activation_color, activation_marker, is_kaf_name, styled
+from .annotate import label_points
+from .style import TEXT_WIDTH, activation_color, activation_marker, is_kaf_name, styled
 
 __all__ = ["plot_accuracy_vs_robustness", "plot_robust_vs_iterations"]
 
@@ -42,7 +43,8 @@ def plot_accuracy_vs_robustness(
     """Scatter of clean vs robust accuracy, one labelled point per row (per activation).
 
     df: DataFrame or list of dicts with columns `x`, `y`, `label`. group: optional column (e.g.
-    "arch") drawn as separate panels. Fixed activations: diamonds; KAFs: crosses.
+    "arch") drawn as separate panels. Fixed activations: diamonds; KAFs: crosses. Labels never
+    overlap (`annotate.label_points`); points at the same place are drawn smaller on top of each other.
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -50,22 +52,30 @@ def plot_accuracy_vs_robustness(
     rows = _records(df)
     _need(rows, [x, y, label] + ([group] if group else []))
     groups = list(dict.fromkeys(r[group] for r in rows)) if group else [None]
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 3.8), squeeze=False)
+    width = min(TEXT_WIDTH, 4.6 * len(groups))
+    fig, axes = plt.subplots(1, len(groups), figsize=(width, 3.6 if len(groups) == 1 else 3.2), squeeze=False)
     scale = 100.0 if percent else 1.0
+    placed = []
     for ax, g in zip(axes[0], groups):
         sel = [r for r in rows if group is None or r[group] == g]
-        for r in sel:
+        xs = [float(r[x]) * scale for r in sel]
+        ys = [float(r[y]) * scale for r in sel]
+        seen: dict = {}
+        for r, px, py in zip(sel, xs, ys):
             name = str(r[label])
+            # Points at the same place (equal accuracies, common at small scale): each later one is
+            # drawn smaller on top, so every marker stays visible.
+            k = seen.get((round(px, 6), round(py, 6)), 0)
+            seen[(round(px, 6), round(py, 6))] = k + 1
             ax.scatter(
-                float(r[x]) * scale,
-                float(r[y]) * scale,
+                px,
+                py,
                 marker=activation_marker(name),
                 color=activation_color(name),
-                s=60,
-                zorder=3,
-            )
-            ax.annotate(
-                name, (float(r[x]) * scale, float(r[y]) * scale), xytext=(5, 4), textcoords="offset points", fontsize=8
+                s=70 * 0.45**k,
+                edgecolors="white" if k else "none",
+                linewidths=0.5,
+                zorder=3 + k,
             )
         unit = " (%)" if percent else ""
         ax.set_xlabel(f"clean accuracy{unit}" if x == "clean_acc" else x + unit)
@@ -73,6 +83,7 @@ def plot_accuracy_vs_robustness(
         ax.margins(0.15)
         if g is not None:
             ax.set_title(str(g))
+        placed.append((ax, xs, ys, [str(r[label]) for r in sel]))
     handles = [
         Line2D([], [], ls="", marker="D", color="#555555", label="fixed activation"),
         Line2D([], [], ls="", marker="X", color="#555555", label="KAF"),
@@ -80,6 +91,8 @@ def plot_accuracy_vs_robustness(
     axes[0, -1].legend(handles=handles, loc="best")
     if title:
         fig.suptitle(title)
+    for ax, xs, ys, names in placed:  # last: labels are placed once the layout is final
+        label_points(ax, xs, ys, names)
     return fig
 
 
@@ -96,7 +109,7 @@ def plot_robust_vs_iterations(
     """Robust accuracy against the number of PGD iterations, one line per `hue` value.
 
     A flat curve after ~50 iterations says the attack has converged (protocol, "Evaluation").
-    mark: iteration counts to draw as dotted vertical lines (the evaluation's 50).
+    mark: iteration counts to draw as dotted vertical lines (the evaluation's 50), where the curves reach them.
     """
     import matplotlib.pyplot as plt
 
@@ -116,8 +129,10 @@ def plot_robust_vs_iterations(
             ls="--" if is_kaf_name(name) else "-",
             label=name,
         )
+    top = max(float(r[x]) for r in rows)
     for m in mark or ():
-        ax.axvline(m, color="#888888", ls=":", lw=0.8)
+        if m <= top:  # a mark beyond the measured iterations would only squeeze the curves
+            ax.axvline(m, color="#888888", ls=":", lw=0.8)
     ax.set_xlabel("PGD iterations")
     ax.set_ylabel("robust accuracy" + (" (%)" if percent else ""))
     if title:

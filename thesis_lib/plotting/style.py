@@ -26,6 +26,8 @@ __all__ = [
     "STYLE",
     "PALETTE",
     "DPI",
+    "TEXT_WIDTH",
+    "MIN_FONT_SIZE",
     "use_style",
     "style_context",
     "savefig",
@@ -38,6 +40,10 @@ __all__ = [
 # seaborn's "deep" palette, hard-coded so the colours do not depend on the seaborn version.
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
 DPI = 200  # PNG resolution (dots per inch); fixed so PNG bytes do not depend on rcParams
+# A thesis page's text width (inches, A4 with ~2.5 cm margins): figures are drawn at most this wide,
+# so at their printed size no font is below MIN_FONT_SIZE points.
+TEXT_WIDTH = 6.3
+MIN_FONT_SIZE = 8
 
 STYLE: dict = {
     "font.family": "DejaVu Sans",  # bundled with matplotlib: identical on every machine
@@ -49,7 +55,8 @@ STYLE: dict = {
     "legend.fontsize": 8,
     "legend.title_fontsize": 8,
     "figure.titlesize": 11,
-    "figure.figsize": (6.0, 3.6),  # inches: fits an A4 text width
+    "figure.labelsize": 9,  # fig.supxlabel / supylabel, as the axes' labels
+    "figure.figsize": (TEXT_WIDTH, 3.4),  # inches: an A4 text width
     "figure.dpi": 100,
     "figure.facecolor": "white",
     "figure.constrained_layout.use": True,
@@ -146,7 +153,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def savefig(
-    fig, name: str, figures_dir: str | Path = "figures", formats: tuple[str, ...] = ("pdf", "png"), dpi: int = DPI
+    fig,
+    name: str,
+    figures_dir: str | Path = "figures",
+    formats: tuple[str, ...] = ("pdf", "png"),
+    dpi: int = DPI,
+    stamp: str | None = None,
 ) -> list[Path]:
     """Write `fig` as `<figures_dir>/<name>.pdf` and `.png`; returns the paths written.
 
@@ -154,17 +166,29 @@ def savefig(
     chunks, fixed dpi, tight bounding box; each file is rendered in memory and then written
     atomically (temporary file + rename), so a crash never leaves a half-written figure.
     The figure stays open (call `plt.close(fig)` when done).
+
+    stamp: the profile stamp (`stamp.profile_stamp`): drawn over the figure (`stamp_figure`) and
+    stored in the files' metadata (PNG "Description", PDF "Subject"). None: the stamp already
+    drawn on the figure, if any, goes into the metadata.
     """
+    from .stamp import figure_stamp, stamp_figure
+
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"figure name {name!r} must be a plain file stem of letters, digits, '.', '_' or '-'")
     bad = [f for f in formats if f not in ("pdf", "png")]
     if bad:
         raise ValueError(f"unsupported figure format(s) {bad}; use 'pdf' and/or 'png'")
     out = Path(figures_dir)
+    if stamp is not None:
+        stamp_figure(fig, stamp)
+    stamp = figure_stamp(fig)
     metadata = {
         "pdf": {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None},
         "png": {"Software": None},
     }
+    if stamp:
+        metadata["pdf"]["Subject"] = stamp
+        metadata["png"]["Description"] = stamp
     paths = []
     # fontTools warns about the zeroed font timestamps that make the PDF reproducible: silence it.
     font_log = logging.getLogger("fontTools")

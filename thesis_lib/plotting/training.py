@@ -10,9 +10,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .style import activation_color, styled
+from .annotate import mark_off_scale, off_scale_handles
+from .style import PALETTE, TEXT_WIDTH, activation_color, activation_marker, styled
 
-__all__ = ["plot_lr_range_test", "plot_one_cycle", "plot_training_curves", "plot_gradient_norms", "ema", "pick_layers"]
+__all__ = [
+    "plot_lr_range_test",
+    "plot_lr_range_tests",
+    "plot_one_cycle",
+    "plot_training_curves",
+    "plot_gradient_norms",
+    "ema",
+    "pick_layers",
+]
 
 
 def ema(values: Sequence[float], beta: float) -> np.ndarray:
@@ -40,7 +49,8 @@ def plot_lr_range_test(
     """Loss vs learning rate (log x): raw (light) and smoothed (EMA `smoothing`), with the chosen bounds.
 
     ylim_factor: clip the y axis at this multiple of the smoothed minimum (the diverging tail
-    would otherwise flatten the interesting part); None keeps matplotlib's limits.
+    would otherwise flatten the interesting part); None keeps matplotlib's limits. Non-finite
+    losses (a diverged sweep) are marked by red crosses on the top edge.
     """
     import matplotlib.pyplot as plt
 
@@ -53,13 +63,17 @@ def plot_lr_range_test(
     sm = np.full_like(losses, np.nan)
     if smoothing > 0 and finite.any():
         sm[finite] = ema(losses[finite], smoothing)
-        ax.plot(lrs, sm, color="C0", label=f"EMA ({smoothing})")
-    for v, name, c in ((lr_min, "lr_min", "C2"), (lr_max, "lr_max", "C3")):
+        ax.plot(lrs, sm, color=PALETTE[0], label=f"EMA ({smoothing})")
+    for v, name, c in ((lr_min, "lr_min", PALETTE[2]), (lr_max, "lr_max", PALETTE[3])):
         if v is not None:
             ax.axvline(v, color=c, ls="--", lw=1.0, label=f"{name} = {v:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
+    if mark_off_scale(ax, lrs, losses, axis="y")["high"]:  # a diverged sweep: NaN / inf losses on the top edge
+        extra = off_scale_handles(low=False, what="loss")
+    else:
+        extra = []
     ref = sm if np.isfinite(sm).any() else losses
     if ylim_factor and np.isfinite(ref).any():
         lo = float(np.nanmin(ref[np.isfinite(ref)]))
@@ -67,7 +81,64 @@ def plot_lr_range_test(
         ax.set_ylim(min(lo, float(np.nanmin(losses[finite]))) * 0.95, min(hi, lo * ylim_factor) * 1.05)
     if title:
         ax.set_title(title)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles + extra, labels + [h.get_label() for h in extra])
+    return fig
+
+
+@styled
+def plot_lr_range_tests(
+    tests: Mapping[str, Mapping],
+    key: str = "losses",
+    title: str | None = "Range tests (smoothed loss)",
+    ncols: int = 3,
+):
+    """Range tests of several activations, one small panel each (log learning-rate axis), with their bounds.
+
+    tests: {activation: the `lr_find` record} (with "lrs", `key` (default the smoothed "losses"),
+    "lr_min", "lr_max"; a sweep that gave no bounds has "error" instead and is drawn without them).
+    Non-finite losses (a diverged sweep) are marked by red crosses on the panel's top edge. Slots
+    left over in the last row hold the legend; otherwise it goes under the panels.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    if not tests:
+        raise ValueError("no range tests to plot")
+    n = len(tests)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = plt.figure(figsize=(TEXT_WIDTH, 2.0 * nrows + 0.6))
+    axes, legend_ax = _panel_grid(fig, n, ncols)
+    bad = False
+    for k, (ax, (act, r)) in enumerate(zip(axes, tests.items())):
+        lrs = np.asarray(r.get("lrs", []), dtype=float)
+        losses = np.asarray(r.get(key, []), dtype=float)
+        if len(lrs):
+            ax.plot(lrs, np.where(np.isfinite(losses), losses, np.nan), color=activation_color(act), marker=".", ms=3)
+            bad |= mark_off_scale(ax, lrs, losses, axis="y")["high"] > 0
+        for v, c in ((r.get("lr_min"), PALETTE[2]), (r.get("lr_max"), PALETTE[3])):
+            if v is not None:
+                ax.axvline(v, color=c, ls="--", lw=0.9)
+        ax.set_xscale("log")
+        ax.set_title(act if not r.get("error") else f"{act} (no bounds)")
+        if k >= n - ncols:
+            ax.set_xlabel("learning rate")
+        if k % ncols == 0:
+            ax.set_ylabel("loss")
+    handles = [
+        Line2D([], [], color="#555555", marker=".", ms=3, label="smoothed loss" if key == "losses" else key),
+        Line2D([], [], color=PALETTE[2], ls="--", lw=0.9, label="lr_min"),
+        Line2D([], [], color=PALETTE[3], ls="--", lw=0.9, label="lr_max"),
+    ]
+    if bad:
+        handles += off_scale_handles(low=False, what="loss")
+    if legend_ax is not None:
+        legend_ax.legend(handles=handles, loc="center")
+    else:
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -87,7 +158,7 @@ def plot_one_cycle(schedule, steps_per_epoch: int | None = None, title: str | No
     if steps_per_epoch:
         x, xlabel = x / steps_per_epoch, "epoch"
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
-    ax.plot(x, lr, color="C0")
+    ax.plot(x, lr, color=PALETTE[0])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("learning rate")
     if title:
@@ -98,18 +169,43 @@ def plot_one_cycle(schedule, steps_per_epoch: int | None = None, title: str | No
 _DEFAULT_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc", "train_robust_acc", "test_robust_acc")
 
 
+def _panel_grid(fig, n: int, ncols: int):
+    """n panel axes on a grid of `ncols` columns, and one axes spanning the unused slots of the last row (or None).
+
+    The spanning axes holds the legend, so a grid whose panels do not fill it leaves no empty slot.
+    """
+    nrows = math.ceil(n / ncols)
+    gs = fig.add_gridspec(nrows, ncols)
+    axes = [fig.add_subplot(gs[i // ncols, i % ncols]) for i in range(n)]
+    spare = n % ncols
+    legend_ax = fig.add_subplot(gs[nrows - 1, spare:]) if spare else None
+    if legend_ax is not None:
+        legend_ax.set_axis_off()
+    return axes, legend_ax
+
+
+SHORT_HISTORY = 12  # histories with at most this many epochs are drawn with a marker per epoch
+
+
 @styled
 def plot_training_curves(
-    histories: Mapping[str, Sequence[Mapping]], keys: Sequence[str] | None = None, x: str = "epoch", ncols: int = 3
+    histories: Mapping[str, Sequence[Mapping]],
+    keys: Sequence[str] | None = None,
+    x: str = "epoch",
+    ncols: int | None = None,
 ):
     """Per-epoch metrics of several runs: one panel per metric, one line per run.
 
     histories: {label: metrics["history"]} where each history is a list of per-epoch dicts
     (as written by `thesis_lib.training.train`). keys: metrics to draw; default: those of
     train/test loss/accuracy present in any run. Runs are coloured by activation when the label
-    is an activation name.
+    is an activation name. Short histories (at most SHORT_HISTORY epochs, e.g. a one-epoch smoke
+    run) get a marker per epoch (diamonds: fixed activations, crosses: KAFs), so a single epoch is
+    a visible point, not an invisible line; the epoch axis has integer ticks. ncols (default: 2
+    for 2 or 4 panels, else up to 3); slots left over in the last row hold the legend.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not histories:
         raise ValueError("no training histories given")
@@ -118,19 +214,45 @@ def plot_training_curves(
         keys = [k for k in _DEFAULT_KEYS if k in present] or sorted(present - {x, "lr", "time_s", "wall_time_s"})
     if not keys:
         raise ValueError("the histories hold no numeric per-epoch metrics to plot")
-    ncols = min(ncols, len(keys))
-    nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
+    n = len(keys)
+    if ncols is None:
+        ncols = 2 if n in (2, 4) else min(3, n)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = plt.figure(figsize=(TEXT_WIDTH, 2.1 * nrows + 0.5))
+    axes, legend_ax = _panel_grid(fig, n, ncols)
+    short = max(len(h) for h in histories.values()) <= SHORT_HISTORY
+    all_x = set()
+    for ax, key in zip(axes, keys):
         for label, hist in histories.items():
-            ys = [row.get(key, np.nan) for row in hist]
-            xs = [row.get(x, i + 1) for i, row in enumerate(hist)]
-            ax.plot(xs, np.asarray(ys, dtype=float), label=str(label), color=activation_color(label), lw=1.2)
+            ys = np.asarray([row.get(key, np.nan) for row in hist], dtype=float)
+            xs = np.asarray([row.get(x, i + 1) for i, row in enumerate(hist)], dtype=float)
+            all_x.update(xs.tolist())
+            ax.plot(
+                xs,
+                ys,
+                label=str(label),
+                color=activation_color(label),
+                lw=1.2,
+                marker=activation_marker(label) if short else None,
+                ms=5,
+                alpha=0.9,
+            )
         ax.set_title(key.replace("_", " "))
-        ax.set_xlabel(x)
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.set_visible(False)
-    axes.flat[0].legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(all_x) == 1:  # one epoch: centre it, one tick
+            (v,) = all_x
+            ax.set_xlim(v - 1, v + 1)
+            ax.set_xticks([v])
+    for k, ax in enumerate(axes):
+        if k >= n - ncols:  # bottom panel of its column
+            ax.set_xlabel(x)
+    handles, labels = axes[0].get_legend_handles_labels()
+    legend_cols = 2 if len(labels) > 4 else 1
+    if legend_ax is not None:
+        legend_ax.legend(handles, labels, loc="center", ncols=legend_cols, title="run")
+    else:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
     return fig
 
 
