@@ -1,4 +1,4 @@
-"""The first code cell of every thesis notebook (sections 1.1 to 6, `notebooks/NN_topic.py`), as one call.
+"""The first code cell of every thesis notebook (`notebooks/NN_topic.py`, thesis order), as one call.
 
     from thesis_lib.notebook import setup
 

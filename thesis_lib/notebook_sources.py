@@ -1,4 +1,4 @@
-"""The notebooks as reviewed source (sections 1.1 to 6): jupytext pairs, and headers and index from the registry.
+"""The notebooks as reviewed source (sections 1.1 to 7): jupytext pairs, and headers and index from the registry.
 
 Each thesis notebook is a pair in `notebooks/`: `NN_topic.py` (jupytext percent format: the source
 that is reviewed and edited) and `NN_topic.ipynb` (the same cells with their stored outputs, what
@@ -203,10 +203,19 @@ class NotebookEntry:
     registry_figures: tuple[str, ...]
     ensured: tuple[str, ...]  # names passed to ensure("...") in the notebook
     header: str  # the whole first markdown cell
+    reads_results: bool = False  # runs no experiment but reads stored results (uses `results_dir`)
 
 
 def _code(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def _reads_results(nb) -> bool:
+    """Whether a code cell other than the parameters cells uses `results_dir` (the notebook reads stored results)."""
+    cells = [
+        c for c in nb.cells if c.cell_type == "code" and not set(c.metadata.get("tags", [])) & {"parameters", INJECTED}
+    ]
+    return any(re.search(r"\bresults_dir\b", c.source) for c in cells)
 
 
 def _saved_names(sources: list[str]) -> dict:
@@ -262,6 +271,7 @@ def notebook_entries(notebooks_dir: str | os.PathLike) -> list[NotebookEntry]:
                 registry_figures=registry_figures,
                 ensured=ensured,
                 header=header,
+                reads_results=not names and _reads_results(nb),
             )
         )
     return entries
@@ -321,7 +331,9 @@ def readme_table(entries: list[NotebookEntry]) -> str:
             for n in e.experiments
         )
         thesis = f"{' / '.join(e.sections)} {e.title}".strip()
-        lines.append(f"| {thesis} | `{e.stem}` | {exps or 'none (analytic)'} | {_figures_cell(e.figures)} |")
+        if not exps:
+            exps = "none run (reads the stored results)" if e.reads_results else "none (analytic)"
+        lines.append(f"| {thesis} | `{e.stem}` | {exps} | {_figures_cell(e.figures)} |")
     return "\n".join(lines)
 
 

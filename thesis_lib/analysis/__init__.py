@@ -1,12 +1,13 @@
 """Analyses behind the thesis's figures: activation capture and distributions (chapter 4), k-WTA
 line scans (section 3.1), KAF shapes (section 2.4), Lipschitz bounds (section 2.3.3, chapter 6), and
-the chapter-5 tables and verdicts (sections 5.2 and 5.3, `chapter5`).
+the chapter-5 tables and verdicts (sections 5.2 and 5.3, `chapter5`), and every claim of the thesis with
+its verdict from the stored results (`claims`).
 
 All functions return plain data (numpy arrays, lists of dicts ready for `pandas.DataFrame`; `chapter5`: DataFrames) that
 `thesis_lib.plotting` draws. Importing does no work.
 """
 
-from . import chapter5
+from . import chapter5, claims
 from .capture import ActivationCapture, activation_layers, collect_activations
 from .chapter5 import (
     chapter5_stamp,
@@ -18,6 +19,7 @@ from .chapter5 import (
     robustness_verdicts,
     verdict_lines,
 )
+from .claims import CLAIMS, Claim, evaluate_claims
 from .distributions import activation_histograms, activation_shape, filter_mean_activations, layer_distances
 from .kaf_shapes import kaf_curves
 from .line_scan import count_discontinuities, find_jumps, line_scan, random_direction
@@ -34,6 +36,10 @@ from .lipschitz import (
 
 __all__ = [
     "chapter5",
+    "claims",
+    "Claim",
+    "CLAIMS",
+    "evaluate_claims",
     "robustness_table",
     "robustness_verdicts",
     "exploding_table",
