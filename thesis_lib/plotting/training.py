@@ -284,11 +284,11 @@ def plot_gradient_norms(
 
     norms: tidy rows (DataFrame or list of dicts) with columns `step`, `layer` and the
     `quantities`. layers: which layers to draw (default: early, middle and late layers in order of
-    first appearance). Non-finite values (NaN / inf gradients) are drawn as red crosses on the top
-    edge of the panel, so an exploding run shows where it broke.
+    first appearance). Values a log axis cannot show are marked on its edges (`mark_off_scale`):
+    exactly-zero norms (e.g. early layers after a KAF-ResNet-56 blow-up) at the bottom, NaN / inf at
+    the top, so an exploding run shows where it broke.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     rows = _records(norms)
     if not rows:
@@ -298,9 +298,10 @@ def plot_gradient_norms(
         raise ValueError(f"norm rows lack column(s) {missing}; they have {sorted(rows[0])}")
     order = list(dict.fromkeys(r[layer] for r in rows))
     layers = pick_layers(order) if layers is None else list(layers)
-    fig, axes = plt.subplots(1, len(quantities), figsize=(3.6 * len(quantities), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(quantities), figsize=(TEXT_WIDTH, 2.8), squeeze=False)
     for ax, q in zip(axes[0], quantities):
-        bad_any = False
+        ax.set_yscale("log")  # before marking: mark_off_scale asks the axis scale
+        low = high = 0
         for k, name in enumerate(layers):
             sel = sorted((r[step], float(r[q]) if r[q] is not None else math.nan) for r in rows if r[layer] == name)
             if not sel:
@@ -308,26 +309,19 @@ def plot_gradient_norms(
             xs = np.array([s for s, _ in sel], dtype=float)
             ys = np.array([v for _, v in sel], dtype=float)
             ok = np.isfinite(ys) & (ys > 0)
-            ax.plot(xs, np.where(ok, ys, np.nan), color=f"C{k % 10}", lw=1.2, label=str(name))
-            if (~np.isfinite(ys)).any():
-                bad_any = True
-                ax.plot(
-                    xs[~np.isfinite(ys)],
-                    np.ones((~np.isfinite(ys)).sum()),
-                    "x",
-                    color="red",
-                    ms=5,
-                    transform=ax.get_xaxis_transform(),
-                    clip_on=False,
-                )
-        ax.set_yscale("log")
+            color = f"C{k % 10}"
+            short = len(xs) <= 20  # a few steps: markers, or a lone finite point would not show
+            ax.plot(
+                xs, np.where(ok, ys, np.nan), color=color, lw=1.2, label=str(name), marker="o" if short else None, ms=3
+            )
+            # exactly-zero and non-finite norms cannot sit on a log axis: marked on its edges
+            marked = mark_off_scale(ax, xs, ys, color=color)
+            low, high = low + marked["low"], high + marked["high"]
         ax.set_xlabel(step)
         ax.set_title(q.replace("_", " "))
         handles, labels = ax.get_legend_handles_labels()
-        if bad_any:
-            handles.append(Line2D([], [], ls="", marker="x", color="red"))
-            labels.append("NaN / inf")
-        ax.legend(handles, labels)
+        extra = off_scale_handles(low=low > 0, high=high > 0, what="norm")
+        ax.legend(handles + extra, labels + [h.get_label() for h in extra])
     if title:
         fig.suptitle(title)
     return fig
