@@ -113,7 +113,12 @@ def test_gradient_norms_mark_nan():
     grad_ax = fig.axes[1]
     marks = [ln for ln in grad_ax.get_lines() if ln.get_marker() == "x"]
     assert len(marks) == 1 and len(marks[0].get_xdata()) == 3
-    assert [t.get_text() for t in grad_ax.get_legend().get_texts()] == ["l0", "l2", "l4", "NaN / inf"]
+    assert [t.get_text() for t in grad_ax.get_legend().get_texts()] == ["l0", "l2", "l4", "norm NaN or inf"]
+    # an exactly-zero norm (vanished gradient) is marked at the bottom edge, not dropped
+    rows[2]["grad_norm"] = 0.0  # step 0 of layer l2, one of the layers drawn
+    grad_ax = P.plot_gradient_norms(rows).axes[1]
+    assert len([ln for ln in grad_ax.get_lines() if ln.get_marker() == "v"]) == 1
+    assert "norm 0 or -inf (off the log axis)" in [t.get_text() for t in grad_ax.get_legend().get_texts()]
 
 
 def _scan(jumps):
