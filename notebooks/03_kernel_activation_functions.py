@@ -21,7 +21,7 @@
 # `python -m thesis_lib reproduce --profile full` on a GPU first to reproduce the protocol.
 
 # %% tags=["parameters"]
-profile = "smoke"  # "smoke" (CPU, minutes: proves the pipeline), "cpu" (notebooks 02, 04, 05 only) or "full" (the protocol, GPU)
+profile = "smoke"  # "smoke" (CPU, minutes: proves the pipeline), "cpu" (a stated reduced scale, where run) or "full" (the protocol, GPU)
 results_dir = "../results"  # results/<profile>/<experiment>/ (JSON/CSV, committed)
 figures_dir = "../figures"  # figures/<name>.pdf, .png and tables figures/<name>.tex
 data = None  # CIFAR-10 location; None: $THESIS_DATA, else torchvision's download into ./data
