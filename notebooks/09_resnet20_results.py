@@ -13,6 +13,7 @@
 # | catastrophic-overfitting watch: PGD accuracy on fixed training images per epoch | `figures/resnet20_overfitting_watch.pdf` / `.png` |
 # | robust accuracy vs PGD iterations (relu, kaf), with 95% bands | `figures/resnet20_robust_vs_iterations.pdf` / `.png` |
 # | training curves | `figures/resnet20_training_curves.pdf` / `.png` |
+# | relu, swish and kaf over three training seeds: mean and spread (where the repeats exist) | `figures/resnet20_seeds.pdf` / `.png`, `figures/resnet20_seeds.tex` |
 #
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
 # provenance table below (read from the results' `summary.json`); every figure carries a stamp with
@@ -38,8 +39,9 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 from IPython.display import Markdown
 
 from thesis_lib.analysis import chapter5 as c5
+from thesis_lib.experiments import ensure_supplementary
 from thesis_lib.plotting import plot_accuracy_vs_robustness_ci, plot_lr_range_tests, plot_overfitting_watch
-from thesis_lib.plotting import plot_robust_vs_iterations_ci, plot_training_curves
+from thesis_lib.plotting import plot_robust_vs_iterations_ci, plot_seeds, plot_training_curves
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -51,7 +53,12 @@ res = ensure("resnet20_at", profile, results_dir, data=data, device=device)
 res_lr = ensure("resnet20_lr_range", profile, results_dir, data=data, device=device)  # a requirement: already run
 
 # %%
-provenance_table([res, res_lr])
+# NBVAL_IGNORE_OUTPUT
+# The repeats with other training seeds (hours at the cpu profile): shown where they exist, never started here.
+res_seeds = ensure_supplementary("resnet20_seeds", profile, results_dir, data=data, device=device)
+
+# %%
+provenance_table([r for r in (res, res_lr, res_seeds) if r is not None])
 
 # %% [markdown]
 # ## What these numbers are
@@ -92,12 +99,35 @@ save_figure(fig, "resnet20_accuracy_vs_robustness", figures_dir, stamp=stamp)
 # follows the test's p-value; the paired interval is a normal approximation, which can exclude 0 when
 # only a few images differ while the exact test does not. The significance level is printed below; a
 # comparison with a network at chance accuracy, or any comparison of a smoke run, decides nothing.
+# Where relu, swish and kaf were also trained with other seeds (section "Training seeds" below), a
+# comparison of two of them is decided over the seeds instead: the mean of the per-seed paired
+# differences, its t interval and a t-test over seeds (the seed is then the unit of replication).
 
 # %%
-verdicts = c5.robustness_verdicts(res)
+verdicts = c5.robustness_verdicts(res, res_seeds=res_seeds)
 print(f"significance level {c5.ALPHA} (two-sided); a network below {c5.CHANCE_LEVEL:.0%} clean accuracy has not learnt the task")
 save_table(c5.verdicts_display(verdicts), "resnet20_verdicts", figures_dir, stamp=stamp,
            caption="ResNet-20, fast adversarial training: the thesis's comparisons, measured differences with 95\\% intervals and verdicts.")
+
+# %% [markdown]
+# ## Training seeds
+#
+# The thesis trained each model once. relu, swish and kaf are trained again with two more seeds
+# (initialisation, data order, FGSM noise; same bounds and evaluation, the same attacked images):
+# mean and standard deviation over the seeds show how much of a difference between two activations
+# one training run can produce by itself.
+
+# %%
+seed_table = c5.seed_table(res, res_seeds)
+if len(seed_table):
+    save_table(c5.seed_display(seed_table), "resnet20_seeds", figures_dir, stamp=stamp,
+               caption=f"ResNet-20, fast adversarial training: clean and robust accuracy ({attack}) over training seeds.")
+else:
+    print(f"no repeated training seeds in the {profile} profile yet (python -m thesis_lib reproduce --only resnet20_seeds)")
+
+# %%
+fig = plot_seeds(c5.seed_outcomes(res, res_seeds), title="ResNet-20: training seeds", stamp=stamp)
+save_figure(fig, "resnet20_seeds", figures_dir, stamp=stamp)
 
 # %% [markdown]
 # ## Does the evaluation choice move robust accuracy?

@@ -58,7 +58,7 @@ def test_unknown_names_are_one_clear_error():
     with pytest.raises(ThesisError, match="Unknown profile 'medium': use one of smoke, cpu, full"):
         get_experiment("vgg").settings_for("medium")
     with pytest.raises(ThesisError, match="has no 'cpu' profile"):
-        get_experiment("resnet56_fix").settings_for("cpu")
+        get_experiment("kaf_shapes").settings_for("cpu")
 
 
 def test_full_profile_is_the_protocol():

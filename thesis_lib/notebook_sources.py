@@ -201,7 +201,7 @@ class NotebookEntry:
     requires: dict  # experiment -> requirements shown by other notebooks
     figures: dict  # figure/table name -> {"figure", "table"}: what the notebook saves, then the registry's
     registry_figures: tuple[str, ...]
-    ensured: tuple[str, ...]  # names passed to ensure("...") in the notebook
+    ensured: tuple[str, ...]  # names passed to ensure("...") or ensure_supplementary("...") in the notebook
     header: str  # the whole first markdown cell
     reads_results: bool = False  # runs no experiment but reads stored results (uses `results_dir`)
 
@@ -246,7 +246,7 @@ def notebook_entries(notebooks_dir: str | os.PathLike) -> list[NotebookEntry]:
         nb = nbformat.read(path, as_version=4)
         header = nb.cells[0].source if nb.cells and nb.cells[0].cell_type == "markdown" else ""
         m = HEADER.match(header.splitlines()[0] if header else "")
-        ensured = tuple(dict.fromkeys(re.findall(r'\bensure\("([a-z0-9_]+)"', "\n".join(_code(nb)))))
+        ensured = tuple(dict.fromkeys(re.findall(r'\bensure(?:_supplementary)?\("([a-z0-9_]+)"', "\n".join(_code(nb)))))
         shown = [e for e in registry if e.notebook == path.stem]
         order = {name: i for i, name in enumerate(ensured)}
         shown.sort(key=lambda e: order.get(e.name, len(order)))

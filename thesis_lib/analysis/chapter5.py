@@ -42,6 +42,10 @@ __all__ = [
     "profile_note",
     "two_proportion_p",
     "at_outcomes",
+    "thesis_lr_rows",
+    "seed_outcomes",
+    "seed_table",
+    "seed_display",
     "robustness_table",
     "robustness_verdicts",
     "evaluation_table",
@@ -52,6 +56,9 @@ __all__ = [
     "init_gradient_norms",
     "exploding_table",
     "exploding_verdicts",
+    "NONINFERIORITY_MARGIN",
+    "fix_table",
+    "fix_verdicts",
     "histories",
     "convergence_table",
     "format_intervals",
@@ -71,9 +78,11 @@ SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "not distingui
 SMOKE_VERDICT = "smoke: not a result"
 KAF_COUNTERPARTS = {"kaf": "relu", "kaf_relu": "relu", "kaf_elu": "elu", "kaf_swish": "swish"}
 TEST_SET = 10000  # CIFAR-10 test images (a profile's test_subset None = all of them)
+NONINFERIORITY_MARGIN = 0.02  # "reaches ReLU's accuracy": the fix is at most this far below (absolute, 95% interval)
 
 _MCNEMAR = "McNemar exact, paired"
 _NEWCOMBE = "Newcombe interval, z-test"
+_SEEDS = "t-test over training seeds"
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -295,6 +304,143 @@ def at_outcomes(res) -> dict[str, dict]:
     return out
 
 
+class _RowSet:
+    """The second row set of a fast-AT family (`ATSettings.thesis_lr_rows`), read as results of their own:
+    `result["models"]` is that row set and every run and step name gets the row set's key suffix."""
+
+    def __init__(self, res, models_key: str, suffix: str):
+        self._res, self._suffix = res, suffix
+        self.name, self.profile = res.name, res.profile
+        self.summary = getattr(res, "summary", None)
+        # the second row set has no ART cross-check and no iterations curve
+        self.settings = {**(res.settings or {}), "curve_activations": [], "art_check_n": 0}
+        self.result = {**(res.result or {}), "models": list((res.result or {}).get(models_key) or [])}
+
+    def step(self, name: str):
+        return self._res.step(name + self._suffix)
+
+    def run(self, key: str):
+        return self._res.run(key + self._suffix)
+
+    def provenance(self) -> str:
+        return self._res.provenance()
+
+
+def thesis_lr_rows(res):
+    """The models trained between the thesis's recorded bounds (a second row set), with the same interface as
+    `res`, so every table and verdict of this module applies to them; None when the results have none."""
+    from ..experiments.vgg import THESIS_LR_SUFFIX
+
+    if not (res.result or {}).get("thesis_lr_models"):
+        return None
+    return _RowSet(res, "thesis_lr_models", THESIS_LR_SUFFIX)
+
+
+def seed_outcomes(res, res_seeds=None) -> dict[str, dict[int, dict]]:
+    """activation -> {training seed -> its outcomes (as `at_outcomes`)}: the base family's own models (its
+    seed) and, with `res_seeds` (`resnet20_seeds` results), their repeats with other seeds."""
+    base_seed = int((res.settings or {}).get("seed", 0))
+    out = {act: {base_seed: o} for act, o in at_outcomes(res).items()}
+    if res_seeds is None:
+        return out
+    for m in (res_seeds.result or {}).get("models", []):
+        key, act, seed = m["key"], m["activation"], int(m["seed"])
+        run = _try(lambda key=key: res_seeds.run(key), {}) or {}
+        pe = _per_example(_try(lambda key=key: res_seeds.step(f"pgd_{key}")))
+        tpe = _per_example(_try(lambda key=key: res_seeds.step(f"thesis_pgd_{key}")))
+        out.setdefault(act, {})[seed] = {
+            "clean": _num(m.get("clean_acc_train_eval", run.get("clean_acc"))),
+            "clean_n": run.get("n_test") or TEST_SET,
+            "robust": sum(pe) / len(pe) if pe else _num(m.get("robust_acc")),
+            "robust_n": len(pe) if pe else m.get("n_eval"),
+            "robust_pe": pe,
+            "thesis": sum(tpe) / len(tpe) if tpe else _num(m.get("thesis_robust_acc")),
+            "thesis_pe": tpe,
+            "model": m,
+            "run": run,
+        }
+    return out
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    v = [x for x in values if not math.isnan(x)]
+    if not v:
+        return math.nan, math.nan
+    mean = sum(v) / len(v)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else math.nan
+    return mean, sd
+
+
+def seed_table(res, res_seeds=None):
+    """Per activation with more than one training seed: mean and standard deviation over seeds (fractions) of
+    clean accuracy (test set) and PGD robust accuracy (the same images for every run), and each seed's value.
+
+    Columns: seeds, runs, clean_mean, clean_sd, robust_mean, robust_sd, thesis_mean, thesis_sd, clean_per_seed,
+    robust_per_seed (text, in %). Empty without repeats.
+    """
+    import pandas as pd
+
+    rows = []
+    for act, by_seed in seed_outcomes(res, res_seeds).items():
+        if len(by_seed) < 2:
+            continue
+        seeds = sorted(by_seed)
+        row = {"activation": act, "seeds": ", ".join(str(k) for k in seeds), "runs": len(seeds)}
+        for key in ("clean", "robust", "thesis"):
+            row[f"{key}_mean"], row[f"{key}_sd"] = _mean_sd([by_seed[k][key] for k in seeds])
+        for key in ("clean", "robust"):
+            row[f"{key}_per_seed"] = " / ".join(f"{100 * by_seed[k][key]:.1f}" for k in seeds)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("activation") if rows else pd.DataFrame()
+
+
+def seed_display(table):
+    """`seed_table` for reading: "mean ± SD" in percent per accuracy, and each seed's value."""
+    import pandas as pd
+
+    if not len(table):
+        return table
+
+    def cell(m, sd):
+        return "n/a" if math.isnan(m) else f"{100 * m:.1f} ± {100 * sd:.1f}"
+
+    return pd.DataFrame(
+        {
+            "seeds": table["seeds"],
+            "clean (%), mean ± SD": [cell(m, sd) for m, sd in zip(table["clean_mean"], table["clean_sd"])],
+            "clean per seed": table["clean_per_seed"],
+            "robust (%), mean ± SD": [cell(m, sd) for m, sd in zip(table["robust_mean"], table["robust_sd"])],
+            "robust per seed": table["robust_per_seed"],
+        },
+        index=table.index,
+    )
+
+
+def _seed_row(comparison, name_a, name_b, by_a, by_b, what, blocked, alpha: float = ALPHA) -> dict | None:
+    """ "a beats b" over training seeds (None when fewer than two seeds have both): the per-seed differences
+    (robust: paired on the same images; clean: test-set accuracies), their mean with a t interval over seeds
+    and a one-sample t-test of mean 0 (the seed, not the image, is the unit: runs of one seed are not repeats)."""
+    common = sorted(set(by_a) & set(by_b))
+    diffs = [by_a[k][what] - by_b[k][what] for k in common]
+    if len(common) < 2 or any(math.isnan(d) for d in diffs):
+        return None
+    from scipy import stats
+
+    mean, sd = _mean_sd(diffs)
+    k = len(diffs)
+    if sd == 0:
+        p = 0.0 if mean != 0 else 1.0
+        half = 0.0
+    else:
+        se = sd / math.sqrt(k)
+        p = float(2 * stats.t.sf(abs(mean) / se, k - 1))
+        half = float(stats.t.ppf(1 - alpha / 2, k - 1)) * se
+    est = Estimate(mean, mean - half, mean + half, 100, " pts")
+    detail = "per seed " + ", ".join(f"{s}: {100 * d:+.1f}" for s, d in zip(common, diffs))
+    verdict = _decide(mean, p, blocked, alpha)
+    return _row(comparison, f"{what} {name_a} - {name_b}", est, p, _SEEDS, f"{k} seeds", verdict, detail)
+
+
 def _overfitting(model: Mapping, run: Mapping) -> dict | None:
     if "overfitting" in model:
         return model["overfitting"]
@@ -372,7 +518,7 @@ def _mcnemar_row(comparison, name_a, name_b, a, b, blocked, what="robust", alpha
     return _row(comparison, measured, est, t["p_value"], _MCNEMAR, t["n"], verdict, detail)
 
 
-def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALPHA):
+def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALPHA, res_seeds=None):
     """The thesis's comparisons of section 5.3, one row each (see the module docstring for the rules).
 
     Rows: which activation is most robust (the best by PGD robust accuracy against the runner-up, or
@@ -381,15 +527,28 @@ def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALP
     evaluation against ours on the same images ("the evaluation choice moves robust accuracy": this one is
     two-sided, and is not blocked by a network at chance, since it is a property of the evaluation).
     Columns: comparison, measured, difference (pts), lo (pts), hi (pts), p-value, test, n, detail, verdict.
+
+    With `res_seeds` (repeats of some models with other training seeds), a comparison of two activations
+    that both have several seeds is decided over the seeds instead (`_seed_row`: mean per-seed difference,
+    t interval and t-test over seeds), since the seed-to-seed spread is then part of the question.
     """
     import pandas as pd
 
     o = at_outcomes(res)
+    by_seed = seed_outcomes(res, res_seeds) if res_seeds is not None else {}
     clean = {a: v["clean"] for a, v in o.items()}
     rows = []
 
     def blocked(*acts):
-        return _blocked(res.profile, {a: clean[a] for a in acts})
+        # every seed's network must have learnt the task (the lowest clean accuracy over seeds decides)
+        lowest = {a: min((r["clean"] for r in by_seed.get(a, {}).values()), default=clean[a]) for a in acts}
+        return _blocked(res.profile, lowest)
+
+    def paired(comparison, a, b, what="robust"):
+        seeded = _seed_row(comparison, a, b, by_seed.get(a, {}), by_seed.get(b, {}), what, blocked(a, b), alpha)
+        if seeded is not None:
+            return seeded
+        return _mcnemar_row(comparison, a, b, o[a]["robust_pe"], o[b]["robust_pe"], blocked(a, b), alpha=alpha)
 
     # which activation is most robust
     ranked = [a for a in o if not math.isnan(o[a]["robust"])]
@@ -401,8 +560,7 @@ def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALP
             rival, comparison = claimed_best, f"most robust activation: {claimed_best} (the thesis's pick)"
         else:
             rival, comparison = ranked[1], f"most robust activation: {best}"
-        a, b = o[best]["robust_pe"], o[rival]["robust_pe"]
-        r = _mcnemar_row(comparison, best, rival, a, b, blocked(best, rival), alpha=alpha)
+        r = paired(comparison, best, rival)
         r["measured"] += " (runner-up)" if rival == ranked[1] else ""
         if rival == claimed_best and r["verdict"] == SUPPORTED:
             r["verdict"] = CONTRADICTED  # another activation is significantly more robust than the claimed one
@@ -410,21 +568,31 @@ def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALP
     # KAF more robust than its fixed counterpart
     for kaf, fixed in KAF_COUNTERPARTS.items():
         if kaf in o and fixed in o:
-            comparison = f"{kaf} more robust than {fixed}"
-            a, b = o[kaf]["robust_pe"], o[fixed]["robust_pe"]
-            rows.append(_mcnemar_row(comparison, kaf, fixed, a, b, blocked(kaf, fixed), alpha=alpha))
+            rows.append(paired(f"{kaf} more robust than {fixed}", kaf, fixed))
     # KAFs raise clean accuracy over ReLU
     if "relu" in o:
         r0 = o["relu"]
         for kaf in (a for a in o if a.startswith("kaf")):
+            comparison = f"{kaf} raises clean accuracy over relu"
+            seeded = _seed_row(
+                comparison,
+                kaf,
+                "relu",
+                by_seed.get(kaf, {}),
+                by_seed.get("relu", {}),
+                "clean",
+                blocked(kaf, "relu"),
+                alpha,
+            )
+            if seeded is not None:
+                rows.append(seeded)
+                continue
             k = o[kaf]
             est = _newcombe(k["clean"], k["clean_n"], r0["clean"], r0["clean_n"])
             p = two_proportion_p(k["clean"], k["clean_n"], r0["clean"], r0["clean_n"])
             n = f"{k['clean_n']} / {r0['clean_n']}"
             verdict = _decide(est.value, p, blocked(kaf, "relu"), alpha)
-            rows.append(
-                _row(f"{kaf} raises clean accuracy over relu", f"clean {kaf} - relu", est, p, _NEWCOMBE, n, verdict)
-            )
+            rows.append(_row(comparison, f"clean {kaf} - relu", est, p, _NEWCOMBE, n, verdict))
     # the evaluation choice moves robust accuracy (two-sided)
     for act, v in o.items():
         comparison = f"the evaluation choice moves robust accuracy ({act})"
@@ -914,3 +1082,98 @@ def init_gradient_lines(table) -> list[str]:
             parts.append("infinite in " + ", ".join(inf))
         lines.append(f"- {arch} {act}: " + "; ".join(parts) + ".")
     return lines
+
+
+# ------------------------------------------------------------------------- chapter 6: the ResNet-56 fix
+def _fix_rows(res_fix, res_std) -> list[dict]:
+    """The unfixed KAF ResNet-56 and the ReLU ResNet-56 of `res_std` (section 5.2's runs) and the best fix
+    retrained with the same recipe (`res_fix.result["final"]`), as `_std_runs` rows with a `run` label."""
+    std = {r["key"]: r for r in _std_runs(res_std)} if res_std is not None else {}
+    final = (res_fix.result or {}).get("final")
+    rows = []
+    if "resnet56_kaf" in std:
+        rows.append({**std["resnet56_kaf"], "run": "kaf (no fix)"})
+    if final:
+        key = final["key"]
+        run = _try(lambda: res_fix.run(key), {}) or {}
+        div = final.get("diverged", run.get("diverged"))
+        rows.append(
+            {
+                "key": key,
+                "run": f"kaf + {final['candidate']}",
+                "clean": _num(final.get("clean_acc")),
+                "clean_n": final.get("n_test") or run.get("n_test") or TEST_SET,
+                "best": _num(final.get("best_test_acc")),
+                "epochs": run.get("epochs_done", final.get("epochs")),
+                "diverged": div if isinstance(div, Mapping) else None,
+                "norms": _try(lambda: res_fix.step(f"norms_{key}")),
+            }
+        )
+    if "resnet56_relu" in std:
+        rows.append({**std["resnet56_relu"], "run": "relu"})
+    return rows
+
+
+def fix_table(res_fix, res_std):
+    """ResNet-56 under section 5.2's recipe: no fix, the best fix of the ablation, ReLU; index run.
+
+    Columns: clean, clean_lo, clean_hi (Wilson 95%), clean_n, best_test_acc, epochs, diverged_step and
+    grad_init_<group> (largest gradient norm of the group's kernels at the first iteration). Empty when the
+    profile has no final run.
+    """
+    import pandas as pd
+
+    if not (res_fix.result or {}).get("final"):
+        return pd.DataFrame()
+    rows = []
+    for r in _fix_rows(res_fix, res_std):
+        lo, hi = _interval(r["clean"], r["clean_n"])
+        row = {"run": r["run"], "clean": r["clean"], "clean_lo": lo, "clean_hi": hi, "clean_n": r["clean_n"]}
+        row.update(best_test_acc=r["best"], epochs=r["epochs"], diverged_step=(r["diverged"] or {}).get("step"))
+        row.update({f"grad_init_{g}": v for g, v in init_gradient_norms(r["norms"]).items()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def fix_verdicts(res_fix, res_std, margin: float = NONINFERIORITY_MARGIN, alpha: float = ALPHA):
+    """Does the best fix train the KAF ResNet-56, and does it reach the ReLU ResNet-56 of the same budget?
+
+    Rows: "the fix trains better than no fix" (Newcombe interval, z-test; the thesis's direction: higher);
+    "the fix reaches ReLU-ResNet-56's clean accuracy": non-inferiority with `margin`: supported when the
+    95% interval of fix - relu lies above -margin, contradicted when it lies below it, else undecided.
+    """
+    import pandas as pd
+
+    rows = {r["run"]: r for r in _fix_rows(res_fix, res_std)}
+    fixed = next((r for k, r in rows.items() if k.startswith("kaf + ")), None)
+    out = []
+    if fixed is None:
+        return pd.DataFrame()
+    profile = res_fix.profile
+    for other, comparison in (("kaf (no fix)", "the fix trains the KAF ResNet-56 better than no fix"),):
+        if other in rows:
+            o = rows[other]
+            est = _newcombe(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
+            p = two_proportion_p(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
+            blocked = SMOKE_VERDICT if profile == "smoke" else None
+            measured = f"clean {fixed['run']} - {other}"
+            out.append(_row(comparison, measured, est, p, _NEWCOMBE, None, _decide(est.value, p, blocked, alpha)))
+    if "relu" in rows:
+        o = rows["relu"]
+        est = _newcombe(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
+        p = two_proportion_p(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
+        blocked = _blocked(profile, {"relu": o["clean"]})
+        if blocked:
+            verdict = blocked
+        elif math.isnan(est.lo):
+            verdict = "cannot decide: not measured"
+        elif est.lo > -margin:
+            verdict = SUPPORTED
+        elif est.hi < -margin:
+            verdict = CONTRADICTED
+        else:
+            verdict = UNDECIDED
+        comparison = f"the fix reaches ReLU-ResNet-56's clean accuracy (within {100 * margin:.0f} pts)"
+        test = f"Newcombe interval vs margin -{100 * margin:.0f} pts"
+        out.append(_row(comparison, f"clean {fixed['run']} - relu", est, p, test, None, verdict))
+    return pd.DataFrame(out).set_index("comparison") if out else pd.DataFrame()

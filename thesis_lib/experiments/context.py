@@ -386,11 +386,16 @@ class RunContext:
         )
 
     def trained_runs(self, only=None) -> list:
-        """The experiment's declared `TrainedRun`s; `only` keeps runs by activation or key."""
+        """The experiment's declared `TrainedRun`s; `only` keeps runs by key (a fast-AT family's main row set is
+        keyed by activation: "relu" is the range-test-bounds ReLU model, "relu_thesis_lr" the second row set's)."""
         if self.experiment.runs is None:
             raise ValueError(f"experiment {self.experiment.name!r} trains no models")
         runs = self.experiment.runs(self)
-        return [r for r in runs if only is None or r.activation in only or r.key in only]
+        unknown = sorted(set(only or ()) - {r.key for r in runs})
+        if unknown:
+            valid = ", ".join(r.key for r in runs)
+            raise ValueError(f"experiment {self.experiment.name!r} has no run {unknown[0]!r}; its runs: {valid}")
+        return [r for r in runs if only is None or r.key in only]
 
     # The parts' main operations, for experiment code.
     def step(self, name: str, settings: dict, fn: Callable[[], Any], digits: int | None = 6) -> Any:

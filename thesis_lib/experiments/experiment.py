@@ -61,6 +61,8 @@ class Experiment:
     requires_by_profile: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per-profile `requires`
     figures: tuple[str, ...] = ()  # stable figure/table names the notebook writes to figures/
     runs: Callable[..., list[TrainedRun]] | None = None  # runs(ctx) -> the models it trains; None: none
+    # shown by its notebook where its results exist: the notebook's profile (`--profile best`) does not wait for it
+    supplementary: bool = False
 
     def __post_init__(self):
         keys = set(self.settings)

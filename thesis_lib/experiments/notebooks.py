@@ -203,7 +203,7 @@ def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
     from .registry import EXPERIMENTS
     from .runner import is_complete
 
-    shown = [e for e in EXPERIMENTS.values() if e.notebook == notebook]
+    shown = [e for e in EXPERIMENTS.values() if e.notebook == notebook and not e.supplementary]
     for profile in ("full", "cpu"):
         if shown and all(e.has_profile(profile) and is_complete(e.name, profile, results_dir) for e in shown):
             return profile
@@ -211,11 +211,14 @@ def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
 
 
 def missing_results(notebook: str, profile: str, results_dir: str | os.PathLike) -> list[str]:
-    """The experiments `notebook` shows, and their requirements, whose `profile` results are missing or stale."""
+    """The experiments `notebook` shows, and their requirements, whose `profile` results are missing or stale
+    (beyond smoke, not its supplementary experiments: the notebook shows those only where they exist)."""
     from .registry import get_experiment, list_experiments
     from .runner import is_complete
 
     todo = [n for n in list_experiments() if get_experiment(n).notebook == notebook]
+    if profile != "smoke":  # a supplementary experiment is shown where it exists, computed only at smoke
+        todo = [n for n in todo if not get_experiment(n).supplementary]
     seen: list[str] = []
     while todo:
         name = todo.pop(0)

@@ -9,8 +9,8 @@
 | vgg | 5.1 | 07_vgg_results |
 | kaf_shapes | 2.4 | 03_kernel_activation_functions |
 | resnet_standard | 5.2 | 08_exploding_gradients |
-| resnet20_lr_range, resnet20_at | 5.3 | 09_resnet20_results |
-| lipschitz, autoattack, resnet56_fix | 4.1 / 6 | 10_future_work |
+| resnet20_lr_range, resnet20_at, resnet20_seeds | 5.3 | 09_resnet20_results |
+| lipschitz_light_cnn, lipschitz, autoattack_light_cnn, autoattack, resnet56_fix | 4.1 / 6 | 10_future_work |
 
 (Section 2.1.3's figures are analytic: notebook 01 needs no experiment.) Adding an experiment is
 one module defining an `Experiment` plus one line in `_ALL` below; importing this module registers
@@ -28,6 +28,7 @@ from . import (
     lipschitz,
     lr_range,
     resnet20_at,
+    resnet20_seeds,
     resnet56_fix,
     resnet_standard,
     vgg,
@@ -57,7 +58,10 @@ _ALL: tuple[Experiment, ...] = (
     resnet_standard.EXPERIMENT,
     resnet20_at.LR_RANGE,
     resnet20_at.EXPERIMENT,
+    resnet20_seeds.EXPERIMENT,
+    lipschitz.LIGHT_CNN,
     lipschitz.EXPERIMENT,
+    autoattack_eval.LIGHT_CNN,
     autoattack_eval.EXPERIMENT,
     resnet56_fix.EXPERIMENT,
 )

@@ -29,14 +29,18 @@ __all__ = [
     "run_profile",
     "select_experiments",
     "ensure",
+    "ensure_supplementary",
+    "largest_profile",
     "ExperimentResults",
     "is_complete",
     "summary_path",
     "settings_key",
     "DEFAULT_RESULTS_DIR",
+    "EXECUTORS",
 ]
 
 DEFAULT_RESULTS_DIR = "results"
+EXECUTORS = ("inprocess", "ray")  # how `run_profile` runs the experiments (ray: `ray_executor`, optional)
 SUMMARY = "summary.json"
 
 
@@ -194,8 +198,26 @@ def select_experiments(profile: str, only: Iterable[str] | None = None) -> list[
     return names
 
 
-def run_profile(profile: str = "smoke", only: Iterable[str] | None = None, **kwargs) -> dict[str, dict]:
-    """Run every experiment (or those in `only`) in thesis order; returns {name: summary}."""
+def run_profile(
+    profile: str = "smoke",
+    only: Iterable[str] | None = None,
+    executor: str = "inprocess",
+    address: str | None = None,
+    **kwargs,
+) -> dict[str, dict]:
+    """Run every experiment (or those in `only`) in thesis order; returns {name: summary}.
+
+    executor: "inprocess" (one after another in this process) or "ray" (training runs and experiments as
+    Ray tasks on the cluster at `address`, see `ray_executor`; the same results).
+    """
+    if executor == "ray":
+        from .ray_executor import run_profile_ray
+
+        return run_profile_ray(profile, only, address=address, **kwargs)
+    if executor != "inprocess":
+        raise ThesisError(f"Unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}.")
+    if address is not None:
+        raise ThesisError("A Ray address needs the ray executor (--executor ray).")
     seen: set = set()
     return {n: run_experiment(n, profile, _seen=seen, **kwargs) for n in select_experiments(profile, only)}
 
@@ -246,3 +268,35 @@ def ensure(
     """Run `name` if its results are missing or stale (else nothing), then return its stored results."""
     run_experiment(name, profile, results_dir, data, device, **kwargs)
     return ExperimentResults(name, profile, results_dir)
+
+
+def ensure_supplementary(
+    name: str,
+    profile: str = "smoke",
+    results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
+    data: str | None = None,
+    device: str = "auto",
+    **kwargs,
+) -> ExperimentResults | None:
+    """A supplementary experiment's results where they exist (None otherwise); computed only at smoke.
+
+    Beyond smoke such an experiment takes hours and the notebook does without it, so a notebook run
+    never starts it: `python -m thesis_lib reproduce --only NAME` does.
+    """
+    if profile == "smoke":
+        return ensure(name, profile, results_dir, data, device, **kwargs)
+    get_experiment(name).settings_for(profile)  # one sentence for an unknown name or profile
+    return ExperimentResults(name, profile, results_dir) if is_complete(name, profile, results_dir) else None
+
+
+def largest_profile(name: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR, at_least: str = "smoke") -> str:
+    """The largest profile (full, then cpu) at which `name`'s results are finished, if larger than `at_least`;
+    else `at_least` (a notebook shows a cheap experiment at the scale it already has)."""
+    from .experiment import PROFILES
+
+    check_profile(at_least)
+    exp = get_experiment(name)
+    for profile in reversed(PROFILES[PROFILES.index(at_least) + 1 :]):
+        if exp.has_profile(profile) and is_complete(name, profile, results_dir):
+            return profile
+    return at_least

@@ -10,6 +10,7 @@ for relu and kaf; training curves from the runs' histories.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -24,9 +25,21 @@ from .common import (
     train_config,
 )
 from .experiment import Experiment, TrainedRun
-from .lr_range import VGG_ACTIVATIONS
+from .lr_range import CPU_ORDER, VGG_ACTIVATIONS
 
-__all__ = ["ATSettings", "at_config", "at_runs", "run_at_experiment", "lr_bounds_for", "overfitting_watch"]
+__all__ = [
+    "ATSettings",
+    "THESIS_LR_SUFFIX",
+    "at_config",
+    "at_runs",
+    "run_at_experiment",
+    "evaluate_at_run",
+    "lr_bounds_for",
+    "overfitting_watch",
+]
+
+# Run key suffix of the second row set (`ATSettings.thesis_lr_rows`): same model, the thesis's bounds.
+THESIS_LR_SUFFIX = "_thesis_lr"
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,9 @@ class ATSettings:
     thesis_eval: bool = False  # also the thesis's own evaluation (ART 2020 PGD without labels) on the PGD images
     art_check_n: int = 0  # images of the cross-check against ART itself (one model: `art_check_activation`)
     art_check_activation: str = "relu"
+    # with lr_source "range_test": every activation trained and evaluated again between the thesis's recorded
+    # bounds (run keys <activation>_thesis_lr), after the range-test row set; no ART check or iterations curve
+    thesis_lr_rows: bool = False
 
     # Added after results were committed: left out of the settings key at their defaults (keys stay valid).
     OMIT_WHEN_DEFAULT: ClassVar[dict] = {
@@ -60,6 +76,7 @@ class ATSettings:
         "thesis_eval": False,
         "art_check_n": 0,
         "art_check_activation": "relu",
+        "thesis_lr_rows": False,
     }
 
 
@@ -127,32 +144,51 @@ def overfitting_watch(history: list[dict], drop: float = 0.1) -> dict | None:
     }
 
 
+def _members(ctx, s: ATSettings) -> list[list[tuple[str, str, float | None, float | None, str]]]:
+    """The row sets, in run order: each a list of (run key, activation, lr_min, lr_max, bounds source)."""
+    sets = [[(act, act, *lr_bounds_for(ctx, s, act)) for act in s.activations]]
+    if s.thesis_lr_rows and s.lr_source == "range_test":
+        thesis = dataclasses.replace(s, lr_source="thesis")
+        sets.append([(act + THESIS_LR_SUFFIX, act, *lr_bounds_for(ctx, thesis, act)) for act in s.activations])
+    return sets
+
+
 def at_runs(ctx) -> list[TrainedRun]:
     """The family's fast-AT models (bounds as `run_at_experiment` uses them), evaluated at the PGD radius."""
     s: ATSettings = ctx.settings
-    runs = []
-    for act in s.activations:
-        lo, hi, _ = lr_bounds_for(ctx, s, act)
-        cfg = at_config(s, act, lo, hi)
-        runs.append(TrainedRun(act, act, cfg, arch_label(s.arch), "fast AT", s.pgd.eps, s.pgd.step))
-    return runs
+    return [
+        TrainedRun(key, act, at_config(s, act, lo, hi), arch_label(s.arch), "fast AT", s.pgd.eps, s.pgd.step)
+        for members in _members(ctx, s)
+        for key, act, lo, hi, _ in members
+    ]
 
 
 def run_at_experiment(ctx) -> dict:
-    """Train every model first, then evaluate each (a long run has all its weights before any attack)."""
+    """Per row set: train every model first, then evaluate each (a long run has its weights before any attack).
+
+    Summary: {"models": rows of the first row set, "thesis_lr_models": rows of the second (when asked), "pgd"}.
+    """
+    s: ATSettings = ctx.settings
+    sets = _members(ctx, s)
+    out = {"models": _row_set(ctx, s, sets[0])}
+    if len(sets) > 1:
+        out["thesis_lr_models"] = _row_set(ctx, s, sets[1])
+    out["pgd"] = asdict(s.pgd)
+    return out
+
+
+def _row_set(ctx, s: ATSettings, members) -> list[dict]:
     from ..training import TrainConfig
 
-    s: ATSettings = ctx.settings
     rows, configs = [], {}
-    for act in s.activations:
-        lo, hi, source = lr_bounds_for(ctx, s, act)
+    for key, act, lo, hi, source in members:
         cfg = at_config(s, act, lo, hi)
         resolved = TrainConfig.from_dict(cfg).resolved()
-        metrics = ctx.train(act, cfg)
-        configs[act] = cfg
-        rows.append(
+        metrics = ctx.train(key, cfg)
+        configs[key] = cfg
+        row = {"activation": act} if key == act else {"activation": act, "key": key}
+        row.update(
             {
-                "activation": act,
                 "lr_min": resolved.lr_min,
                 "lr_max": resolved.lr_max,
                 "lr_source": source,
@@ -163,21 +199,26 @@ def run_at_experiment(ctx) -> dict:
                 "overfitting": overfitting_watch(metrics.get("history", [])),
             }
         )
+        rows.append(row)
     for row in rows:
-        act, cfg = row["activation"], configs[row["activation"]]
-        with ctx.model(act, cfg) as model:
-            _evaluate(ctx, s, act, cfg, model, row)
-    return {"models": rows, "pgd": asdict(s.pgd)}
+        key = row.get("key", row["activation"])
+        with ctx.model(key, configs[key]) as model:
+            evaluate_at_run(ctx, s, key, row["activation"], configs[key], model, row)
+    return rows
 
 
-def _evaluate(ctx, s: ATSettings, act: str, cfg: dict, model, row: dict) -> None:
+def evaluate_at_run(ctx, s: ATSettings, key: str, act: str, cfg: dict, model, row: dict) -> None:
+    """Clean and PGD accuracy (and the thesis's evaluation) of run `key`; the main row set also gets the
+    ART cross-check (one model) and the iterations curve. Step names end with the run key."""
     from ..attacks import accuracy_vs_iterations, art_crosscheck
 
-    r = evaluate_pgd(ctx, act, model, s.pgd, cfg)
+    r = evaluate_pgd(ctx, key, model, s.pgd, cfg)
     row.update(clean_acc=r["clean_acc"], robust_acc=r["robust_acc"], n_eval=r["n"], attack_seconds=r.get("seconds"))
     if s.thesis_eval:
-        t = evaluate_thesis_protocol(ctx, act, model, s.pgd, cfg)
+        t = evaluate_thesis_protocol(ctx, key, model, s.pgd, cfg)
         row.update(thesis_robust_acc=t["robust_acc"], thesis_flipped_to_correct=t["flipped_to_correct"])
+    if key != act:
+        return
     if s.art_check_n and act == s.art_check_activation:
         images, labels = ctx.test_images(s.art_check_n, 0)
         p = s.pgd
@@ -221,14 +262,32 @@ SMOKE_VGG = ATSettings(
     curve_iterations=(1, 2, 5, 10),
     curve_n=SMOKE.attack_subset,
     thesis_eval=True,
+    lr_source="range_test",  # relu and kaf have smoke range tests, the others fall back to the thesis's bounds
+    thesis_lr_rows=True,
 )
+
+# cpu: 15 of the protocol's 60 epochs (as ResNet-20's cpu profile), one-cycle between this project's range-test
+# bounds (vgg_lr_range, one-epoch sweeps) and, as a second row set, between the thesis's; evaluated as ResNet-20's.
+CPU_VGG = ATSettings(
+    activations=CPU_ORDER,
+    epochs=15,
+    lr_source="range_test",
+    pgd=PGDSettings(n=1000),
+    curve_n=500,
+    watch_size=512,
+    thesis_eval=True,
+    art_check_n=200,
+    thesis_lr_rows=True,
+)
+
+FULL_VGG = ATSettings(watch_size=512, thesis_eval=True, art_check_n=200)
 
 EXPERIMENT = Experiment(
     name="vgg",
     section="5.1",
     title="VGG x 7 activations, fast adversarial training, PGD-50-10",
     run=run_at_experiment,
-    settings={"smoke": SMOKE_VGG, "full": ATSettings(watch_size=512, thesis_eval=True, art_check_n=200)},
+    settings={"smoke": SMOKE_VGG, "cpu": CPU_VGG, "full": FULL_VGG},
     notebook="07_vgg_results",
     requires=("vgg_lr_range",),
     runs=at_runs,

@@ -17,7 +17,7 @@ a figure is first drawn).
 from .activations import plot_activation_derivatives, plot_activation_functions, plot_kaf_shapes, plot_sigmoid
 from .adversarial import plot_adversarial_example, plot_adversarial_grid
 from .annotate import label_points, mark_off_scale
-from .chapter5 import plot_accuracy_vs_robustness_ci, plot_overfitting_watch, plot_robust_vs_iterations_ci
+from .chapter5 import plot_accuracy_vs_robustness_ci, plot_overfitting_watch, plot_robust_vs_iterations_ci, plot_seeds
 from .distributions import plot_activation_histograms, plot_filter_means, plot_layer_distances
 from .future_work import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds
 from .line_scan import plot_kwta_line_scan
@@ -84,6 +84,7 @@ __all__ = [
     "plot_robust_vs_iterations",
     "plot_accuracy_vs_robustness_ci",
     "plot_robust_vs_iterations_ci",
+    "plot_seeds",
     "plot_overfitting_watch",
     "plot_activation_histograms",
     "plot_filter_means",

@@ -21,7 +21,7 @@ from .annotate import label_points
 from .stamp import STAMP_COLOR, stamp_figure
 from .style import TEXT_WIDTH, activation_color, activation_marker, is_kaf_name, styled
 
-__all__ = ["plot_accuracy_vs_robustness_ci", "plot_overfitting_watch", "plot_robust_vs_iterations_ci"]
+__all__ = ["plot_accuracy_vs_robustness_ci", "plot_overfitting_watch", "plot_robust_vs_iterations_ci", "plot_seeds"]
 
 
 def _stamp(fig, text: str | None) -> None:
@@ -224,5 +224,42 @@ def plot_robust_vs_iterations_ci(
     if title:
         ax.set_title(title)
     ax.legend()
+    _stamp(fig, stamp)
+    return fig
+
+
+@styled
+def plot_seeds(by_seed: Mapping[str, Mapping[int, Mapping]], title: str | None = None, stamp: str | None = None):
+    """Clean and robust accuracy of every training seed (points, labelled by seed) and their mean +- one
+    standard deviation (bar), per activation with more than one seed.
+
+    by_seed: activation -> {seed -> {"clean", "robust"} as fractions}, e.g. `analysis.chapter5.seed_outcomes`.
+    """
+    import matplotlib.pyplot as plt
+
+    acts = [a for a, runs in by_seed.items() if len(runs) > 1]
+    if not acts:
+        return _placeholder("no repeated training seeds in this profile", title, stamp)
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.8))
+    for ax, key, name in zip(axes, ("clean", "robust"), ("clean accuracy (%)", "robust accuracy (%)")):
+        for i, act in enumerate(acts):
+            seeds = sorted(by_seed[act])
+            vals = np.array([100 * float(by_seed[act][k][key]) for k in seeds], dtype=float)
+            color, marker = activation_color(act), activation_marker(act)
+            offsets = np.linspace(-0.12, 0.12, len(vals))
+            ax.scatter(i + offsets, vals, color=color, marker=marker, s=28, zorder=3)
+            for x, v, k in zip(i + offsets, vals, seeds):
+                ax.annotate(str(k), (x, v), xytext=(4, 0), textcoords="offset points", fontsize=8, va="center")
+            ok = vals[~np.isnan(vals)]
+            if len(ok) > 1:
+                mean, sd = ok.mean(), ok.std(ddof=1)
+                ax.errorbar(i + 0.3, mean, yerr=sd, color=color, capsize=3, marker="_", ms=10, lw=1.2)
+        ax.set_xticks(range(len(acts)), acts)
+        ax.set_xlim(-0.5, len(acts) - 0.3)
+        ax.set_ylabel(name)
+    axes[0].set_title("points: seeds; bar: mean \u00b1 SD", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     _stamp(fig, stamp)
     return fig
