@@ -1,7 +1,7 @@
 """`python -m thesis_lib reproduce`: run the thesis's experiments (skip finished ones, resume interrupted ones).
 
 python -m thesis_lib reproduce --profile smoke|cpu|full [--only EXP[,EXP...]] [--results-dir DIR]
-    [--data PATH] [--device D] [--cache-dir DIR] [--force] [--list]
+    [--data PATH] [--device D] [--cache-dir DIR] [--force] [--list] [--executor inprocess|ray] [--address ADDR]
 """
 
 from __future__ import annotations
@@ -69,6 +69,20 @@ def register(subparsers) -> None:
     )
     p.add_argument("--force", action="store_true", help="re-run the selected experiments even if finished")
     p.add_argument("--list", action="store_true", help="list the experiments and whether they are finished, then exit")
+    p.add_argument(
+        "--executor",
+        choices=("inprocess", "ray"),
+        default="inprocess",
+        help="inprocess (default): one experiment after another in this process; ray: every training run and "
+        "every experiment's evaluation as a Ray task, on this machine's GPUs or a Ray cluster "
+        "(pip install '.[ray]'; results folder and --cache-dir on a filesystem every node shares)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the Ray cluster (auto: the one `ray start` runs here; HOST:PORT); "
+        "default: a Ray started for this run on this machine",
+    )
     p.set_defaults(func=handle_reproduce)
 
 
@@ -84,11 +98,19 @@ def handle_reproduce(args) -> int:
             state = "done" if is_complete(n, args.profile, args.results_dir) else "todo"
             print(f"{state:4s}  {n:22s} {e.section:8s} {e.notebook:32s} {e.title}")
         return 0
+    if args.address is not None and args.executor != "ray":
+        raise ThesisError("--address names a Ray cluster: use it with --executor ray.")
+    if args.executor == "ray":
+        from .ray_executor import import_ray
+
+        import_ray()  # before anything runs: without Ray, one sentence saying how to install it
     t0 = time.perf_counter()
     with results_lock(args.results_dir):
         run_profile(
             args.profile,
             only,
+            executor=args.executor,
+            address=args.address,
             results_dir=args.results_dir,
             data=args.data,
             device=args.device,
