@@ -22,25 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from results_compare import assert_same_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
 EXPERIMENT = "adversarial_examples"  # requires light_cnn
 TIMEOUT_S = 300  # one reproduce; a hung run fails the test instead of blocking CI
-
-# Fields that say when, how fast or on what a file was computed, not what was computed (found by
-# diffing the results folders of two runs, one of them interrupted): dropped before comparing.
-VOLATILE_KEYS = frozenset(
-    {
-        "wall_time_s",  # steps, training metrics, model cards, summaries
-        "train_wall_time_s",  # light_cnn's summary rows
-        "compute_time_s",  # summaries: sums the wall times of every invocation
-        "seconds",  # per-epoch training history, attack results
-        "checksum",  # of a step's settings and result: time-dependent through the result's "seconds"
-        "git_commit",
-        "hardware",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -117,36 +104,8 @@ def _reproduce(results: Path, cache: Path) -> subprocess.CompletedProcess:
         pytest.fail(f"reproduce did not finish in {TIMEOUT_S} s:\n{e.stdout}")
 
 
-def _result_files(root: Path) -> list[str]:
-    """Every file of a results folder (relative paths), without the lock and temporary files."""
-    return sorted(
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and p.name != ".reproduce.lock" and not p.name.endswith(".tmp")
-    )
-
-
-def _strip(obj):
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE_KEYS}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
-def _normalised(path: Path):
-    return _strip(json.loads(path.read_text()))
-
-
 def _assert_same_results(got: Path, want: Path) -> None:
-    files = _result_files(want)
-    assert _result_files(got) == files
-    assert any(f.endswith(".safetensors") and "/weights/" in f for f in files)
-    for rel in files:
-        if rel.endswith(".json"):
-            assert _normalised(got / rel) == _normalised(want / rel), f"{rel} differs from the uninterrupted run"
-        else:  # weights and the stored adversarial examples: bit for bit
-            assert (got / rel).read_bytes() == (want / rel).read_bytes(), f"{rel} differs from the uninterrupted run"
+    assert_same_results(got, want, "the uninterrupted run")
 
 
 @pytest.fixture(scope="module")

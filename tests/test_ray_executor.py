@@ -9,13 +9,13 @@ Skipped without Ray (`pip install '.[ray]'`), except the one-sentence error for 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from results_compare import assert_same_results
 
 from thesis_lib.cli import main as cli_main
 from thesis_lib.experiments.ray_executor import KILL_ONCE_ENV, training_resources
@@ -28,11 +28,6 @@ EXPERIMENT = "adversarial_examples"  # requires light_cnn
 TIMEOUT_S = 300  # one reproduce; a hung run fails the test instead of blocking CI
 # One torch thread on both sides (bitwise-equal weights); no usage report from Ray (tests stay offline).
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-
-# When, how fast and on what a file was computed, not what (as in test_crash_safety.py): not compared.
-VOLATILE_KEYS = frozenset(
-    {"wall_time_s", "train_wall_time_s", "compute_time_s", "seconds", "checksum", "git_commit", "hardware"}
-)
 
 
 def _env(**extra) -> dict:
@@ -59,32 +54,8 @@ def _reproduce(results: Path, cache: Path, *options: str, **env) -> subprocess.C
         pytest.fail(f"reproduce did not finish in {TIMEOUT_S} s:\n{e.stdout}")
 
 
-def _result_files(root: Path) -> list[str]:
-    return sorted(
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and p.name != ".reproduce.lock" and not p.name.endswith(".tmp")
-    )
-
-
-def _strip(obj):
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE_KEYS}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
 def _assert_same_results(got: Path, want: Path) -> None:
-    files = _result_files(want)
-    assert _result_files(got) == files
-    assert any(f.endswith(".safetensors") and "/weights/" in f for f in files)
-    for rel in files:
-        if rel.endswith(".json"):
-            same = _strip(json.loads((got / rel).read_text())) == _strip(json.loads((want / rel).read_text()))
-            assert same, f"{rel} differs from the in-process run"
-        else:  # weights and the stored adversarial examples: bit for bit
-            assert (got / rel).read_bytes() == (want / rel).read_bytes(), f"{rel} differs from the in-process run"
+    assert_same_results(got, want, "the in-process run")
 
 
 @pytest.fixture(scope="module")
