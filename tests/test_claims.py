@@ -254,9 +254,14 @@ def test_chapter_6(tmp_path):
         ]
         return Fake("lipschitz", "cpu", result={"models": models})
 
-    assert judge("lipschitz-kaf", lipschitz=lipschitz(1e5))[0] == cl.SUPPORTED
-    assert judge("lipschitz-kaf", lipschitz=lipschitz(10.0))[0] == cl.REFUTED
-    assert judge("lipschitz-kaf", lipschitz=lipschitz(300.0))[0] == cl.UNDECIDED
+    assert judge("lipschitz-kaf-chapter5", lipschitz=lipschitz(1e5))[0] == cl.SUPPORTED
+    assert judge("lipschitz-kaf-chapter5", lipschitz=lipschitz(10.0))[0] == cl.REFUTED
+    assert judge("lipschitz-kaf-chapter5", lipschitz=lipschitz(300.0))[0] == cl.UNDECIDED
+    # the light CNNs are their own experiment; a second row set of an activation does not replace its main model
+    light = lipschitz(1e5)
+    light.result["models"].append({**light.result["models"][1], "key": "kaf_thesis_lr", "bound": 10.0})
+    assert judge("lipschitz-kaf", lipschitz_light_cnn=light)[0] == cl.SUPPORTED
+    assert judge("adaptive-attacks-kwta", autoattack_light_cnn=autoattack(19, 0))[0] == cl.SUPPORTED
 
 
 def test_conclusion_gathers_the_robustness_claims():
