@@ -15,7 +15,7 @@ from thesis_lib.attacks import fold_batchnorm
 from thesis_lib.experiments import get_experiment
 from thesis_lib.experiments.common import PGDSettings
 from thesis_lib.experiments.context import RunContext
-from thesis_lib.experiments.vgg import ATSettings, _evaluate, overfitting_watch
+from thesis_lib.experiments.vgg import ATSettings, evaluate_at_run, overfitting_watch
 from thesis_lib.models import build_model
 from thesis_lib.training import train
 
@@ -40,7 +40,7 @@ def test_at_evaluation_stores_per_example_outcomes_and_the_thesis_number(ctx):
     ctx.train("relu", TINY)
     row = {}
     with ctx.model("relu", TINY) as model:
-        _evaluate(ctx, s, "relu", TINY, model, row)
+        evaluate_at_run(ctx, s, "relu", "relu", TINY, model, row)
     pgd = json.loads((ctx.out / "pgd_relu.json").read_text())["result"]
     thesis = json.loads((ctx.out / "thesis_pgd_relu.json").read_text())["result"]
     check = json.loads((ctx.out / "art_crosscheck_relu.json").read_text())["result"]
