@@ -8,7 +8,10 @@ weights and stored adversarial examples equal bit for bit.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+
+import pytest
 
 # Found by diffing the results folders of two runs, one of them interrupted.
 VOLATILE_KEYS = frozenset(
@@ -54,3 +57,20 @@ def assert_same_results(got: Path, want: Path, reference: str = "the reference r
             assert same, f"{rel} differs from {reference}"
         else:  # weights and the stored adversarial examples: bit for bit
             assert (got / rel).read_bytes() == (want / rel).read_bytes(), f"{rel} differs from {reference}"
+
+
+def run_reproduce(command: list[str], cwd: Path, env: dict, timeout_s: float, **popen) -> subprocess.CompletedProcess:
+    """One complete `reproduce` (stdout and stderr together in `.stdout`); a hung run fails the test."""
+    try:
+        return subprocess.run(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout_s,
+            **popen,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"reproduce did not finish in {timeout_s} s:\n{e.stdout}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from results_compare import assert_same_results
+from results_compare import assert_same_results, run_reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
@@ -89,19 +89,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def _reproduce(results: Path, cache: Path) -> subprocess.CompletedProcess:
     """One complete `reproduce`; stdout and stderr together in `.stdout`."""
-    try:
-        return subprocess.run(
-            _command(results, cache),
-            cwd=ROOT,
-            env=_env(cache),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=TIMEOUT_S,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"reproduce did not finish in {TIMEOUT_S} s:\n{e.stdout}")
+    return run_reproduce(_command(results, cache), ROOT, _env(cache), TIMEOUT_S, start_new_session=True)
 
 
 def _assert_same_results(got: Path, want: Path) -> None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from results_compare import assert_same_results
+from results_compare import assert_same_results, run_reproduce
 
 from thesis_lib.cli import main as cli_main
 from thesis_lib.experiments.ray_executor import KILL_ONCE_ENV, training_resources
@@ -40,18 +40,7 @@ def _env(**extra) -> dict:
 def _reproduce(results: Path, cache: Path, *options: str, **env) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "thesis_lib", "reproduce", "--profile", PROFILE, "--only", EXPERIMENT]
     command += ["--results-dir", str(results), "--cache-dir", str(cache), *options]
-    try:
-        return subprocess.run(
-            command,
-            cwd=ROOT,
-            env=_env(**env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"reproduce did not finish in {TIMEOUT_S} s:\n{e.stdout}")
+    return run_reproduce(command, ROOT, _env(**env), TIMEOUT_S)
 
 
 def _assert_same_results(got: Path, want: Path) -> None:
