@@ -20,6 +20,9 @@ VOLATILE_KEYS = frozenset(
         "train_wall_time_s",  # light_cnn's summary rows
         "compute_time_s",  # summaries: sums the wall times of every invocation
         "seconds",  # per-epoch training history, attack results
+        "attack_seconds",  # fast-AT summary rows
+        "art_seconds",  # the cross-check against ART: both attacks' times
+        "ours_seconds",
         "checksum",  # of a step's settings and result: time-dependent through the result's "seconds"
         "git_commit",
         "hardware",
