@@ -12,7 +12,6 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SNAP=${THESIS_SNAPSHOT:-$(dirname "$REPO")/cpu_queue_snapshot}
-PY=${PYTHON:-$REPO/.venv/bin/python}
 if [ "${1:-}" != "--in-snapshot" ]; then
     cd "$REPO"
     git worktree remove --force "$SNAP" 2>/dev/null || rm -rf "$SNAP"
@@ -21,6 +20,7 @@ if [ "${1:-}" != "--in-snapshot" ]; then
     exec bash "$SNAP/tools/cpu_queue.sh" --in-snapshot "$REPO"
 fi
 REPO=$2
+PY=${PYTHON:-$REPO/.venv/bin/python}
 cd "$SNAP"
 export THESIS_RUNS_CACHE=${THESIS_RUNS_CACHE:-$HOME/.cache/thesis_lib/runs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} THESIS_NO_PROGRESS=1 PYTHONUNBUFFERED=1
