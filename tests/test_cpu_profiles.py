@@ -172,3 +172,21 @@ def test_trained_runs_select_by_key_and_name_a_wrong_one(tmp_path):
     assert [r.key for r in ctx.trained_runs(("resnet20_relu",))] == ["resnet20_relu"]
     with pytest.raises(ValueError, match="has no run 'relu'; its runs: resnet20_relu"):
         ctx.trained_runs(("relu",))
+
+
+def test_fix_against_relu_is_a_non_inferiority_verdict(tmp_path):
+    std = tmp_path / "cpu" / "resnet_standard"
+    models = [{"arch": "resnet56", "activation": a, "clean_acc": c} for a, c in (("kaf", 0.10), ("relu", 0.80))]
+    _summary(std, {"models": models}, {"test_subset": None})
+
+    def verdicts(fixed_acc):
+        fix = tmp_path / "cpu" / "resnet56_fix"
+        final = {"candidate": "he_block", "key": "final_he_block", "clean_acc": fixed_acc, "n_test": 10000}
+        _summary(fix, {"candidates": [], "final": final}, {})
+        res_fix = ExperimentResults("resnet56_fix", "cpu", tmp_path)
+        return c5.fix_verdicts(res_fix, ExperimentResults("resnet_standard", "cpu", tmp_path))["verdict"].tolist()
+
+    # n = 10,000 each: the difference's 95% interval is about +-1.1 points
+    assert verdicts(0.80) == [c5.SUPPORTED, c5.SUPPORTED]  # at ReLU's accuracy: within the 2-point margin
+    assert verdicts(0.75) == [c5.SUPPORTED, c5.CONTRADICTED]  # trains, but 5 points below ReLU
+    assert verdicts(0.785) == [c5.SUPPORTED, c5.UNDECIDED]  # the interval straddles -2 points

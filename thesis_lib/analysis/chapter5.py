@@ -1146,23 +1146,21 @@ def fix_verdicts(res_fix, res_std, margin: float = NONINFERIORITY_MARGIN, alpha:
 
     rows = {r["run"]: r for r in _fix_rows(res_fix, res_std)}
     fixed = next((r for k, r in rows.items() if k.startswith("kaf + ")), None)
-    out = []
     if fixed is None:
         return pd.DataFrame()
-    profile = res_fix.profile
-    for other, comparison in (("kaf (no fix)", "the fix trains the KAF ResNet-56 better than no fix"),):
-        if other in rows:
-            o = rows[other]
-            est = _newcombe(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
-            p = two_proportion_p(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
-            blocked = SMOKE_VERDICT if profile == "smoke" else None
-            measured = f"clean {fixed['run']} - {other}"
-            out.append(_row(comparison, measured, est, p, _NEWCOMBE, None, _decide(est.value, p, blocked, alpha)))
+    out = []
+    if "kaf (no fix)" in rows:
+        o = rows["kaf (no fix)"]
+        est = _newcombe(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
+        p = two_proportion_p(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
+        verdict = _decide(est.value, p, SMOKE_VERDICT if res_fix.profile == "smoke" else None, alpha)
+        comparison = "the fix trains the KAF ResNet-56 better than no fix"
+        out.append(_row(comparison, f"clean {fixed['run']} - kaf (no fix)", est, p, _NEWCOMBE, None, verdict))
     if "relu" in rows:
         o = rows["relu"]
         est = _newcombe(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
         p = two_proportion_p(fixed["clean"], fixed["clean_n"], o["clean"], o["clean_n"])
-        blocked = _blocked(profile, {"relu": o["clean"]})
+        blocked = _blocked(res_fix.profile, {"relu": o["clean"]})
         if blocked:
             verdict = blocked
         elif math.isnan(est.lo):
