@@ -9,7 +9,7 @@
 # | verdicts on the thesis's comparisons: difference, 95% interval, p-value | `figures/vgg_verdicts.tex` |
 # | accuracy vs robustness with 95% intervals (fixed activations: diamonds, KAFs: crosses) | `figures/vgg_accuracy_vs_robustness.pdf` / `.png` |
 # | the second row set, between the thesis's bounds: table and verdicts (where trained) | `figures/vgg_results_thesis_lr.tex`, `figures/vgg_verdicts_thesis_lr.tex` |
-# | our PGD vs the thesis's evaluation, per model | `figures/vgg_evaluation.tex` |
+# | our PGD vs the thesis's evaluation, per model; cross-check against the installed ART | `figures/vgg_evaluation.tex`, `figures/vgg_art_crosscheck.tex` |
 # | catastrophic-overfitting watch: PGD accuracy on fixed training images per epoch | `figures/vgg_overfitting_watch.pdf` / `.png` |
 # | robust accuracy vs PGD iterations (relu, kaf), with 95% bands | `figures/vgg_robust_vs_iterations.pdf` / `.png` |
 # | training curves | `figures/vgg_training_curves.pdf` / `.png` |
@@ -131,7 +131,8 @@ save_table(c5.evaluation_table(res).round(4), "vgg_evaluation", figures_dir, flo
            caption="VGG: robust accuracy under our PGD and under the thesis's evaluation on the same images.")
 
 # %%
-c5.art_crosscheck_table(res).round(4)
+save_table(c5.art_crosscheck_table(res).round(4), "vgg_art_crosscheck", figures_dir, float_format="%.4g", stamp=stamp,
+           caption="The thesis-protocol PGD of this project against the installed ART on a VGG, same images.")
 
 # %% [markdown]
 # ## Catastrophic overfitting
