@@ -57,9 +57,30 @@ def test_new_settings_fields_leave_the_stored_keys_alone():
     exp = dataclasses.replace(get_experiment("vgg"), settings={"smoke": ATSettings(), "full": ATSettings()})
     assert not {"watch_size", "thesis_eval", "art_check_n", "art_check_activation"} & set(exp.settings_dict("smoke"))
     full = dataclasses.asdict(ATSettings())
-    assert exp.settings_dict("smoke") == {k: v for k, v in full.items() if k not in ATSettings.OMIT_WHEN_DEFAULT}
+    stored = exp.settings_dict("smoke")
+    assert set(stored) == set(full) - set(ATSettings.OMIT_WHEN_DEFAULT)
+    # the nested attack settings keep the fields every committed key was computed with
+    assert stored["pgd"] == {"eps": 8 / 255, "step": 2 / 255, "steps": 50, "restarts": 10, "n": None, "seed": 0}
+    assert {k: v for k, v in stored.items() if k != "pgd"} == {
+        k: v for k, v in full.items() if k not in ATSettings.OMIT_WHEN_DEFAULT and k != "pgd"
+    }
     cpu = get_experiment("resnet20_at").settings_dict("cpu")
     assert cpu["thesis_eval"] is True and cpu["watch_size"] == 512 and cpu["art_check_n"] == 200
+
+
+def test_one_frozen_attack_settings_type():
+    """PGDSettings is an AttackSettings plus the number of images; both are frozen and validated."""
+    from thesis_lib.attacks import AttackSettings
+
+    s = PGDSettings(steps=2, restarts=1, n=10)
+    assert isinstance(s, AttackSettings) and s.attack_fields() == dataclasses.asdict(
+        AttackSettings(steps=2, restarts=1)
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.eps = 0.1
+    for bad in (dict(eps=-0.1), dict(attack="fgsm"), dict(n=0), dict(norm="l3")):
+        with pytest.raises(ValueError):
+            PGDSettings(**bad)
 
 
 def test_overfitting_watch_flags_a_collapse_not_noise():

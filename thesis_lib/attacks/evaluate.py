@@ -10,7 +10,7 @@ bookkeeping (Carlini et al. 2019: verify the adversarial examples you report).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -26,9 +26,10 @@ __all__ = ["AttackSettings", "robust_accuracy", "predict", "uniform_noise", "ATT
 ATTACKS = ("pgd", "fgsm", "noise")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AttackSettings:
-    """One attack configuration (the thesis's evaluation setting by default)."""
+    """One attack configuration (the thesis's evaluation setting by default): the single settings type of
+    every evaluation, validated on construction; `evaluate` runs it through `robust_accuracy`."""
 
     attack: str = "pgd"  # pgd | fgsm | noise (uniform noise in the eps-ball: the baseline an attack must beat)
     eps: float = 8 / 255  # radius in [0, 1] pixel units (L-inf) or L2 norm units (norm="l2")
@@ -43,9 +44,9 @@ class AttackSettings:
     def __post_init__(self):
         if self.attack not in ATTACKS:
             raise ValueError(f"Unknown attack {self.attack!r}: use one of {', '.join(ATTACKS)}.")
-        self.eps = check_eps(self.eps)
-        self.step = check_eps(self.step, "step")
-        self.norm = check_norm(self.norm)
+        object.__setattr__(self, "eps", check_eps(self.eps))  # frozen: normalised once, here
+        object.__setattr__(self, "step", check_eps(self.step, "step"))
+        object.__setattr__(self, "norm", check_norm(self.norm))
         if self.attack == "fgsm" and self.norm != "linf":
             raise ValueError("FGSM is an L-inf attack: use norm='linf' (or PGD for L2).")
         if self.batch_size < 1:
@@ -55,6 +56,14 @@ class AttackSettings:
         if self.attack == "pgd":
             return f"PGD-{self.steps}x{self.restarts}"
         return self.attack.upper() if self.attack == "fgsm" else "noise"
+
+    def attack_fields(self) -> dict:
+        """The fields of this type only (a subclass may add its own, e.g. how many images)."""
+        return {f.name: getattr(self, f.name) for f in fields(AttackSettings)}
+
+    def evaluate(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **options) -> dict:
+        """`robust_accuracy` of `model` under these settings; options: device, return_adversarials, desc, amp."""
+        return robust_accuracy(model, images, labels, **self.attack_fields(), **options)
 
 
 @torch.no_grad()
@@ -170,7 +179,7 @@ def robust_accuracy(
         "per_example": per_example.tolist(),
         "clean_correct": clean_correct.tolist(),
         "n": n,
-        "settings": asdict(s),
+        "settings": s.attack_fields(),
         "seconds": round(time.perf_counter() - t0, 3),
         **extra,
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..attacks.evaluate import AttackSettings
 from ..utils import model_device
 from .experiment import Experiment
 from .light_cnn import light_cnn_config
@@ -38,6 +39,11 @@ class AdversarialExamplesSettings:
 
     # Added after results were committed: left out of the settings key at its default (keys stay valid).
     OMIT_WHEN_DEFAULT: ClassVar[dict] = {"pick": "first"}
+
+    def attack_settings(self) -> AttackSettings:
+        """The PGD of the examples as the one attack-settings type (one restart; the flat fields are the
+        keys of the committed results)."""
+        return AttackSettings("pgd", self.eps, self.pgd_step, self.pgd_steps, restarts=1, seed=self.seed)
 
 
 def pick_examples(correct, labels, n: int, pick: str = "one_per_class"):
@@ -91,7 +97,8 @@ def _examples(ctx, s: AdversarialExamplesSettings, model) -> dict:
     idx = pick_examples(correct.cpu(), y.cpu(), s.images, s.pick).to(dev)
     x, y = x[idx], y[idx]
     x_fgsm = fgsm(model, x, y, s.eps)
-    x_pgd = pgd(model, x, y, eps=s.eps, step=s.pgd_step, steps=s.pgd_steps, restarts=1, seed=s.seed)
+    a = s.attack_settings()
+    x_pgd = pgd(model, x, y, eps=a.eps, step=a.step, steps=a.steps, restarts=a.restarts, seed=a.seed)
     with torch.no_grad():
         probs = {k: torch.softmax(model(v), 1).cpu() for k, v in (("clean", x), ("fgsm", x_fgsm), ("pgd", x_pgd))}
     tensors = {

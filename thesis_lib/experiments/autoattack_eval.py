@@ -9,10 +9,10 @@ comparable; AutoAttack lower than PGD means PGD overestimated robustness.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .common import PGD_SMOKE, PGD_THESIS, PGDSettings
-from .experiment import Experiment
+from .experiment import Experiment, stored_settings
 
 __all__ = ["AutoAttackSettings", "MASKING_GAP", "EXPERIMENT", "LIGHT_CNN"]
 
@@ -33,12 +33,12 @@ class AutoAttackSettings:
 
 def _compare(model, images, labels, s: AutoAttackSettings, eps: float, step: float) -> dict:
     """AutoAttack and PGD on the same images; counts of examples only one of them breaks."""
-    from ..attacks import autoattack_eval, robust_accuracy
+    from ..attacks import autoattack_eval
 
     aa = autoattack_eval(
         model, images, labels, eps=eps, version=s.version, seed=s.seed, n_iter=s.n_iter, n_queries=s.n_queries
     )
-    pg = robust_accuracy(model, images, labels, "pgd", eps, step, s.pgd.steps, s.pgd.restarts, seed=s.pgd.seed)
+    pg = replace(s.pgd, eps=eps, step=step).evaluate(model, images, labels)
     pairs = list(zip(aa["per_example"], pg["per_example"]))
     return {
         "clean_acc": aa["clean_acc"],
@@ -69,7 +69,9 @@ def run(ctx) -> dict:
                     return _compare(model, images, labels, s, eps, step)
 
             r = ctx.step(
-                f"autoattack_{exp}_{run.key}", {"config": run.config, "settings": asdict(s), "eps": eps}, evaluate
+                f"autoattack_{exp}_{run.key}",
+                {"config": run.config, "settings": stored_settings(s), "eps": eps},
+                evaluate,
             )
             rows.append(
                 {

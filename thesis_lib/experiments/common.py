@@ -10,7 +10,11 @@ per family only. The full profile is the protocol.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..attacks.evaluate import AttackSettings
+from .experiment import stored_settings
 
 __all__ = [
     "SMOKE",
@@ -41,15 +45,21 @@ SMOKE = SmokeScale()
 
 
 @dataclass(frozen=True)
-class PGDSettings:
-    """An L-inf PGD evaluation (docs/protocol.md, "Evaluation")."""
+class PGDSettings(AttackSettings):
+    """An L-inf PGD evaluation (docs/protocol.md, "Evaluation"): the attack settings plus how many test
+    images are attacked. Defaults: PGD-50x10, eps 8/255, step 2/255 ([0, 1] pixel units), seed 0."""
 
-    eps: float = 8 / 255  # L-inf radius, [0, 1] pixel units
-    step: float = 2 / 255  # step size, pixel units
-    steps: int = 50  # iterations
-    restarts: int = 10  # random restarts; robust = correct under every restart
     n: int | None = None  # test images attacked (stratified subset); None = all 10,000
-    seed: int = 0  # random starts
+
+    # The attack fields every stored key was computed without: left out at these values (keys stay valid).
+    OMIT_WHEN_DEFAULT: ClassVar[dict] = {"attack": "pgd", "norm": "linf", "random_start": True, "batch_size": 256}
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.attack != "pgd":
+            raise ValueError(f"PGDSettings describes a PGD evaluation; got attack {self.attack!r}.")
+        if self.n is not None and self.n < 1:
+            raise ValueError(f"n must be >= 1 test images (or None for all), got {self.n}.")
 
 
 PGD_THESIS = PGDSettings()  # PGD-50-10 on the whole test set
@@ -63,28 +73,14 @@ def evaluate_pgd(ctx, key: str, model, pgd: PGDSettings, config: dict, subset_se
     `clean_correct`, `success_restart`, `success_step`), so models attacked on the same images can be
     compared pairwise; summaries keep only the counts.
     """
-    from ..attacks import robust_accuracy
-
     images, labels = ctx.test_images(pgd.n, subset_seed)
 
     def run():
-        r = dict(
-            robust_accuracy(
-                model,
-                images,
-                labels,
-                attack="pgd",
-                eps=pgd.eps,
-                step=pgd.step,
-                steps=pgd.steps,
-                restarts=pgd.restarts,
-                seed=pgd.seed,
-            )
-        )
+        r = dict(pgd.evaluate(model, images, labels))
         r["n_robust"] = int(sum(bool(v) for v in r["per_example"]))
         return r
 
-    return ctx.step(f"pgd_{key}", {**asdict(pgd), "subset_seed": subset_seed, "config": config}, run)
+    return ctx.step(f"pgd_{key}", {**stored_settings(pgd), "subset_seed": subset_seed, "config": config}, run)
 
 
 def evaluate_thesis_protocol(ctx, key: str, model, pgd: PGDSettings, config: dict, subset_seed: int = 0) -> dict:
@@ -98,7 +94,7 @@ def evaluate_thesis_protocol(ctx, key: str, model, pgd: PGDSettings, config: dic
     from ..attacks.context import prefers_channels_last
 
     images, labels = ctx.test_images(pgd.n, subset_seed)
-    settings = {**asdict(pgd), "subset_seed": subset_seed, "selection": "best_rate", "config": config}
+    settings = {**stored_settings(pgd), "subset_seed": subset_seed, "selection": "best_rate", "config": config}
     return ctx.step(
         f"thesis_pgd_{key}",
         settings,

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..utils import ThesisError
 
-__all__ = ["Experiment", "TrainedRun", "PROFILES", "REQUIRED_PROFILES", "check_profile"]
+__all__ = ["Experiment", "TrainedRun", "PROFILES", "REQUIRED_PROFILES", "check_profile", "stored_settings"]
 
 PROFILES = ("smoke", "cpu", "full")  # every known profile, smallest to largest
 REQUIRED_PROFILES = ("smoke", "full")  # every experiment defines these; `cpu` is optional
@@ -32,6 +32,23 @@ def check_profile(profile: str, extra: tuple[str, ...] = ()) -> str:
     if profile not in valid:
         raise ThesisError(f"Unknown profile {profile!r}: use one of {', '.join(valid)}.")
     return profile
+
+
+def stored_settings(obj: Any) -> Any:
+    """A settings object as stored with results and hashed into their keys: `dataclasses.asdict`, except
+    that a dataclass's `OMIT_WHEN_DEFAULT` fields (added after results were committed) are left out at
+    their defaults, at every level of nesting, so adding a field keeps the stored keys valid."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        d = {f.name: stored_settings(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        for name, default in getattr(type(obj), "OMIT_WHEN_DEFAULT", {}).items():
+            if name in d and d[name] == default:
+                d.pop(name)
+        return d
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(stored_settings(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: stored_settings(v) for k, v in obj.items()}
+    return obj
 
 
 @dataclass(frozen=True)
@@ -89,10 +106,4 @@ class Experiment:
     def settings_dict(self, profile: str) -> dict:
         """The settings as stored with the results (and hashed into their key)."""
         s = self.settings_for(profile)
-        if not dataclasses.is_dataclass(s):
-            return dict(s)
-        d = dataclasses.asdict(s)
-        for name, default in getattr(type(s), "OMIT_WHEN_DEFAULT", {}).items():
-            if d.get(name) == default:
-                d.pop(name)  # a field added later, at its default: the stored settings keys stay valid
-        return d
+        return stored_settings(s) if dataclasses.is_dataclass(s) else dict(s)

@@ -10,11 +10,11 @@ the trained shapes moved.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from .experiment import Experiment
+from .experiment import Experiment, stored_settings
 
 __all__ = ["KAFShapesSettings", "initial_model", "kaf_layers"]
 
@@ -104,7 +104,7 @@ def run(ctx) -> dict:
             ]
             return res
 
-        out[act] = ctx.step(f"curves_{act}", {"config": cfg, "settings": asdict(s)}, curves)
+        out[act] = ctx.step(f"curves_{act}", {"config": cfg, "settings": stored_settings(s)}, curves)
     return {act: out[act]["summary"] for act in out}
 
 

@@ -8,9 +8,9 @@ along the line are stored for the first `plot_images` images (the figure), jump 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from .experiment import Experiment
+from .experiment import Experiment, stored_settings
 from .light_cnn import light_cnn_config
 
 __all__ = ["KWTALineSettings"]
@@ -71,7 +71,7 @@ def run(ctx) -> dict:
             return res
 
         with torch.no_grad():
-            result = ctx.step(f"scan_{act}", {"config": cfg, "settings": asdict(s)}, scan)
+            result = ctx.step(f"scan_{act}", {"config": cfg, "settings": stored_settings(s)}, scan)
         curves[act] = result
         rows += [{"activation": act, "image": r["image"], "n_jumps": r["n_jumps"]} for r in result]
     return {"jumps": rows}

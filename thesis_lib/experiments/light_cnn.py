@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..attacks.evaluate import AttackSettings
 from ..utils import model_device
 from .common import SMOKE, arch_label, train_config
 from .experiment import Experiment, TrainedRun
@@ -47,6 +48,13 @@ class LightCNNSettings:
     masking_eps_factors: tuple = (0.0, 0.25, 0.5, 1.0, 2.0)  # eps grid (multiples of eps), monotonicity check
     masking_iterations: tuple | None = None  # PGD iterations grid; None = (1, steps/4, steps, 2 steps)
     seed: int = 0  # weights, data order, attack starts, chosen neurons
+
+    def attack_settings(self, restarts: int | None = None) -> AttackSettings:
+        """The main PGD evaluation as the one attack-settings type (`restarts`: e.g. the text's 40).
+
+        The flat eps/step/steps/restarts fields stay: they are the keys of the committed results."""
+        r = self.restarts if restarts is None else restarts
+        return AttackSettings("pgd", self.eps, self.step, self.steps, r, seed=self.seed)
 
 
 FULL = LightCNNSettings()
@@ -99,7 +107,7 @@ def _evaluate(ctx, act: str, s: LightCNNSettings, relu_model) -> dict:
 
 def _analyse(ctx, act, s: LightCNNSettings, cfg, metrics, model, relu_model) -> dict:
     from ..analysis import activation_histograms, filter_mean_activations, layer_distances
-    from ..attacks import gradient_masking_report, pgd, robust_accuracy
+    from ..attacks import gradient_masking_report, pgd
 
     dev = model_device(model)
     images, labels = ctx.test_images(s.attack_n, s.seed)
@@ -111,20 +119,7 @@ def _analyse(ctx, act, s: LightCNNSettings, cfg, metrics, model, relu_model) -> 
     }
 
     def attack(restarts):
-        r = dict(
-            robust_accuracy(
-                model,
-                images,
-                labels,
-                attack="pgd",
-                eps=s.eps,
-                step=s.step,
-                steps=s.steps,
-                restarts=restarts,
-                device=dev,
-                seed=s.seed,
-            )
-        )
+        r = dict(s.attack_settings(restarts).evaluate(model, images, labels, device=dev))
         r.pop("per_example", None)
         return r
 
@@ -139,16 +134,17 @@ def _analyse(ctx, act, s: LightCNNSettings, cfg, metrics, model, relu_model) -> 
         # Classic PGD (every iteration of every restart, no early stop): the analyses compare a network's
         # activations on the clean image with those on a confident adversarial one, as in the thesis and
         # the k-WTA paper, not with the first iterate that happens to cross the decision boundary.
+        a = s.attack_settings()
         x = images.float().div(255).to(dev)
         return x, pgd(
             model,
             x,
             labels.to(dev),
-            eps=s.eps,
-            step=s.step,
-            steps=s.steps,
-            restarts=s.restarts,
-            seed=s.seed,
+            eps=a.eps,
+            step=a.step,
+            steps=a.steps,
+            restarts=a.restarts,
+            seed=a.seed,
             stop="none",
         ).detach()
 

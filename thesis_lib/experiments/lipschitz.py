@@ -9,9 +9,9 @@ bounds of deep networks, and of KAF networks in particular (large per-channel sl
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from .experiment import Experiment
+from .experiment import Experiment, stored_settings
 
 __all__ = ["LipschitzSettings", "EXPERIMENT", "LIGHT_CNN"]
 
@@ -51,7 +51,7 @@ def run(ctx) -> dict:
                 with other.model(run.key, run.config) as model:
                     return _bounds(model, images, s)
 
-            r = ctx.step(f"lipschitz_{exp}_{run.key}", {"config": run.config, "settings": asdict(s)}, compute)
+            r = ctx.step(f"lipschitz_{exp}_{run.key}", {"config": run.config, "settings": stored_settings(s)}, compute)
             rows.append(
                 {
                     "experiment": exp,

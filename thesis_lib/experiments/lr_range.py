@@ -10,10 +10,10 @@ that) is recorded with its error and no bounds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .common import SMOKE, train_config
-from .experiment import Experiment
+from .experiment import Experiment, stored_settings
 
 __all__ = ["LRRangeSettings", "range_test", "lr_range_config", "VGG_ACTIVATIONS", "CPU_ORDER"]
 
@@ -78,7 +78,7 @@ def range_test(ctx, s: LRRangeSettings, activation: str) -> dict:
         r.pop("config", None)
         return {"activation": activation, **r}
 
-    return ctx.step(f"lr_find_{activation}", {"settings": asdict(s), "activation": activation}, run)
+    return ctx.step(f"lr_find_{activation}", {"settings": stored_settings(s), "activation": activation}, run)
 
 
 def run(ctx) -> dict:

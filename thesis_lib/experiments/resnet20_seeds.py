@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .common import arch_label
-from .experiment import Experiment, TrainedRun
+from .experiment import Experiment, TrainedRun, stored_settings
 from .vgg import ATSettings, at_config, evaluate_at_run, lr_bounds_for, overfitting_watch
 
 __all__ = ["SeedSettings", "seed_key", "EXPERIMENT"]
@@ -80,7 +80,7 @@ def run(ctx) -> dict:
     for row, (key, act, _seed, at, *_rest) in zip(rows, members):
         with ctx.model(key, configs[key]) as model:
             evaluate_at_run(ctx, at, key, act, configs[key], model, row)
-    pgd = dataclasses.asdict(members[0][3].pgd) if members else None
+    pgd = stored_settings(members[0][3].pgd) if members else None
     return {"models": rows, "base": ctx.settings.base, "pgd": pgd}
 
 

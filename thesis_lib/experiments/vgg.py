@@ -11,7 +11,7 @@ for relu and kaf; training curves from the runs' histories.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .common import (
@@ -24,7 +24,7 @@ from .common import (
     evaluate_thesis_protocol,
     train_config,
 )
-from .experiment import Experiment, TrainedRun
+from .experiment import Experiment, TrainedRun, stored_settings
 from .lr_range import CPU_ORDER, VGG_ACTIVATIONS
 
 __all__ = [
@@ -173,7 +173,7 @@ def run_at_experiment(ctx) -> dict:
     out = {"models": _row_set(ctx, s, sets[0])}
     if len(sets) > 1:
         out["thesis_lr_models"] = _row_set(ctx, s, sets[1])
-    out["pgd"] = asdict(s.pgd)
+    out["pgd"] = stored_settings(s.pgd)
     return out
 
 
