@@ -396,6 +396,15 @@ def test_notebook_figures_and_results_exist(path):
         assert is_complete(name, "smoke", ROOT / "results"), f"results/smoke/{name} missing or stale: re-run reproduce"
 
 
+def test_every_committed_result_is_current():
+    """A change of settings types or of how settings are stored must keep every committed result valid."""
+    summaries = sorted((ROOT / "results").glob("*/*/summary.json"))
+    assert summaries
+    for path in summaries:
+        name, profile = path.parent.name, path.parent.parent.name
+        assert is_complete(name, profile, ROOT / "results"), f"results/{profile}/{name} is stale under the current code"
+
+
 def test_strip_execution_metadata():
     nb = {
         "metadata": {"papermill": {"duration": 1}},
