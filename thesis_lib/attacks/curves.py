@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..utils import progress_disabled
-from .evaluate import predict, robust_accuracy
+from .evaluate import AttackSettings, predict, robust_accuracy
 from .pgd import run_pgd
 
 __all__ = ["accuracy_vs_eps", "accuracy_vs_iterations", "accuracy_vs_restarts"]
@@ -91,22 +91,24 @@ def accuracy_vs_eps(
     return rows
 
 
-def _pgd_once(model, images, labels, eps, step, steps, restarts, norm, batch_size, seed, stop, desc):
+def _pgd_once(model, images, labels, a: AttackSettings, stop: str):
+    """One PGD run under `a` (no adversarial images kept): clean correctness, the run, its seconds."""
     labels = torch.as_tensor(labels, dtype=torch.long).cpu()
-    clean = predict(model, images, batch_size).eq(labels)
+    clean = predict(model, images, a.batch_size).eq(labels)
     t0 = time.perf_counter()
+    desc = f"{a.label()} (curve)"
     with tqdm(total=images.shape[0], desc=desc, unit="img", disable=progress_disabled(), leave=False) as bar:
         res = run_pgd(
             model,
             images,
             labels,
-            eps,
-            step,
-            steps,
-            restarts,
-            norm,
-            seed=seed,
-            batch_size=batch_size,
+            a.eps,
+            a.step,
+            a.steps,
+            a.restarts,
+            a.norm,
+            seed=a.seed,
+            batch_size=a.batch_size,
             stop=stop,
             return_adv=False,
             on_done=bar.update,
@@ -131,38 +133,10 @@ def accuracy_vs_iterations(
     `iterations=0` is allowed (the random start alone). The run's total seconds are on every row.
     """
     its = _sorted_ints(iterations, "iterations", 0)
-    clean, res, secs = _pgd_once(
-        model,
-        images,
-        labels,
-        eps,
-        step,
-        its[-1],
-        restarts,
-        norm,
-        batch_size,
-        seed,
-        "earliest",
-        f"PGD-{its[-1]}x{restarts} (curve)",
-    )
-    n = clean.numel()
-    rows = []
-    for k in its:
-        broken = res.success & (res.step <= k)
-        rows.append(
-            {
-                "iterations": k,
-                "robust_acc": (clean & ~broken).float().mean().item() if n else float("nan"),
-                "clean_acc": clean.float().mean().item() if n else float("nan"),
-                "restarts": restarts,
-                "eps": eps,
-                "step": step,
-                "norm": norm,
-                "n": n,
-                "seconds": round(secs, 3),
-            }
-        )
-    return rows
+    a = AttackSettings("pgd", eps, step, its[-1], restarts, norm, seed=seed, batch_size=batch_size)
+    clean, res, secs = _pgd_once(model, images, labels, a, "earliest")
+    fixed = {"restarts": restarts, "eps": eps, "step": step, "norm": norm}
+    return _curve_rows(clean, "iterations", its, lambda k: res.success & (res.step <= k), fixed, secs)
 
 
 def accuracy_vs_restarts(
@@ -179,35 +153,24 @@ def accuracy_vs_restarts(
 ) -> list[dict]:
     """Rows {restarts, robust_acc, clean_acc, steps, eps, step, n, seconds} from one PGD-steps x max(restarts) run."""
     rs = _sorted_ints(restarts, "restarts", 1)
-    clean, res, secs = _pgd_once(
-        model,
-        images,
-        labels,
-        eps,
-        step,
-        steps,
-        rs[-1],
-        norm,
-        batch_size,
-        seed,
-        "first",
-        f"PGD-{steps}x{rs[-1]} (curve)",
-    )
+    a = AttackSettings("pgd", eps, step, steps, rs[-1], norm, seed=seed, batch_size=batch_size)
+    clean, res, secs = _pgd_once(model, images, labels, a, "first")
+    fixed = {"steps": steps, "eps": eps, "step": step, "norm": norm}
+    return _curve_rows(clean, "restarts", rs, lambda r: res.success & (res.restart < r), fixed, secs)
+
+
+def _curve_rows(clean: torch.Tensor, name: str, grid, broken_at, fixed: dict, secs: float) -> list[dict]:
+    """One row per grid value k: robust accuracy when the examples `broken_at(k)` count as broken."""
     n = clean.numel()
-    rows = []
-    for r in rs:
-        broken = res.success & (res.restart < r)
-        rows.append(
-            {
-                "restarts": r,
-                "robust_acc": (clean & ~broken).float().mean().item() if n else float("nan"),
-                "clean_acc": clean.float().mean().item() if n else float("nan"),
-                "steps": steps,
-                "eps": eps,
-                "step": step,
-                "norm": norm,
-                "n": n,
-                "seconds": round(secs, 3),
-            }
-        )
-    return rows
+    nan = float("nan")
+    return [
+        {
+            name: k,
+            "robust_acc": (clean & ~broken_at(k)).float().mean().item() if n else nan,
+            "clean_acc": clean.float().mean().item() if n else nan,
+            **fixed,
+            "n": n,
+            "seconds": round(secs, 3),
+        }
+        for k in grid
+    ]

@@ -115,16 +115,7 @@ def plot_activation_histograms(
             ax.xaxis.set_major_locator(MaxNLocator(4))
             if r == min(nlayers, len(layers)) - 1:
                 ax.set_xlabel(xlabel)
-        axes[0, c].annotate(
-            label,
-            (0.5, 1.0),
-            xycoords="axes fraction",
-            xytext=(0, 16),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontweight="bold",
-        )
+        _column_title(axes[0, c], label)
     handles = [
         Patch(color=CLEAN, alpha=0.45, label="clean (left axis)"),
         Line2D([], [], color=ADV, label="adversarial"),
@@ -240,18 +231,23 @@ def plot_filter_means(data, title: str | None = None, max_layers: int | None = N
                 ax.set_ylabel("mean activation")
             if r == min(nlayers, len(layers)) - 1:
                 ax.set_xlabel("filter, by clean mean")
-        axes[0, c].annotate(
-            label,
-            (0.5, 1.0),
-            xycoords="axes fraction",
-            xytext=(0, 16),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontweight="bold",
-        )
+        _column_title(axes[0, c], label)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _column_title(ax, label: str) -> None:
+    """The network's name above a column of per-layer panels (clear of the panel's own title)."""
+    ax.annotate(
+        label,
+        (0.5, 1.0),
+        xycoords="axes fraction",
+        xytext=(0, 16),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontweight="bold",
+    )
