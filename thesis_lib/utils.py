@@ -31,6 +31,7 @@ __all__ = [
     "to_jsonable",
     "short_commit",
     "model_device",
+    "check_model_device",
     "frozen_parameters",
     "git_commit",
     "hardware_info",
@@ -155,6 +156,15 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def check_model_device(model: torch.nn.Module, device: str | torch.device | None) -> torch.device:
+    """The model's device, after checking it is `device` (None: any); analyses do not move models."""
+    dev = model_device(model)
+    want = get_device(device) if device is not None else dev
+    if want.type != dev.type or want.index not in (None, dev.index):
+        raise ValueError(f"the model is on {dev}, not on {device}: move it first (model.to(device))")
+    return dev
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
@@ -172,32 +182,16 @@ def git_commit(short: bool = False) -> str:
     changes; regenerated outputs (results/, figures/, notebooks/) do not count.
     """
     here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short" if short else "HEAD", *([] if not short else ["HEAD"])],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                "git",
-                "status",
-                "--porcelain",
-                "--untracked-files=no",
-                "--",
-                ".",
-                "../pyproject.toml",
-                "../requirements.txt",
-            ],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        sha = git("rev-parse", "--short", "HEAD") if short else git("rev-parse", "HEAD")
+        code = (".", "../pyproject.toml", "../requirements.txt")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *code)
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

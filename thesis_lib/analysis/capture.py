@@ -133,12 +133,9 @@ def collect_activations(
     Returns {"names": [...], "inputs": [tensor per layer], "outputs": [...], "logits": N x K}.
     The model's train/eval state is restored afterwards.
     """
-    from ..utils import get_device
+    from ..utils import check_model_device
 
-    dev = next(model.parameters()).device
-    want = get_device(device) if device is not None else dev
-    if want.type != dev.type or want.index not in (None, dev.index):
-        raise ValueError(f"the model is on {dev}, not on {device}: move it first (model.to(device))")
+    dev = check_model_device(model, device)
     was_training = model.training
     model.eval()
     logits = []

@@ -414,12 +414,9 @@ def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int 
     Both are lower bounds on the Lipschitz constant, so neither may exceed `lipschitz_bound`.
     The model's train/eval state is restored and parameter gradients are left untouched.
     """
-    from ..utils import get_device
+    from ..utils import check_model_device
 
-    dev = next(model.parameters()).device
-    want = get_device(device) if device is not None else dev
-    if want.type != dev.type or want.index not in (None, dev.index):
-        raise ValueError(f"the model is on {dev}, not on {device}: move it first (model.to(device))")
+    dev = check_model_device(model, device)
     was_training = model.training
     model.eval()
     grads, jacs = [], []
