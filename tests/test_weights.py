@@ -67,3 +67,36 @@ def test_load_pretrained_finds_committed_weights_and_names_what_exists():
         thesis_lib.load_pretrained("nope", "kaf")
     with pytest.raises(ThesisError, match="Unknown profile"):
         thesis_lib.load_pretrained("light_cnn", "kaf", profile="medium")
+
+
+def _cards_with_clean_outcomes():
+    """(profile, experiment, key) of every committed model whose PGD step stored its per-image clean outcomes."""
+    from thesis_lib.weights import default_results_dir
+
+    out = []
+    for card in sorted(default_results_dir().glob("*/*/weights/*.json")):
+        step = card.parent.parent / f"pgd_{card.stem}.json"
+        if step.is_file() and "clean_correct" in json.loads(step.read_text()).get("result", {}):
+            out.append((card.parent.parent.parent.name, card.parent.parent.name, card.stem))
+    return out
+
+
+@pytest.mark.parametrize("profile,experiment,key", _cards_with_clean_outcomes())
+def test_committed_weights_reproduce_their_clean_outcomes(profile, experiment, key, offline_cifar):
+    """The loader's network classifies the attacked test images as when its results were computed."""
+    import thesis_lib
+    from thesis_lib.attacks import predict
+    from thesis_lib.data import load_cifar10
+    from thesis_lib.weights import default_results_dir
+
+    step = json.loads((default_results_dir() / profile / experiment / f"pgd_{key}.json").read_text())
+    s = step["settings"]
+    images, labels = load_cifar10(
+        "test", root=offline_cifar, subset=s["n"], seed=s.get("subset_seed", s.get("seed", 0))
+    )
+    model = thesis_lib.load_pretrained(experiment, key, profile=profile)
+    correct = predict(model, images).eq(labels).tolist()
+    stored = step["result"]["clean_correct"]
+    assert len(correct) == len(stored)
+    # float32 on another CPU may flip an image whose top two logits tie to rounding: at most 1 in 500
+    assert sum(a != b for a, b in zip(correct, stored)) <= len(stored) // 500
