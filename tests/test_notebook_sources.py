@@ -207,6 +207,29 @@ def test_setup_returns_what_the_notebooks_use():
     assert SETUP_LINE.split(" = ")[0].split(", ") == list(Prelude._fields)
 
 
+def test_setup_cell_prints_nothing_in_a_fresh_kernel():
+    """The first cell's stored output is empty, so anything it prints in a new kernel (a library's
+    import-time warning, e.g. tqdm's without ipywidgets) fails every notebook under nbval."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(NB_DIR))
+    try:
+        msg_id = kc.execute(f"from thesis_lib.notebook import setup\n{SETUP_LINE}")
+        streams = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] in ("stream", "error", "display_data", "execute_result"):
+                streams.append((msg["msg_type"], msg["content"]))
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert streams == [], streams
+
+
 # ------------------------------------------------------------ library functions instead of cell logic
 def test_observations_across_profiles():
     from thesis_lib.analysis.observations import observations_across_profiles, observations_table

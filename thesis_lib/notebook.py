@@ -51,6 +51,10 @@ def setup(inline: bool = True) -> Prelude:
     inline` does), so figures are stored as cell outputs; outside IPython nothing is selected.
     Idempotent: running the cell again changes nothing.
     """
+    # Filters first: importing the package imports tqdm.auto, which warns once per kernel when
+    # ipywidgets is missing, and a warning printed by this cell would be a stored stderr output.
+    warnings.filterwarnings("ignore", category=UserWarning)  # keep stored outputs free of library chatter
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     shell = _ipython() if inline else None
     if shell is not None:
         shell.run_line_magic("matplotlib", "inline")
@@ -63,7 +67,5 @@ def setup(inline: bool = True) -> Prelude:
     from .plotting import use_style
 
     use_style()
-    warnings.filterwarnings("ignore", category=UserWarning)  # keep stored outputs free of library chatter
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     pd.set_option("display.precision", 3)
     return Prelude(plt, np, pd, ensure, percent, provenance_table, save_figure, save_table)
