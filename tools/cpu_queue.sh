@@ -7,8 +7,9 @@
 # committing in the work tree while it runs cannot change the code it imports; results are written into
 # this repository's results/ (commit them as they land), checkpoints into $THESIS_RUNS_CACHE (default
 # ~/.cache/thesis_lib/runs: outside the work tree, so a fresh checkout resumes them). Each `reproduce`
-# skips what is finished and resumes what is not. Order: the chapter-5 tables first, then what builds on
-# them, then the seed repeats, the ResNet-56 ablation and the full-profile AutoAttack of the light CNNs.
+# skips what is finished and resumes what is not. Order: the ResNet chapter-5 tables first, the short
+# full-profile AutoAttack of the light CNNs (the last piece of chapter 4 at full scale), then the VGG
+# table, what builds on the tables, the seed repeats and the ResNet-56 ablation.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SNAP=${THESIS_SNAPSHOT:-$(dirname "$REPO")/cpu_queue_snapshot}
@@ -31,12 +32,12 @@ fi
 QUEUE=(
     "cpu resnet20_at"
     "cpu resnet_standard"
+    "full autoattack_light_cnn"
     "cpu vgg"
     "cpu autoattack"
     "cpu lipschitz"
     "cpu resnet20_seeds"
     "cpu resnet56_fix"
-    "full autoattack_light_cnn"
 )
 for item in "${QUEUE[@]}"; do
     read -r profile exp <<< "$item"
