@@ -91,6 +91,11 @@ def test_overfitting_watch_flags_a_collapse_not_noise():
     assert overfitting_watch(hist([0.2, 0.3, 0.35, 0.33]))["collapsed"] is False
     w = overfitting_watch(hist([0.2, 0.35, 0.4, 0.02]))
     assert w["collapsed"] is True and w["best_epoch"] == 3 and w["final"] == 0.02
+    # collapsed from the start (no high point to fall from) while clean accuracy is far above chance
+    early = [{**h, "test_acc": 0.7} for h in hist([0.05, 0.0, 0.03, 0.0])]
+    assert overfitting_watch(early)["collapsed"] is True
+    # a network at chance is not robust either, but that is not overfitting
+    assert overfitting_watch([{**h, "test_acc": 0.1} for h in hist([0.05, 0.0, 0.03, 0.0])])["collapsed"] is False
 
 
 def test_the_watch_does_not_change_training(offline_cifar):

@@ -125,23 +125,24 @@ def at_config(s: ATSettings, activation: str, lr_min=None, lr_max=None) -> dict:
     )
 
 
-def overfitting_watch(history: list[dict], drop: float = 0.1) -> dict | None:
+def overfitting_watch(history: list[dict], drop: float = 0.1, floor: float = 0.02, learnt: float = 0.2) -> dict | None:
     """Catastrophic overfitting (Wong et al. 2020) read off the per-epoch watch: None without a watch.
 
     `collapsed` when the last epoch's PGD accuracy on the watch images is both `drop` (absolute) below
-    its best and under half of it: the abrupt fall to near zero, not epoch-to-epoch noise.
+    its best and under half of it (the abrupt fall to near zero, not epoch-to-epoch noise), or when it
+    ends at or below `floor` while the network has learnt the clean task (last epoch's test accuracy
+    >= `learnt`): a collapse in the first epochs leaves no high point to fall from, only a network that
+    classifies clean images and no attacked one.
     """
     accs = [(h["epoch"], h["watch_pgd_acc"]) for h in history if h.get("watch_pgd_acc") is not None]
     if not accs:
         return None
     best_epoch, best = max(accs, key=lambda e: e[1])
     final = accs[-1][1]
-    return {
-        "best": best,
-        "best_epoch": best_epoch,
-        "final": final,
-        "collapsed": bool(final < best - drop and final < 0.5 * best),
-    }
+    fell = final < best - drop and final < 0.5 * best
+    clean = history[-1].get("test_acc")
+    never_robust = final <= floor and clean is not None and clean >= learnt
+    return {"best": best, "best_epoch": best_epoch, "final": final, "collapsed": bool(fell or never_robust)}
 
 
 def _members(ctx, s: ATSettings) -> list[list[tuple[str, str, float | None, float | None, str]]]:
