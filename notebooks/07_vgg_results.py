@@ -169,8 +169,9 @@ save_figure(fig, "vgg_training_curves", figures_dir, stamp=stamp)
 # say about it (first the range-test bounds, then, where trained, the thesis's bounds).
 
 # %%
-lines = [c5.profile_note(res, table["clean"]), "", c5.verdict_counts(verdicts), ""] + c5.verdict_lines(verdicts)
+lines = [c5.profile_note(res, table["clean"]), "", c5.verdict_counts(verdicts), ""]
+lines += c5.verdict_lines(verdicts, collapsed=c5.collapsed_activations(table))
 if verdicts_thesis_lr is not None:
     lines += ["", "Between the thesis's bounds: " + c5.verdict_counts(verdicts_thesis_lr), ""]
-    lines += c5.verdict_lines(verdicts_thesis_lr)
+    lines += c5.verdict_lines(verdicts_thesis_lr, collapsed=c5.collapsed_activations(table_thesis_lr))
 Markdown("\n".join(lines))

@@ -31,6 +31,10 @@ figures_dir = "../figures"  # figures/<name>.pdf, .png and tables figures/<name>
 data = None  # CIFAR-10 location; None: $THESIS_DATA, else torchvision's download into ./data
 device = "auto"  # "auto" (CUDA when present), "cpu", "cuda"
 
+# %% tags=["injected-parameters"]
+# Parameters
+profile = "cpu"
+
 # %%
 from thesis_lib.notebook import setup
 
@@ -193,4 +197,5 @@ save_figure(fig, "resnet20_training_curves", figures_dir, stamp=stamp)
 # say about it.
 
 # %%
-Markdown("\n".join([c5.profile_note(res, table["clean"]), "", c5.verdict_counts(verdicts), ""] + c5.verdict_lines(verdicts)))
+lines = [c5.profile_note(res, table["clean"]), "", c5.verdict_counts(verdicts), ""]
+Markdown("\n".join(lines + c5.verdict_lines(verdicts, collapsed=c5.collapsed_activations(table))))

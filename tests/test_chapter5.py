@@ -173,6 +173,9 @@ def test_smoke_and_chance_level_networks_decide_nothing(tmp_path):
     assert _verdict(v, "the evaluation choice moves robust accuracy (kaf)") == c5.UNDECIDED
     lines = c5.verdict_lines(v)
     assert lines[0].startswith("- most robust activation: kaf: robust kaf - relu (runner-up) = +15.0 pts [")
+    marked = c5.verdict_lines(v, collapsed=["relu"])
+    assert marked[0].endswith("(relu overfitted catastrophically: this measures the collapse).")
+    assert "overfitted" not in c5.verdict_lines(v, collapsed=["re"])[0]  # whole names only
 
 
 def test_profile_stamp_and_note_come_from_the_settings(tmp_path):

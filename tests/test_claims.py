@@ -73,7 +73,7 @@ def light_cnn(robust=None, clean=None, flagged=None, rel=None, profile="full"):
     return Fake("light_cnn", profile, settings, {"models": models}, steps)
 
 
-def at_results(name="vgg", robust=None, clean=None, thesis=None, later=None, profile="cpu"):
+def at_results(name="vgg", robust=None, clean=None, thesis=None, later=None, profile="cpu", collapsed=()):
     acts = ["relu", "elu", "kaf", "kaf_elu", "swish", "kaf_swish"]
     robust = {a: 60 for a in acts} | (robust or {})
     clean = {a: 0.75 for a in acts} | (clean or {})
@@ -96,7 +96,11 @@ def at_results(name="vgg", robust=None, clean=None, thesis=None, later=None, pro
         "pgd": {"steps": 50, "restarts": 10, "n": N},
         "epochs": 60,
     }
-    return Fake(name, profile, settings, {"models": [{"activation": a} for a in acts]}, steps, runs)
+    models = [{"activation": a} for a in acts]
+    for m in models:
+        if m["activation"] in collapsed:
+            m["overfitting"] = {"best": 0.05, "best_epoch": 1, "final": 0.0, "collapsed": True}
+    return Fake(name, profile, settings, {"models": models}, steps, runs)
 
 
 def resnet_standard(kaf56_clean=0.1, kaf56_diverged=None, kaf56_grad=1e6, kaf20_clean=0.8, profile="full"):
@@ -199,6 +203,17 @@ def test_kaf_most_robust_and_smooth_activations():
     assert judge("smooth-vgg", vgg=at_results(robust={"elu": 100, "swish": 10}))[0] == cl.REFUTED
     assert judge("kaf-clean-vgg", vgg=at_results(clean={"relu": 0.6}))[0] == cl.SUPPORTED
     assert judge("kaf-clean-vgg", vgg=at_results(clean={"relu": 0.9}))[0] == cl.REFUTED
+
+
+def test_comparisons_with_a_collapsed_network_say_so():
+    note = "overfitted catastrophically (its comparisons measure the collapse): swish"
+    for claim in ("kaf-vs-fixed-vgg", "smooth-vgg"):
+        v, measured = judge(claim, vgg=at_results(robust={"swish": 0}, collapsed=["swish"]))
+        assert measured.endswith(note), measured
+        assert note not in judge(claim, vgg=at_results(robust={"swish": 0}))[1]
+    # the best KAF and the best fixed network did not collapse: nothing to note
+    v, measured = judge("kaf-most-robust-vgg", vgg=at_results(robust={"kaf_elu": 120}, collapsed=["swish"]))
+    assert "overfitted" not in measured
 
 
 def test_evaluation_choice_and_convergence():

@@ -65,6 +65,7 @@ __all__ = [
     "robustness_display",
     "exploding_display",
     "verdicts_display",
+    "collapsed_activations",
     "verdict_lines",
     "verdict_counts",
     "format_p",
@@ -952,8 +953,20 @@ def format_intervals(df, columns: Mapping[str, str], digits: int = 1, percent: b
     return out
 
 
-def verdict_lines(verdicts) -> list[str]:
-    """The verdict table as sentences: "- <comparison>: <measured> = +1.2 pts [-0.5, +2.9], p = 0.21: <verdict>."."""
+def collapsed_activations(table) -> list[str]:
+    """The activations of a `robustness_table` whose overfitting watch says they collapsed."""
+    if "collapsed" not in getattr(table, "columns", ()):
+        return []
+    return [a for a, c in table["collapsed"].items() if c is True or c == 1]
+
+
+def verdict_lines(verdicts, collapsed=()) -> list[str]:
+    """The verdict table as sentences: "- <comparison>: <measured> = +1.2 pts [-0.5, +2.9], p = 0.21: <verdict>.".
+
+    `collapsed`: activations whose fast adversarial training overfitted catastrophically; a comparison
+    involving one says so, since it then measures the collapse rather than the activation.
+    """
+    collapsed = set(collapsed)
     lines = []
     for comparison, r in verdicts.iterrows():
         d, lo, hi, p = (r["difference (pts)"], r["lo (pts)"], r["hi (pts)"], r["p-value"])
@@ -962,7 +975,9 @@ def verdict_lines(verdicts) -> list[str]:
             num += f" [{lo:+.1f}, {hi:+.1f}]"
         if not math.isnan(_num(p)):
             num += f", p = {format_p(p)}".replace("= <", "< ")
-        lines.append(f"- {comparison}: {r['measured']} = {num}: **{r['verdict']}**.")
+        hit = sorted(collapsed & {t.strip(":(),") for t in str(r["measured"]).split()})
+        caveat = f" ({', '.join(hit)} overfitted catastrophically: this measures the collapse)" if hit else ""
+        lines.append(f"- {comparison}: {r['measured']} = {num}: **{r['verdict']}**{caveat}.")
     return lines
 
 

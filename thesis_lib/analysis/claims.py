@@ -331,6 +331,16 @@ def _lipschitz(res) -> Finding:
 
 
 # -------------------------------------------------------------------- sections 5.1 and 5.3 (AT)
+def _noting_collapses(res, finding: Finding, compared: Iterable[str]) -> Finding:
+    """`finding` with a note naming the compared networks that overfitted catastrophically: a robustness
+    comparison with such a network measures the collapse of fast adversarial training, not the activation."""
+    hit = [a for a in c5.collapsed_activations(c5.robustness_table(res)) if a in set(compared)]
+    if not hit:
+        return finding
+    note = f"; overfitted catastrophically (its comparisons measure the collapse): {', '.join(hit)}"
+    return Finding(finding.verdict, finding.measured + note)
+
+
 def _smooth_vs_relu(res) -> Finding:
     """ELU and Swish against ReLU, paired on the attacked images (chapter 5's rows and rules)."""
     o = c5.at_outcomes(res)
@@ -345,12 +355,13 @@ def _smooth_vs_relu(res) -> Finding:
                     f"{act} more robust than relu", act, "relu", o[act]["robust_pe"], o["relu"]["robust_pe"], blocked
                 )
             )
-    return _from_rows(rows, "all")
+    return _noting_collapses(res, _from_rows(rows, "all"), ("relu", "elu", "swish"))
 
 
 def _kaf_vs_fixed(res) -> Finding:
     wanted = {f"{k} more robust than {f}" for k, f in c5.KAF_COUNTERPARTS.items()}
-    return _from_rows(_rows(c5.robustness_verdicts(res), lambda c: c in wanted), "all")
+    found = _from_rows(_rows(c5.robustness_verdicts(res), lambda c: c in wanted), "all")
+    return _noting_collapses(res, found, {a for pair in c5.KAF_COUNTERPARTS.items() for a in pair})
 
 
 def _kaf_most_robust(res) -> Finding:
@@ -373,7 +384,8 @@ def _kaf_most_robust(res) -> Finding:
         blocked,
     )
     f = _from_rows([row])
-    return Finding(f.verdict, f"most robust: {top} ({_pct(o[top]['robust'])}); " + f.measured)
+    found = Finding(f.verdict, f"most robust: {top} ({_pct(o[top]['robust'])}); " + f.measured)
+    return _noting_collapses(res, found, (best_kaf, best_fixed))
 
 
 def _kaf_clean(res) -> Finding:
