@@ -26,6 +26,10 @@ figures_dir = "../figures"  # figures/<name>.pdf, .png and tables figures/<name>
 data = None  # CIFAR-10 location; None: $THESIS_DATA, else torchvision's download into ./data
 device = "auto"  # "auto" (CUDA when present), "cpu", "cuda"
 
+# %% tags=["injected-parameters"]
+# Parameters
+profile = "cpu"
+
 # %%
 from thesis_lib.notebook import setup
 
@@ -121,4 +125,4 @@ summary.round(3)
 
 # %%
 lines = [c5.profile_note(res, table["clean"], at_chance), "", c5.verdict_counts(verdicts), ""]
-Markdown("\n".join(lines + c5.verdict_lines(verdicts) + ["", "Gradient norms at initialisation:", ""] + c5.init_gradient_lines(table)))
+Markdown("\n".join(lines + c5.verdict_lines(verdicts) + ["", "Gradient norms at initialisation, and layers that stopped learning after the first update:", ""] + c5.init_gradient_lines(table)))

@@ -260,6 +260,24 @@ def test_exploding_table_groups_and_smoke(tmp_path):
     )
 
 
+def test_zero_gradient_layers_are_found_and_reported():
+    norms = {
+        "params": ["stem", "a", "b", "dense"],
+        "steps": [0, 1, 2],
+        "grad": [[9.0, 1, 1, 1], [0.0, 0.0, 1, 0.0], [0.0, 0.0, 2, 0.0]],
+    }
+    assert c5.zero_gradient_layers(norms) == [0, 1, 3]  # zero after the first step only counts
+    assert c5.zero_gradient_layers({**norms, "grad": norms["grad"][:1]}) == []  # one step: nothing to say
+    assert c5.zero_gradient_layers(None) == []
+    row = {f"grad_init_{g}": math.nan for g in c5.GROUPS} | {"grad_init_stem": 9.0}
+    table = pd.DataFrame([row | {"zero_grad_layers": 3, "zero_grad_first": 0, "zero_grad_last": 3, "layers": 4}])
+    table.index = pd.MultiIndex.from_tuples([("resnet56", "kaf")])
+    line = c5.init_gradient_lines(table)[0]
+    assert "3 layers between 0 and 3 (3 of 4) get exactly zero gradient" in line
+    table["zero_grad_last"] = 2
+    assert "layers 0-2 (3 of 4)" in c5.init_gradient_lines(table)[0]
+
+
 # ---------------------------------------------------------------------------------------- figures
 def test_figures_draw_stamps_and_placeholders(tmp_path):
     models = {a: {"clean": 0.5 + 0.01 * i, "robust": 40 + i} for i, a in enumerate(("relu", "elu", "kaf", "kaf_elu"))}

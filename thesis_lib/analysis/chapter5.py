@@ -54,6 +54,7 @@ __all__ = [
     "range_tests",
     "layer_group",
     "init_gradient_norms",
+    "zero_gradient_layers",
     "exploding_table",
     "exploding_verdicts",
     "NONINFERIORITY_MARGIN",
@@ -776,6 +777,18 @@ def init_gradient_norms(norms: Mapping | None) -> dict[str, float]:
     return out
 
 
+def zero_gradient_layers(norms: Mapping | None) -> list[int]:
+    """Layers (forward order, 0 = stem) whose gradient norm is exactly 0 at every logged step after the
+    first: layers that stopped learning after the first update (a dead network rather than a NaN one).
+
+    norms: the stored `norms_<key>` step, as for `init_gradient_norms`; [] with fewer than two steps.
+    """
+    if not norms or len(norms.get("grad") or []) < 2:
+        return []
+    later = norms["grad"][1:]
+    return [i for i in range(len(norms["params"])) if all(g[i] is not None and g[i] == 0 for g in later)]
+
+
 def _std_runs(res) -> list[dict]:
     s = res.settings or {}
     out = []
@@ -805,7 +818,9 @@ def exploding_table(res):
 
     Columns: clean, clean_lo, clean_hi (Wilson 95%), clean_n; best_test_acc; epochs; diverged_step,
     diverged_layer, diverged_quantity (None when the run stayed finite); grad_init_<group> for the
-    groups of `layer_group` (largest gradient norm of the group's kernels at the first iteration).
+    groups of `layer_group` (largest gradient norm of the group's kernels at the first iteration);
+    zero_grad_layers (how many layers `zero_gradient_layers` finds), zero_grad_first / _last (the first
+    and last of them), layers (how many were logged).
     """
     import pandas as pd
 
@@ -829,6 +844,10 @@ def exploding_table(res):
         g = init_gradient_norms(r["norms"])
         for group in GROUPS:
             row[f"grad_init_{group}"] = g.get(group, math.nan)
+        zero = zero_gradient_layers(r["norms"])
+        row["zero_grad_layers"] = len(zero)
+        row["zero_grad_first"], row["zero_grad_last"] = (zero[0], zero[-1]) if zero else (None, None)
+        row["layers"] = len((r["norms"] or {}).get("params") or [])
         rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "activation"]) if rows else pd.DataFrame()
 
@@ -1037,6 +1056,10 @@ def exploding_display(table):
         vals = table.get(f"grad_init_{g}")
         if vals is not None and not vals.isna().all():
             out[f"init grad: {g}"] = [f"{v:.3g}" if not math.isnan(_num(v)) else "--" for v in vals]
+    if "zero_grad_layers" in table.columns:
+        out["zero-grad layers"] = [
+            f"{int(z)} of {int(n)}" if n else "--" for z, n in zip(table["zero_grad_layers"], table["layers"])
+        ]
     return out
 
 
@@ -1080,7 +1103,8 @@ def verdict_counts(verdicts) -> str:
 
 def init_gradient_lines(table) -> list[str]:
     """Per run of `exploding_table`: its largest finite gradient norm at initialisation, the layer group
-    holding it, and the groups with an infinite norm (a NaN in the table reads as "not stored")."""
+    holding it, the groups with an infinite norm (a NaN in the table reads as "not stored"), and the
+    layers that got only zero gradients after the first update."""
     lines = []
     for (arch, act), r in table.iterrows():
         vals = {g: _num(r.get(f"grad_init_{g}")) for g in GROUPS}
@@ -1095,6 +1119,13 @@ def init_gradient_lines(table) -> list[str]:
             parts.append(f"largest gradient norm at initialisation {finite[top]:.3g} ({top})")
         if inf:
             parts.append("infinite in " + ", ".join(inf))
+        if r.get("zero_grad_layers"):
+            k, first, last = int(r["zero_grad_layers"]), int(r["zero_grad_first"]), int(r["zero_grad_last"])
+            where = f"layers {first}-{last}" if last - first + 1 == k else f"{k} layers between {first} and {last}"
+            parts.append(
+                f"after the first update, {where} ({k} of {int(r['layers'])}) get exactly zero gradient at "
+                "every logged step: they stopped learning"
+            )
         lines.append(f"- {arch} {act}: " + "; ".join(parts) + ".")
     return lines
 
