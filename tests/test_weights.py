@@ -100,3 +100,34 @@ def test_committed_weights_reproduce_their_clean_outcomes(profile, experiment, k
     assert len(correct) == len(stored)
     # float32 on another CPU may flip an image whose top two logits tie to rounding: at most 1 in 500
     assert sum(a != b for a, b in zip(correct, stored)) <= len(stored) // 500
+
+
+def _standard_training_cards():
+    """(profile, key, marks) of the committed standard-training ResNets (no attacked-image outcomes stored:
+    their clean accuracy on the whole test set is the check); ResNet-56 only in the slow suite."""
+    from thesis_lib.weights import default_results_dir
+
+    out = []
+    for card in sorted(default_results_dir().glob("*/resnet_standard/weights/*.json")):
+        profile = card.parent.parent.parent.name
+        if profile == "smoke":
+            continue
+        marks = [pytest.mark.slow] if card.stem.startswith("resnet56") else []
+        out.append(pytest.param(profile, card.stem, id=f"{profile}-{card.stem}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("profile,key", _standard_training_cards())
+def test_committed_standard_training_weights_reproduce_their_clean_accuracy(profile, key, offline_cifar):
+    import thesis_lib
+    from thesis_lib.attacks import predict
+    from thesis_lib.data import load_cifar10
+    from thesis_lib.weights import default_results_dir
+
+    run = json.loads((default_results_dir() / profile / "resnet_standard" / "training" / f"{key}.json").read_text())
+    images, labels = load_cifar10("test", root=offline_cifar)
+    assert len(labels) == run["n_test"]
+    model = thesis_lib.load_pretrained("resnet_standard", key, profile=profile)
+    correct = int(predict(model, images).eq(labels).sum())
+    # as above: at most 1 image in 500 may flip on another CPU
+    assert abs(correct - round(run["clean_acc"] * run["n_test"])) <= run["n_test"] // 500
