@@ -7,9 +7,9 @@
 # committing in the work tree while it runs cannot change the code it imports; results are written into
 # this repository's results/ (commit them as they land), checkpoints into $THESIS_RUNS_CACHE (default
 # ~/.cache/thesis_lib/runs: outside the work tree, so a fresh checkout resumes them). Each `reproduce`
-# skips what is finished and resumes what is not. Order: the ResNet chapter-5 tables first, the short
-# full-profile AutoAttack of the light CNNs (the last piece of chapter 4 at full scale), then the VGG
-# table, what builds on the tables, the seed repeats and the ResNet-56 ablation.
+# skips what is finished and resumes what is not. Order: the ResNet chapter-5 tables first, the
+# full-profile AutoAttack of the light CNNs (the last piece of chapter 4 at full scale: all 10,000 test
+# images, hours), then the VGG table, what builds on the tables, the seed repeats and the ResNet-56 ablation.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SNAP=${THESIS_SNAPSHOT:-$(dirname "$REPO")/cpu_queue_snapshot}
