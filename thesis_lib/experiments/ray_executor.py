@@ -29,8 +29,10 @@ one GPU in `full`, a quarter otherwise. Without GPUs every task runs on CPU.
 Retries: a task whose worker process or node dies is re-run by Ray (`MAX_RETRIES` times). A re-run
 resumes like an interrupted `reproduce` (finished steps read back, training continued from its last
 checkpoint, both bitwise), so the final results equal an uninterrupted run's. An exception raised by the
-code itself (a bad setting, a missing file) is not retried: the driver cancels what is left and shows it
-as the in-process executor would.
+code itself (a bad setting, a missing file) is not retried: the driver shows it as the in-process executor
+would, without cancelling the other tasks (Ray's cancel of a task that is finishing at that moment can
+abort the driver process, a race in Ray's task manager); they finish or fail on their own, and stop with
+the local Ray this run started. An interrupt or a failure of Ray itself cancels the unfinished tasks.
 
 `--force`: a forced experiment retrains and recomputes inside its own experiment task (as in-process,
 without separate training tasks: a training task would retrain once, the experiment a second time).
@@ -75,6 +77,7 @@ CPUS_PER_TASK = 1
 SMALL_ARCHS = ("light_cnn", "vgg", "resnet20")
 SMALL_GPU_SHARE = 0.25
 MAX_RETRIES = 3  # re-runs of a task whose worker or node died
+TASK_ERRORS = (ThesisError, ValueError, FileNotFoundError)  # the code's own errors: shown as in-process
 # Test hook: a file path. The first experiment task that has stored a step while the file does not exist
 # creates it and kills its own worker (SIGKILL), as a crashed node would; Ray then retries the task.
 KILL_ONCE_ENV = "THESIS_RAY_KILL_ONCE"
@@ -230,7 +233,11 @@ class _Cluster:
         return ref
 
     def cancel(self) -> None:
-        for ref in self.submitted:
+        """Cancel the tasks that have not finished (cancelling a finished one only adds to Ray's race)."""
+        if not self.submitted:
+            return
+        _, unfinished = self.ray.wait(self.submitted, num_returns=len(self.submitted), timeout=0)
+        for ref in unfinished:
             self.ray.cancel(ref)
 
     def close(self) -> None:
@@ -286,8 +293,10 @@ def run_profile_ray(
             for ref in ready:
                 name = running.pop(ref)
                 summaries[name] = _get(cluster.ray, ref, name)
-    except BaseException:
-        cluster.cancel()
+    except BaseException as e:
+        # The code's own error: the other tasks are left to finish (see the module docstring).
+        if not isinstance(e, TASK_ERRORS) or isinstance(e.__cause__, cluster.ray.exceptions.RayError):
+            cluster.cancel()
         raise
     finally:
         cluster.close()
@@ -311,7 +320,7 @@ def _get(ray, ref, name: str) -> dict:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
         cause = getattr(e, "cause", None)
-        if isinstance(cause, (ThesisError, ValueError, FileNotFoundError)):
+        if isinstance(cause, TASK_ERRORS):
             raise cause from None  # a user error: one line from the CLI, as with the in-process executor
         raise
     except ray.exceptions.RayError as e:
