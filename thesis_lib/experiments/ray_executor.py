@@ -187,10 +187,11 @@ def _finished(name: str, profile: str, results: str) -> dict | None:
 
 def _data_location(data: str | None) -> str | None:
     """`data` (else the driver's $THESIS_DATA) as an absolute path when it is a local file or folder:
-    workers start elsewhere, and on other nodes, with their own environment."""
+    workers start elsewhere, and on other nodes, with their own environment. Symbolic links are kept: the
+    results record the data's path as the in-process executor does."""
     where = data if data is not None else os.environ.get("THESIS_DATA")
     if where and Path(where).expanduser().exists():
-        return str(Path(where).expanduser().resolve())
+        return os.path.abspath(os.path.expanduser(where))
     return data
 
 
