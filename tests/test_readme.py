@@ -1,0 +1,51 @@
+"""The README's result blocks are what the committed results give (thesis_lib.experiments.readme)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from thesis_lib.experiments import readme
+from thesis_lib.utils import ThesisError
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+def test_every_readme_block_is_known_and_current():
+    names = [m["name"] for m in readme._blocks(readme.README.read_text())]
+    assert set(names) <= set(readme.BLOCKS), names
+    assert readme.stale_blocks(readme.README, RESULTS) == [], "run `python -m thesis_lib.experiments.readme`"
+
+
+def test_a_changed_number_is_stale_and_rewritten(tmp_path):
+    text = readme.README.read_text()
+    block = next(m for m in readme._blocks(text) if m["name"] == "resnet-standard-cpu")
+    if readme.render_block("resnet-standard-cpu", RESULTS) is None:
+        pytest.skip("resnet_standard (cpu) is not committed")
+    changed = block[0].replace("| resnet20 relu | ", "| resnet20 relu | 1", 1)
+    assert changed != block[0]
+    copy = tmp_path / "README.md"
+    copy.write_text(text.replace(block[0], changed))
+    assert readme.stale_blocks(copy, RESULTS) == ["resnet-standard-cpu"]
+    assert readme.main(["--readme", str(copy), "--results-dir", str(RESULTS), "--check"]) == 1
+    assert readme.update_readme(copy, RESULTS) == ["resnet-standard-cpu"]
+    assert copy.read_text() == text
+
+
+def test_unfinished_experiments_leave_their_block(tmp_path):
+    assert readme.render_block("resnet20-cpu", tmp_path) is None
+    copy = tmp_path / "README.md"
+    shutil.copy(readme.README, copy)
+    assert readme.update_readme(copy, tmp_path) == []
+
+
+def test_unknown_block_is_one_sentence(tmp_path, capsys):
+    with pytest.raises(ThesisError, match="Unknown README block 'nope'; known: resnet-standard-cpu"):
+        readme.render_block("nope", RESULTS)
+    copy = tmp_path / "README.md"
+    copy.write_text("<!-- nope: start -->\nx\n<!-- nope: end -->\n")
+    assert readme.main(["--readme", str(copy), "--check"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -1,0 +1,293 @@
+"""The README's result blocks, computed from the committed results.
+
+The README quotes the headline tables of the finished experiments. Each quoted block sits between
+`<!-- NAME: start -->` and `<!-- NAME: end -->` and is generated here from `results/` (the same
+tables and tests the notebooks use: `thesis_lib.analysis.chapter5`), so no number in it is typed by
+hand; `tests/test_readme.py` recomputes every block and fails when the README is not current.
+
+    python -m thesis_lib.experiments.readme            # rewrite the blocks of README.md
+    python -m thesis_lib.experiments.readme --check    # exit 1 (naming the blocks) when one is stale
+
+A block whose experiment has not finished is left as it is (a fresh checkout without results checks
+nothing); a block named in the README but unknown here is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ..utils import ThesisError
+from .runner import DEFAULT_RESULTS_DIR, ExperimentResults, is_complete
+
+__all__ = ["BLOCKS", "render_block", "update_readme", "stale_blocks", "main"]
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+_BLOCK = re.compile(r"<!-- (?P<name>[a-z0-9-]+): start -->\n.*?<!-- (?P=name): end -->", re.S)
+MACHINE = "2 vCPUs of an Intel Xeon with AMX-BF16"  # the machine every cpu-profile result here ran on
+
+
+def _pct(x: float, digits: int = 1) -> str:
+    return "--" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}%"
+
+
+def _ci(lo: float, hi: float) -> str:
+    return "" if math.isnan(lo) else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _hours(*res: ExperimentResults) -> float:
+    return sum(r.summary.get("compute_time_s", 0.0) for r in res) / 3600
+
+
+def _paired_with(o: dict, a: str, b: str):
+    from ..analysis.observations import mcnemar_exact, paired_difference
+
+    d = paired_difference(o[a]["robust_pe"], o[b]["robust_pe"])
+    return d, mcnemar_exact(o[a]["robust_pe"], o[b]["robust_pe"])["p_value"]
+
+
+def _epochs_list(epochs: list[int]) -> str:
+    """[2, 3, 4, 5] -> "epochs 2-5"; [3] -> "epoch 3"; [2, 5] -> "epochs 2, 5"."""
+    if len(epochs) == 1:
+        return f"epoch {epochs[0]}"
+    if epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"epochs {epochs[0]}-{epochs[-1]}"
+    return "epochs " + ", ".join(map(str, epochs))
+
+
+def _watch(res, act: str) -> list[float]:
+    run = res.run(act)
+    return [h.get("watch_pgd_acc", math.nan) for h in run.get("history", [])]
+
+
+def _collapse_sentences(res, table) -> str:
+    """What the overfitting watch shows: the collapsed networks, and the others' passing dips to zero."""
+    from ..analysis import chapter5 as c5
+
+    collapsed = c5.collapsed_activations(table)
+    parts = []
+    for act in collapsed:
+        w = _watch(res, act)
+        zero_from = next((i for i in range(len(w)) if all(v == 0 for v in w[i:])), None)
+        survive = table.loc[act, "robust"]
+        tail = f" and is 0% from epoch {zero_from + 1} on" if zero_from is not None else ""
+        test = "no test image survives PGD" if survive == 0 else f"{_pct(survive)} of the test images survive PGD"
+        parts.append(
+            f"The {act} network overfitted catastrophically (Wong et al. 2020): its PGD-10 watch accuracy on "
+            f"training images never exceeds {max(w):.0%}{tail}, and {test}, so every comparison with {act} "
+            "measures the collapse, not the activation."
+        )
+    dips = []
+    for act in table.index:
+        if act in collapsed:
+            continue
+        w = _watch(res, act)
+        zeros = [i + 1 for i, v in enumerate(w) if v == 0]
+        if zeros and w[-1] > 0:
+            dips.append(f"{act}'s watch fell to 0% in {_epochs_list(zeros)}, then recovered to {w[-1]:.0%}")
+    if dips:
+        parts.append("A passing collapse: " + "; ".join(dips) + ".")
+    return " ".join(parts)
+
+
+def _iterations_sentence(res) -> str:
+    from ..analysis import chapter5 as c5
+
+    it = c5.iterations_table(res)
+    if it.empty:
+        return ""
+    acts = list(dict.fromkeys(it["activation"]))
+    top = int(it["iterations"].max())
+    drops = {}
+    for act in acts:
+        curve = it[it["activation"] == act].set_index("iterations")["robust_acc"]
+        drops[act] = curve.get(50, math.nan) - curve[top]
+    n = int(it["n"].iloc[0])
+    who = " and ".join(acts)
+    if all(d == 0 for d in drops.values()):
+        return f"PGD has converged: {top} iterations break no image that 50 did not ({who}, {n} images)."
+    moved = ", ".join(f"{a} {100 * d:.1f} points" for a, d in drops.items())
+    return f"From 50 to {top} PGD iterations robust accuracy falls by {moved} ({n} images)."
+
+
+def _fast_at_block(res: ExperimentResults, res_lr: ExperimentResults, arch: str, epochs_of: int) -> str:
+    """Section 5.3's table (one fast-AT family of the cpu profile) with the paired comparisons to relu."""
+    from ..analysis import chapter5 as c5
+
+    table = c5.robustness_table(res)
+    o = c5.at_outcomes(res)
+    epochs = res.settings.get("epochs")
+    rows = [
+        "| activation | clean, 10,000 images [95% CI] | PGD-50 x 10, 1,000 images [95% CI] | thesis's ART evaluation, "
+        "same images | PGD-10 watch, final epoch (512 train images) | training (min) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for act, r in table.iterrows():
+        rows.append(
+            f"| {act} | {_pct(r['clean'])}{_ci(r['clean_lo'], r['clean_hi'])} | {_pct(r['robust'])}"
+            f"{_ci(r['robust_lo'], r['robust_hi'])} | {_pct(r['thesis'])}{_ci(r['thesis_lo'], r['thesis_hi'])} | "
+            f"{_pct(r['watch_final'])} | {r['train_min']:.0f} |"
+        )
+    others = [a for a in table.index if a != "relu"]
+    pairs = {a: _paired_with(o, a, "relu") for a in others}
+    cmps = "; ".join(
+        f"{a} - relu {100 * d.value:+.1f} points [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}] (McNemar p = {p:.2g})"
+        for a, (d, p) in pairs.items()
+    )
+    ahead = [
+        f"{a} ({100 * d.value:+.1f} points, p = {p:.2g})" for a, (d, p) in pairs.items() if p < 0.05 and d.value > 0
+    ]
+    ahead = [a for a in ahead if a.startswith("kaf")]
+    verdict = "No KAF is more robust than ReLU by a margin this run resolves (p < 0.05)"
+    verdict += " except " + ", ".join(ahead) if ahead else ""
+    kaf_sentence = "."
+    if "kaf" in pairs:
+        d_kaf = pairs["kaf"][0].value
+        kaf_clean = table.loc["kaf", "clean"] - table.loc["relu", "clean"]
+        kaf_sentence = (
+            f"; the thesis's kaf is {abs(100 * d_kaf):.1f} points {'less' if d_kaf < 0 else 'more'} robust and "
+            f"{abs(100 * kaf_clean):.1f} points {'less' if kaf_clean < 0 else 'more'} accurate on clean images."
+        )
+    gaps = [100 * table.loc[a, "thesis_minus_ours"] for a in table.index]
+    who = "every network" if min(gaps) > 0 else "the networks"
+    weights = f"`results/{res.profile}/{res.name}/weights/`"
+    loader = f'`thesis_lib.load_pretrained("{res.name}", "kaf", profile="{res.profile}")`'
+    return f"""**Chapter 5.3 at the `{res.profile}` profile** ({MACHINE}; bf16 + channels_last
+training, float32 attacks): {arch} with fast adversarial training (FGSM-RS, eps 8/255) on all 50,000
+training images for **{epochs} of the protocol's {epochs_of} epochs**, one-cycle between the bounds of one-epoch
+range tests; PGD-50 x 10 (eps 8/255, step 2/255) on 1,000 stratified test images, the same images for
+every network, and the thesis's own evaluation (ART 2020's PGD without labels, one restart kept for the
+whole set) on the same images. Weights and model cards: {weights}
+({loader}).
+Compute: {_hours(res, res_lr):.1f} CPU hours (range tests {_hours(res_lr):.1f} h, training and evaluation
+{_hours(res):.1f} h), wall-clock on a 2-vCPU VM that was not always idle, so the training minutes bound the
+cost rather than measure it. Notebook {res.summary.get("notebook", "09")[:2]} has the verdicts (McNemar's
+exact test on the shared images) and figures; notebook 11 the claims.
+
+{chr(10).join(rows)}
+
+Paired with relu on the 1,000 images (p-values not corrected for the {len(others)} comparisons): {cmps}.
+{verdict}{kaf_sentence}
+{_collapse_sentences(res, table)}
+The thesis's evaluation reports {min(gaps):.1f} to {max(gaps):.1f} points more robust accuracy than PGD with
+labels on the same images, for {who}: without labels the attack pushes the network's own prediction, so
+misclassified images it flips onto the true class count as robust. {_iterations_sentence(res)}"""
+
+
+def _resnet20_cpu(results: Path) -> str | None:
+    res = ExperimentResults("resnet20_at", "cpu", results)
+    res_lr = ExperimentResults("resnet20_lr_range", "cpu", results)
+    return _fast_at_block(res, res_lr, "ResNet-20", 80)
+
+
+def _resnet_standard_cpu(results: Path) -> str | None:
+    from ..analysis import chapter5 as c5
+
+    res = ExperimentResults("resnet_standard", "cpu", results)
+    t = c5.exploding_table(res)
+    rows = [
+        "| network | clean, 10,000 images [95% CI] | best test acc | diverged at step | largest gradient norm at "
+        "initialisation (group) | training (min) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (arch, act), r in t.iterrows():
+        g = {k.removeprefix("grad_init_"): r[k] for k in t.columns if k.startswith("grad_init_")}
+        fin = {k: x for k, x in g.items() if isinstance(x, float) and math.isfinite(x)}
+        top = max(fin, key=fin.get) if fin else None
+        grad = f"{fin[top]:.3g} ({top})" if top else "--"
+        diverged = r["diverged_step"] if r["diverged_step"] is not None else "none"
+        minutes = res.run(f"{arch}_{act}")["wall_time_s"] / 60
+        rows.append(
+            f"| {arch} {act} | {_pct(r['clean'])}{_ci(r['clean_lo'], r['clean_hi'])} | {_pct(r['best_test_acc'])} | "
+            f"{diverged} | {grad} | {minutes:.0f} |"
+        )
+    nonfinite = [f"{a} {b}" for (a, b), r in t.iterrows() if r["diverged_step"] is not None]
+    epochs = res.settings.get("epochs")
+    if nonfinite:
+        finite = f"Non-finite in {epochs} epochs: {', '.join(nonfinite)}."
+    else:
+        finite = f"No run turned non-finite in {epochs} epochs (the thesis reports NaN gradients in early layers)."
+    return f"""**Chapter 5.2 at the `{res.profile}` profile** ({MACHINE}): ResNet-20 and ResNet-56 x
+{{relu, kaf}}, standard training (SGD, lr 0.1, x0.1 at 50% and 75% of the epochs; batch 128, augmentation)
+on all 50,000 training images for **{epochs} of the protocol's 150 epochs**, each layer's weight and
+gradient norms over the first 200 iterations ({_hours(res):.1f} CPU hours; notebook 08).
+
+{chr(10).join(rows)}
+
+{chr(10).join(c5.verdict_lines(c5.exploding_verdicts(res)))}
+
+{finite}
+What the norm logs show (notebook 08):
+
+{chr(10).join(c5.init_gradient_lines(t))}"""
+
+
+# Block name -> (the experiments it needs, as (name, profile); its text from the results folder).
+BLOCKS: dict[str, tuple[tuple[tuple[str, str], ...], Callable[[Path], str]]] = {
+    "resnet-standard-cpu": ((("resnet_standard", "cpu"),), _resnet_standard_cpu),
+    "resnet20-cpu": ((("resnet20_at", "cpu"), ("resnet20_lr_range", "cpu")), _resnet20_cpu),
+}
+
+
+def render_block(name: str, results_dir: str | Path = DEFAULT_RESULTS_DIR) -> str | None:
+    """The text of block `name` between its markers, from the results; None while its experiments are unfinished."""
+    if name not in BLOCKS:
+        raise ThesisError(f"Unknown README block {name!r}; known: {', '.join(BLOCKS)}.")
+    needs, make = BLOCKS[name]
+    results = Path(results_dir)
+    if not all(is_complete(exp, profile, results) for exp, profile in needs):
+        return None
+    return f"<!-- {name}: start -->\n{make(results)}\n<!-- {name}: end -->"
+
+
+def _blocks(text: str) -> list[re.Match]:
+    return list(_BLOCK.finditer(text))
+
+
+def stale_blocks(readme: str | Path = README, results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[str]:
+    """The README blocks whose text differs from what the results give now."""
+    text = Path(readme).read_text()
+    return [m["name"] for m in _blocks(text) if render_block(m["name"], results_dir) not in (None, m[0])]
+
+
+def update_readme(readme: str | Path = README, results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[str]:
+    """Rewrite the stale blocks of the README in place (atomically); returns their names."""
+    from ..utils import atomic_write_text
+
+    path = Path(readme)
+    text = path.read_text()
+    stale = stale_blocks(path, results_dir)
+    if stale:
+        new = _BLOCK.sub(lambda m: (render_block(m["name"], results_dir) or m[0]) if m["name"] in stale else m[0], text)
+        atomic_write_text(path, new)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m thesis_lib.experiments.readme", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--readme", default=str(README))
+    parser.add_argument("--results-dir", default=str(ROOT / DEFAULT_RESULTS_DIR))
+    parser.add_argument("--check", action="store_true", help="only report stale blocks (exit 1 if any)")
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            stale = stale_blocks(args.readme, args.results_dir)
+            print("stale README blocks: " + ", ".join(stale) if stale else "README blocks are current")
+            return 1 if stale else 0
+        stale = update_readme(args.readme, args.results_dir)
+    except ThesisError as e:
+        print(e, file=sys.stderr)
+        return 2
+    print("rewrote README blocks: " + ", ".join(stale) if stale else "README blocks are current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
