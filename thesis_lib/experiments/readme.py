@@ -40,6 +40,16 @@ def _ci(lo: float, hi: float) -> str:
     return "" if math.isnan(lo) else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
+def _frac(x: float) -> str:
+    """An attack radius or step as the thesis writes it: 8/255 when it is one, else 4 significant digits."""
+    k = round(x * 255)
+    return f"{k}/255" if k and abs(x - k / 255) < 1e-6 else f"{x:.4g}"
+
+
+def _attack(pgd: dict) -> str:
+    return f"PGD-{pgd['steps']} x {pgd.get('restarts', 1)}"
+
+
 def _hours(*res: ExperimentResults) -> float:
     return sum(r.summary.get("compute_time_s", 0.0) for r in res) / 3600
 
@@ -103,6 +113,8 @@ def _iterations_sentence(res) -> str:
         return ""
     acts = list(dict.fromkeys(it["activation"]))
     top = int(it["iterations"].max())
+    if 50 not in set(it["iterations"]) or top <= 50:
+        return ""
     drops = {}
     for act in acts:
         curve = it[it["activation"] == act].set_index("iterations")["robust_acc"]
@@ -122,9 +134,13 @@ def _fast_at_block(res: ExperimentResults, res_lr: ExperimentResults, arch: str,
     table = c5.robustness_table(res)
     o = c5.at_outcomes(res)
     epochs = res.settings.get("epochs")
+    first = res.run(table.index[0])
+    pgd = res.settings["pgd"]
+    attack = _attack(pgd)
+    n_clean, n_robust = f"{int(table['clean_n'].iloc[0]):,}", f"{int(table['robust_n'].iloc[0]):,}"
     rows = [
-        "| activation | clean, 10,000 images [95% CI] | PGD-50 x 10, 1,000 images [95% CI] | thesis's ART evaluation, "
-        "same images | PGD-10 watch, final epoch (512 train images) | training (min) |",
+        f"| activation | clean, {n_clean} images [95% CI] | {attack}, {n_robust} images [95% CI] | thesis's ART "
+        f"evaluation, same images | watch, final epoch ({c5.watch_label(res)}) | training (min) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for act, r in table.iterrows():
@@ -154,16 +170,18 @@ def _fast_at_block(res: ExperimentResults, res_lr: ExperimentResults, arch: str,
             f"{abs(100 * kaf_clean):.1f} points {'less' if kaf_clean < 0 else 'more'} accurate on clean images."
         )
     gaps = [100 * table.loc[a, "thesis_minus_ours"] for a in table.index]
+    collapses = ("\n" + c) if (c := _collapse_sentences(res, table)) else ""
     who = "every network" if min(gaps) > 0 else "the networks"
     weights = f"`results/{res.profile}/{res.name}/weights/`"
     loader = f'`thesis_lib.load_pretrained("{res.name}", "kaf", profile="{res.profile}")`'
-    return f"""**Chapter 5.3 at the `{res.profile}` profile** ({MACHINE}; bf16 + channels_last
-training, float32 attacks): {arch} with fast adversarial training (FGSM-RS, eps 8/255) on all 50,000
-training images for **{epochs} of the protocol's {epochs_of} epochs**, one-cycle between the bounds of one-epoch
-range tests; PGD-50 x 10 (eps 8/255, step 2/255) on 1,000 stratified test images, the same images for
-every network, and the thesis's own evaluation (ART 2020's PGD without labels, one restart kept for the
-whole set) on the same images. Weights and model cards: {weights}
-({loader}).
+    precision = f"{first.get('precision', 'fp32')} + {first.get('memory_format', 'contiguous')}"
+    return f"""**Chapter 5.3 at the `{res.profile}` profile** ({MACHINE}; {precision}
+training, float32 attacks): {arch} with fast adversarial training (FGSM-RS, eps {_frac(first["config"]["eps"])})
+on {first["n_train"]:,} training images for **{epochs} of the protocol's {epochs_of} epochs**, one-cycle between
+the bounds of one-epoch range tests; {attack} (eps {_frac(pgd["eps"])}, step {_frac(pgd["step"])}) on
+{n_robust} stratified test images, the same images for every network, and the thesis's own evaluation
+(ART 2020's PGD without labels, one restart kept for the whole set) on the same images.
+Weights and model cards: {weights} ({loader}).
 Compute: {_hours(res, res_lr):.1f} CPU hours (range tests {_hours(res_lr):.1f} h, training and evaluation
 {_hours(res):.1f} h), wall-clock on a 2-vCPU VM that was not always idle, so the training minutes bound the
 cost rather than measure it. Notebook {res.summary.get("notebook", "09")[:2]} has the verdicts (McNemar's
@@ -171,9 +189,8 @@ exact test on the shared images) and figures; notebook 11 the claims.
 
 {chr(10).join(rows)}
 
-Paired with relu on the 1,000 images (p-values not corrected for the {len(others)} comparisons): {cmps}.
-{verdict}{kaf_sentence}
-{_collapse_sentences(res, table)}
+Paired with relu on the {n_robust} images (p-values not corrected for the {len(others)} comparisons): {cmps}.
+{verdict}{kaf_sentence}{collapses}
 The thesis's evaluation reports {min(gaps):.1f} to {max(gaps):.1f} points more robust accuracy than PGD with
 labels on the same images, for {who}: without labels the attack pushes the network's own prediction, so
 misclassified images it flips onto the true class count as robust. {_iterations_sentence(res)}"""
@@ -227,10 +244,92 @@ What the norm logs show (notebook 08):
 {chr(10).join(c5.init_gradient_lines(t))}"""
 
 
+def _autoattack_block(res: ExperimentResults) -> str:
+    """AutoAttack against PGD-50 x 10 on the same images, per model, with McNemar's test on the images only one
+    of them breaks and the masking flag (AutoAttack more than `MASKING_GAP` below PGD)."""
+    from ..analysis import chapter5 as c5
+    from ..analysis.observations import mcnemar_exact
+    from .autoattack_eval import MASKING_GAP
+
+    rows = [
+        f"| model | activation | clean, same images | {_attack(res.settings['pgd'])} [95% CI] | AutoAttack [95% CI] | "
+        "broken only by AutoAttack / only by PGD | McNemar p | PGD masked? |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    masked = []
+    n = None
+    for m in res.result["models"]:
+        step = res.step(f"autoattack_{m['experiment']}_{m['key']}")
+        n = step["n"]
+        only_aa, only_pgd = int(step["only_autoattack"]), int(step["only_pgd"])
+        p = mcnemar_exact([True] * only_aa + [False] * only_pgd, [False] * only_aa + [True] * only_pgd)["p_value"]
+        pgd, aa = step["pgd_acc"], step["autoattack_acc"]
+        if m["pgd_overestimates"]:
+            masked.append(f"{m['model']} {m['activation']}")
+        rows.append(
+            f"| {m['model']} ({m['training']}) | {m['activation']} | {_pct(step['clean_acc'])} | {_pct(pgd)}"
+            f"{_ci(*c5._interval(pgd, n))} | {_pct(aa)}{_ci(*c5._interval(aa, n))} | {only_aa} / {only_pgd} | "
+            f"{c5.format_p(p)} | {'**yes**' if m['pgd_overestimates'] else 'no'} |"
+        )
+    s = res.settings
+    version = "standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square)" if s["version"] == "standard" else s["version"]
+    flag = (
+        f"PGD looks masked for {', '.join(masked)}: AutoAttack is more than {100 * MASKING_GAP:.0f} points below it."
+        if masked
+        else f"No model's AutoAttack accuracy is more than {100 * MASKING_GAP:.0f} points below its PGD accuracy: "
+        "no sign that PGD was masked."
+    )
+    pgd = s["pgd"]
+    return f"""**AutoAttack against PGD at the `{res.profile}` profile** ({MACHINE}): {version}, L-inf eps
+{_frac(res.result["models"][0]["eps"])}, against {_attack(pgd)} (eps {_frac(pgd["eps"])}, step
+{_frac(pgd["step"])}) on the same {n:,} test images per model ({_hours(res):.1f} CPU hours; notebook 10).
+
+{chr(10).join(rows)}
+
+{flag}"""
+
+
+def _autoattack_light_cnn_full(results: Path) -> str:
+    return _autoattack_block(ExperimentResults("autoattack_light_cnn", "full", results))
+
+
+def _autoattack_cpu(results: Path) -> str:
+    return _autoattack_block(ExperimentResults("autoattack", "cpu", results))
+
+
+def _vgg_cpu(results: Path) -> str:
+    from ..analysis import chapter5 as c5
+
+    res = ExperimentResults("vgg", "cpu", results)
+    text = _fast_at_block(res, ExperimentResults("vgg_lr_range", "cpu", results), "VGG", 60)
+    second = c5.thesis_lr_rows(res)
+    if second is None:
+        return text
+    t = c5.robustness_table(second)
+    rows = [
+        "| activation | lr bounds | clean [95% CI] | PGD-50 x 10 [95% CI] | thesis's ART evaluation | training (min) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for act, r in t.iterrows():
+        rows.append(
+            f"| {act} | {r['lr_min']:.2g}-{r['lr_max']:.2g} | {_pct(r['clean'])}{_ci(r['clean_lo'], r['clean_hi'])} | "
+            f"{_pct(r['robust'])}{_ci(r['robust_lo'], r['robust_hi'])} | {_pct(r['thesis'])} | {r['train_min']:.0f} |"
+        )
+    return f"""{text}
+
+The same networks trained between the thesis's recorded one-cycle bounds instead of this project's range
+tests (second row set, same evaluation):
+
+{chr(10).join(rows)}"""
+
+
 # Block name -> (the experiments it needs, as (name, profile); its text from the results folder).
 BLOCKS: dict[str, tuple[tuple[tuple[str, str], ...], Callable[[Path], str]]] = {
     "resnet-standard-cpu": ((("resnet_standard", "cpu"),), _resnet_standard_cpu),
     "resnet20-cpu": ((("resnet20_at", "cpu"), ("resnet20_lr_range", "cpu")), _resnet20_cpu),
+    "vgg-cpu": ((("vgg", "cpu"), ("vgg_lr_range", "cpu")), _vgg_cpu),
+    "autoattack-light-cnn-full": ((("autoattack_light_cnn", "full"),), _autoattack_light_cnn_full),
+    "autoattack-cpu": ((("autoattack", "cpu"),), _autoattack_cpu),
 }
 
 
@@ -242,7 +341,8 @@ def render_block(name: str, results_dir: str | Path = DEFAULT_RESULTS_DIR) -> st
     results = Path(results_dir)
     if not all(is_complete(exp, profile, results) for exp, profile in needs):
         return None
-    return f"<!-- {name}: start -->\n{make(results)}\n<!-- {name}: end -->"
+    body = "\n".join(line.rstrip() for line in make(results).splitlines())
+    return f"<!-- {name}: start -->\n{body}\n<!-- {name}: end -->"
 
 
 def _blocks(text: str) -> list[re.Match]:
