@@ -29,7 +29,14 @@ __all__ = ["BLOCKS", "render_block", "update_readme", "stale_blocks", "main"]
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 _BLOCK = re.compile(r"<!-- (?P<name>[a-z0-9-]+): start -->\n.*?<!-- (?P=name): end -->", re.S)
-MACHINE = "2 vCPUs of an Intel Xeon with AMX-BF16"  # the machine every cpu-profile result here ran on
+
+
+def _machine(res: ExperimentResults) -> str:
+    """Where the results were computed, as their summary records it."""
+    hw = res.summary.get("hardware", {})
+    if hw.get("gpu"):
+        return str(hw["gpu"])
+    return f"{hw.get('cpu_count', '?')} CPUs, {hw.get('cpu_model') or hw.get('cpu', '?')}"
 
 
 def _pct(x: float, digits: int = 1) -> str:
@@ -175,7 +182,7 @@ def _fast_at_block(res: ExperimentResults, res_lr: ExperimentResults, arch: str,
     weights = f"`results/{res.profile}/{res.name}/weights/`"
     loader = f'`thesis_lib.load_pretrained("{res.name}", "kaf", profile="{res.profile}")`'
     precision = f"{first.get('precision', 'fp32')} + {first.get('memory_format', 'contiguous')}"
-    return f"""**Chapter 5.3 at the `{res.profile}` profile** ({MACHINE}; {precision}
+    return f"""**Chapter 5.3 at the `{res.profile}` profile** ({_machine(res)}; {precision}
 training, float32 attacks): {arch} with fast adversarial training (FGSM-RS, eps {_frac(first["config"]["eps"])})
 on {first["n_train"]:,} training images for **{epochs} of the protocol's {epochs_of} epochs**, one-cycle between
 the bounds of one-epoch range tests; {attack} (eps {_frac(pgd["eps"])}, step {_frac(pgd["step"])}) on
@@ -229,7 +236,7 @@ def _resnet_standard_cpu(results: Path) -> str | None:
         finite = f"Non-finite in {epochs} epochs: {', '.join(nonfinite)}."
     else:
         finite = f"No run turned non-finite in {epochs} epochs (the thesis reports NaN gradients in early layers)."
-    return f"""**Chapter 5.2 at the `{res.profile}` profile** ({MACHINE}): ResNet-20 and ResNet-56 x
+    return f"""**Chapter 5.2 at the `{res.profile}` profile** ({_machine(res)}): ResNet-20 and ResNet-56 x
 {{relu, kaf}}, standard training (SGD, lr 0.1, x0.1 at 50% and 75% of the epochs; batch 128, augmentation)
 on all 50,000 training images for **{epochs} of the protocol's 150 epochs**, each layer's weight and
 gradient norms over the first 200 iterations ({_hours(res):.1f} CPU hours; notebook 08).
@@ -280,7 +287,7 @@ def _autoattack_block(res: ExperimentResults) -> str:
         "no sign that PGD was masked."
     )
     pgd = s["pgd"]
-    return f"""**AutoAttack against PGD at the `{res.profile}` profile** ({MACHINE}): {version}, L-inf eps
+    return f"""**AutoAttack against PGD at the `{res.profile}` profile** ({_machine(res)}): {version}, L-inf eps
 {_frac(res.result["models"][0]["eps"])}, against {_attack(pgd)} (eps {_frac(pgd["eps"])}, step
 {_frac(pgd["step"])}) on the same {n:,} test images per model ({_hours(res):.1f} CPU hours; notebook 10).
 
@@ -289,8 +296,10 @@ def _autoattack_block(res: ExperimentResults) -> str:
 {flag}"""
 
 
-def _autoattack_light_cnn_full(results: Path) -> str:
-    return _autoattack_block(ExperimentResults("autoattack_light_cnn", "full", results))
+def _autoattack_light_cnn(results: Path) -> str:
+    """The light CNNs' AutoAttack at the largest finished profile (full: all 10,000 test images)."""
+    profile = "full" if is_complete("autoattack_light_cnn", "full", results) else "cpu"
+    return _autoattack_block(ExperimentResults("autoattack_light_cnn", profile, results))
 
 
 def _autoattack_cpu(results: Path) -> str:
@@ -323,12 +332,116 @@ tests (second row set, same evaluation):
 {chr(10).join(rows)}"""
 
 
+def _robust(step: dict) -> float:
+    return sum(x == -1 for x in step["success_step"]) / len(step["success_step"])
+
+
+def _run_precision(run: dict) -> str:
+    # runs from before the precision was recorded trained in float32 on CPU (autocast was CUDA-only then)
+    return f"{run['precision']} + {run.get('memory_format', 'contiguous')}" if run.get("precision") else "float32"
+
+
+def _light_cnn_full(results: Path) -> str:
+    """Chapter 4 at the protocol's scale next to the 5-epoch cpu runs: the table, the observations of notebook
+    05 with their intervals, k-WTA's jumps along lines (notebook 04) and the Lipschitz numbers (notebook 10)."""
+    from ..analysis.observations import observations_across_profiles
+
+    full, cpu = (ExperimentResults("light_cnn", p, results) for p in ("full", "cpu"))
+    both = [cpu, full] if is_complete("light_cnn", "cpu", results) else [full]
+    acts = list(full.settings["activations"])
+    models = {r.profile: {m["activation"]: m for m in r.result["models"]} for r in both}
+    label = {r.profile: f"{r.settings['epochs']} epochs ({r.profile})" for r in both}
+    fs = full.settings
+    profiles = " / ".join(r.profile for r in both)
+    restarts = " / ".join(f"{r.settings['restarts_text']} restarts ({r.profile})" for r in both)
+    rows = [
+        "| activation | "
+        + " | ".join(f"clean accuracy, 10,000 images: {label[r.profile]}" for r in both)
+        + f" | PGD-{fs['steps']} x 1: {profiles} | PGD-{fs['steps']}, {restarts} | "
+        f"gradient masking flagged: {profiles} |",
+        "| --- | " + " | ".join("---:" for _ in both) + " | ---: | ---: | --- |",
+    ]
+    for a in acts:
+        clean = " | ".join(_pct(models[r.profile][a]["clean_acc"]) for r in both)
+        pgd1 = " / ".join(_pct(_robust(r.step(f"pgd_{a}"))) for r in both)
+        pgdr = " / ".join(_pct(_robust(r.step(f"pgd_text_{a}"))) for r in both)
+        flag = " / ".join("yes" if models[r.profile][a]["gradient_masking_flagged"] else "no" for r in both)
+        rows.append(f"| {a} | {clean} | {pgd1} | {pgdr} | {flag} |")
+    obs = observations_across_profiles(full)
+    lines = []
+    for name, o in obs.iterrows():
+        parts = []
+        for col in (c for c in obs.columns if c.endswith(": measured")):
+            prof, epochs = col.removesuffix(": measured").split(", ")
+            parts.append(f"{epochs} ({prof}): {o[col]} -> {o[col.replace('measured', 'holds')]}")
+        changed = "; the verdict changed" if o.get("verdict changed") == "yes" else ""
+        lines.append(f"- {name}: " + "; ".join(parts) + changed + ".")
+    run = full.run(acts[0])
+    cfg = run["config"]
+    cpu_note = ""
+    if len(both) == 2:
+        hw, commit = cpu.summary.get("hardware", {}), str(cpu.summary.get("git_commit"))[:7]
+        cpu_note = (
+            f", next to the earlier {cpu.settings['epochs']}-epoch `cpu` runs ({_machine(cpu)}, "
+            f"torch {hw.get('torch', '?')}, {_run_precision(cpu.run(acts[0]))}, commit {commit})"
+        )
+    text = f"""**Chapter 4 at the `{full.profile}` profile** (notebooks 02, 04, 05): the light CNNs trained with
+Adam (lr {cfg["lr_max"]:g}, batch {cfg["batch_size"]}) on {run["n_train"]:,} training images for the protocol's
+{fs["epochs"]} epochs ({_machine(full)}, {_run_precision(run)}, {_hours(full):.1f} CPU hours for the three networks
+and their analyses){cpu_note}; PGD L-inf eps {fs["eps"]:g}, step {fs["step"]:g}, {fs["steps"]} iterations,
+on the protocol's {fs["attack_n"]:,} test images (the same images for every network). Weights and model
+cards: `results/{full.profile}/light_cnn/weights/` (`thesis_lib.load_pretrained("light_cnn", "kaf",
+profile="{full.profile}")`).
+
+{chr(10).join(rows)}
+
+The thesis's chapter-4 observations (notebook 05; differences with 95% intervals -> does the observation hold):
+
+{chr(10).join(lines)}"""
+    lines_runs = [ExperimentResults("kwta_line", r.profile, results) for r in reversed(both)]
+    lines_runs = [r for r in lines_runs if is_complete(r.name, r.profile, results)]
+    if lines_runs:
+        parts = []
+        for r in lines_runs:
+            per = {}
+            for j in r.result["jumps"]:
+                per.setdefault(j["activation"], []).append(j["n_jumps"])
+            smooth = [a for a, n in per.items() if max(n) == 0]
+            desc = [f"{a} {sum(n) / len(n):.0f} on average (up to {max(n)})" for a, n in per.items() if max(n) > 0]
+            desc += [" and ".join(smooth) + " never"] if smooth else []
+            parts.append(f"{label.get(r.profile, r.profile)}: " + ", ".join(desc))
+        text += (
+            f"\n\nAlong random lines through {lines_runs[0].settings['images']} test images (notebook 04), how often "
+            "the logits jump per line: " + "; ".join(parts) + "."
+        )
+    lip = [ExperimentResults("lipschitz_light_cnn", r.profile, results) for r in reversed(both)]
+    lip = [r for r in lip if is_complete(r.name, r.profile, results)]
+    if lip:
+        parts = []
+        for r in lip:
+            ms = r.result["models"]
+            bound = ", ".join(
+                f"{m['activation']} 10^{math.log10(m['bound']):.1f}"
+                if math.isfinite(m["bound"])
+                else f"{m['activation']} none (discontinuous)"
+                for m in ms
+            )
+            local = ", ".join(f"{m['activation']} {m['empirical_jacobian']:.0f}" for m in ms)
+            parts.append(f"{label.get(r.profile, r.profile)}: product bound {bound}; local estimate {local}")
+        text += (
+            "\n\nLipschitz analysis (notebook 10), the product-of-layers upper bound and the local estimate "
+            f"(largest Jacobian norm over {lip[0].settings['empirical_n']} test images): " + "; ".join(parts) + "."
+        )
+    return text
+
+
 # Block name -> (the experiments it needs, as (name, profile); its text from the results folder).
 BLOCKS: dict[str, tuple[tuple[tuple[str, str], ...], Callable[[Path], str]]] = {
+    "light-cnn-full": ((("light_cnn", "full"),), _light_cnn_full),
     "resnet-standard-cpu": ((("resnet_standard", "cpu"),), _resnet_standard_cpu),
     "resnet20-cpu": ((("resnet20_at", "cpu"), ("resnet20_lr_range", "cpu")), _resnet20_cpu),
     "vgg-cpu": ((("vgg", "cpu"), ("vgg_lr_range", "cpu")), _vgg_cpu),
-    "autoattack-light-cnn-full": ((("autoattack_light_cnn", "full"),), _autoattack_light_cnn_full),
+    "autoattack-light-cnn": ((("autoattack_light_cnn", "cpu"),), _autoattack_light_cnn),
     "autoattack-cpu": ((("autoattack", "cpu"),), _autoattack_cpu),
 }
 
