@@ -241,7 +241,8 @@ def _blocked(profile: str, clean: Mapping[str, float]) -> str | None:
     return None
 
 
-def _row(comparison, measured, est: Estimate | None, p, test, n, verdict, detail="") -> dict:
+def _row(comparison, measured, est: Estimate | None, p, test, n, verdict, detail="", networks=()) -> dict:
+    """One verdict row; `networks`: the activations it compares (a collapsed one makes it measure the collapse)."""
     scale = 100.0
     value, lo, hi = (math.nan,) * 3 if est is None else (est.value, est.lo, est.hi)
     return {
@@ -255,6 +256,7 @@ def _row(comparison, measured, est: Estimate | None, p, test, n, verdict, detail
         "n": n,
         "detail": detail,
         "verdict": verdict,
+        "networks": tuple(networks),
     }
 
 
@@ -440,7 +442,8 @@ def _seed_row(comparison, name_a, name_b, by_a, by_b, what, blocked, alpha: floa
     est = Estimate(mean, mean - half, mean + half, 100, " pts")
     detail = "per seed " + ", ".join(f"{s}: {100 * d:+.1f}" for s, d in zip(common, diffs))
     verdict = _decide(mean, p, blocked, alpha)
-    return _row(comparison, f"{what} {name_a} - {name_b}", est, p, _SEEDS, f"{k} seeds", verdict, detail)
+    measured = f"{what} {name_a} - {name_b}"
+    return _row(comparison, measured, est, p, _SEEDS, f"{k} seeds", verdict, detail, (name_a, name_b))
 
 
 def _overfitting(model: Mapping, run: Mapping) -> dict | None:
@@ -507,17 +510,18 @@ def _paired(a: list[bool] | None, b: list[bool] | None) -> Estimate | None:
 
 def _mcnemar_row(comparison, name_a, name_b, a, b, blocked, what="robust", alpha: float = ALPHA) -> dict:
     """Row for "a beats b" on paired per-image outcomes (None when either is missing)."""
-    measured = f"{what} {name_a} - {name_b}"
+    measured, nets = f"{what} {name_a} - {name_b}", (name_a, name_b)
     if not a or not b:
-        return _row(comparison, measured, None, math.nan, _MCNEMAR, None, blocked or "cannot decide: not measured")
+        verdict = blocked or "cannot decide: not measured"
+        return _row(comparison, measured, None, math.nan, _MCNEMAR, None, verdict, networks=nets)
     if len(a) != len(b):
         verdict = blocked or "cannot decide: different images"
-        return _row(comparison, measured, None, math.nan, _MCNEMAR, None, verdict)
+        return _row(comparison, measured, None, math.nan, _MCNEMAR, None, verdict, networks=nets)
     est = paired_difference(a, b)
     t = mcnemar_exact(a, b)
     detail = f"{name_a} only {t['a_only']}, {name_b} only {t['b_only']}"
     verdict = _decide(est.value, t["p_value"], blocked, alpha)
-    return _row(comparison, measured, est, t["p_value"], _MCNEMAR, t["n"], verdict, detail)
+    return _row(comparison, measured, est, t["p_value"], _MCNEMAR, t["n"], verdict, detail, nets)
 
 
 def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALPHA, res_seeds=None):
@@ -594,13 +598,13 @@ def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALP
             p = two_proportion_p(k["clean"], k["clean_n"], r0["clean"], r0["clean_n"])
             n = f"{k['clean_n']} / {r0['clean_n']}"
             verdict = _decide(est.value, p, blocked(kaf, "relu"), alpha)
-            rows.append(_row(comparison, f"clean {kaf} - relu", est, p, _NEWCOMBE, n, verdict))
+            rows.append(_row(comparison, f"clean {kaf} - relu", est, p, _NEWCOMBE, n, verdict, networks=(kaf, "relu")))
     # the evaluation choice moves robust accuracy (two-sided)
     for act, v in o.items():
         comparison = f"the evaluation choice moves robust accuracy ({act})"
         smoke = SMOKE_VERDICT if res.profile == "smoke" else None
         r = _mcnemar_row(comparison, "thesis", "ours", v["thesis_pe"], v["robust_pe"], smoke, alpha=alpha)
-        r["measured"] = f"{act}: thesis protocol - ours"
+        r["measured"], r["networks"] = f"{act}: thesis protocol - ours", (act,)
         if r["verdict"] == CONTRADICTED:
             r["verdict"] = SUPPORTED  # two-sided claim: a significant move either way supports it
         if v["flipped_to_correct"] is not None:
@@ -983,7 +987,7 @@ def verdict_lines(verdicts, collapsed=()) -> list[str]:
     """The verdict table as sentences: "- <comparison>: <measured> = +1.2 pts [-0.5, +2.9], p = 0.21: <verdict>.".
 
     `collapsed`: activations whose fast adversarial training overfitted catastrophically; a comparison
-    involving one says so, since it then measures the collapse rather than the activation.
+    involving one (its row's `networks`) says so, since it then measures the collapse rather than the activation.
     """
     collapsed = set(collapsed)
     lines = []
@@ -994,7 +998,7 @@ def verdict_lines(verdicts, collapsed=()) -> list[str]:
             num += f" [{lo:+.1f}, {hi:+.1f}]"
         if not math.isnan(_num(p)):
             num += f", p = {format_p(p)}".replace("= <", "< ")
-        hit = sorted(collapsed & {t.strip(":(),") for t in str(r["measured"]).split()})
+        hit = sorted(collapsed & set(r.get("networks") or ()))
         caveat = f" ({', '.join(hit)} overfitted catastrophically: this measures the collapse)" if hit else ""
         lines.append(f"- {comparison}: {r['measured']} = {num}: **{r['verdict']}**{caveat}.")
     return lines

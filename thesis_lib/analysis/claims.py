@@ -331,10 +331,12 @@ def _lipschitz(res) -> Finding:
 
 
 # -------------------------------------------------------------------- sections 5.1 and 5.3 (AT)
-def _noting_collapses(res, finding: Finding, compared: Iterable[str]) -> Finding:
-    """`finding` with a note naming the compared networks that overfitted catastrophically: a robustness
-    comparison with such a network measures the collapse of fast adversarial training, not the activation."""
-    hit = [a for a in c5.collapsed_activations(c5.robustness_table(res)) if a in set(compared)]
+def _noting_collapses(res, finding: Finding, rows) -> Finding:
+    """`finding` with a note naming the networks its verdict rows compare that overfitted catastrophically: a
+    robustness comparison with such a network measures the collapse of fast adversarial training, not the
+    activation."""
+    compared = {a for r in rows for a in (r.get("networks") or ())}
+    hit = [a for a in c5.collapsed_activations(c5.robustness_table(res)) if a in compared]
     if not hit:
         return finding
     note = f"; overfitted catastrophically (its comparisons measure the collapse): {', '.join(hit)}"
@@ -355,13 +357,13 @@ def _smooth_vs_relu(res) -> Finding:
                     f"{act} more robust than relu", act, "relu", o[act]["robust_pe"], o["relu"]["robust_pe"], blocked
                 )
             )
-    return _noting_collapses(res, _from_rows(rows, "all"), ("relu", "elu", "swish"))
+    return _noting_collapses(res, _from_rows(rows, "all"), rows)
 
 
 def _kaf_vs_fixed(res) -> Finding:
     wanted = {f"{k} more robust than {f}" for k, f in c5.KAF_COUNTERPARTS.items()}
-    found = _from_rows(_rows(c5.robustness_verdicts(res), lambda c: c in wanted), "all")
-    return _noting_collapses(res, found, {a for pair in c5.KAF_COUNTERPARTS.items() for a in pair})
+    rows = _rows(c5.robustness_verdicts(res), lambda c: c in wanted)
+    return _noting_collapses(res, _from_rows(rows, "all"), rows)
 
 
 def _kaf_most_robust(res) -> Finding:
@@ -385,7 +387,7 @@ def _kaf_most_robust(res) -> Finding:
     )
     f = _from_rows([row])
     found = Finding(f.verdict, f"most robust: {top} ({_pct(o[top]['robust'])}); " + f.measured)
-    return _noting_collapses(res, found, (best_kaf, best_fixed))
+    return _noting_collapses(res, found, [row])
 
 
 def _kaf_clean(res) -> Finding:
