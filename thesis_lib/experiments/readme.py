@@ -44,7 +44,10 @@ def _pct(x: float, digits: int = 1) -> str:
 
 
 def _ci(lo: float, hi: float) -> str:
-    return "" if math.isnan(lo) else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+    if math.isnan(lo):
+        return ""
+    d = 2 if hi < 0.001 else 1  # a bound under 0.1% (0 of 10,000 images) would round to 0.0
+    return f" [{100 * lo:.{d}f}, {100 * hi:.{d}f}]"
 
 
 def _frac(x: float) -> str:
