@@ -250,10 +250,10 @@ def test_chapter_6(tmp_path):
     assert judge("resnet56-fix", resnet56_fix=fix(0.7))[0] == cl.SUPPORTED
     assert judge("resnet56-fix", resnet56_fix=fix(0.1))[0] == cl.UNDECIDED  # failed fixes refute nothing
 
-    def autoattack(only_aa, only_pgd):
-        d = tmp_path / f"aa_{only_aa}_{only_pgd}"
-        d.mkdir()
-        step = {"only_autoattack": only_aa, "only_pgd": only_pgd, "pgd_acc": 0.5, "autoattack_acc": 0.4, "n": N}
+    def autoattack(only_aa, only_pgd, pgd_acc=0.5):
+        d = tmp_path / f"aa_{only_aa}_{only_pgd}_{pgd_acc}"
+        d.mkdir(exist_ok=True)
+        step = {"only_autoattack": only_aa, "only_pgd": only_pgd, "pgd_acc": pgd_acc, "autoattack_acc": 0.4, "n": N}
         (d / "autoattack_vgg_relu.json").write_text(json.dumps({"result": step}))
         return Fake("autoattack", "cpu", steps={"autoattack_vgg_relu": step}, directory=d)
 
@@ -277,6 +277,10 @@ def test_chapter_6(tmp_path):
     light.result["models"].append({**light.result["models"][1], "key": "kaf_thesis_lr", "bound": 10.0})
     assert judge("lipschitz-kaf", lipschitz_light_cnn=light)[0] == cl.SUPPORTED
     assert judge("adaptive-attacks-kwta", autoattack_light_cnn=autoattack(19, 0))[0] == cl.SUPPORTED
+    # nothing survives PGD: nothing for AutoAttack to unmask, and the evidence says so
+    v, measured = judge("adaptive-attacks-kwta", autoattack_light_cnn=autoattack(0, 0, pgd_acc=0.0))
+    assert v == cl.UNDECIDED and "PGD already breaks every image" in measured
+    assert "PGD already breaks" not in judge("adaptive-attacks", autoattack=autoattack(1, 0))[1]
 
 
 def test_conclusion_gathers_the_robustness_claims():

@@ -499,7 +499,10 @@ def _autoattack(res) -> Finding:
         )
     if not parts:
         return Finding(NOT_MEASURED, "no AutoAttack comparison in the stored results")
-    return Finding(combine(verdicts, "any"), "; ".join(parts))
+    measured = "; ".join(parts)
+    if all(res.step(name)["pgd_acc"] == 0 for name in steps):
+        measured += " (PGD already breaks every image: no PGD robustness is left for AutoAttack to unmask)"
+    return Finding(combine(verdicts, "any"), measured)
 
 
 # -------------------------------------------------------------------------------------- the claims
