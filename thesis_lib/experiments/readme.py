@@ -258,6 +258,7 @@ def _autoattack_block(res: ExperimentResults) -> str:
     """AutoAttack against PGD-50 x 10 on the same images, per model, with McNemar's test on the images only one
     of them breaks and the masking flag (AutoAttack more than `MASKING_GAP` below PGD)."""
     from ..analysis import chapter5 as c5
+    from ..analysis.claims import _counts_pairs
     from ..analysis.observations import mcnemar_exact
     from .autoattack_eval import MASKING_GAP
 
@@ -272,7 +273,7 @@ def _autoattack_block(res: ExperimentResults) -> str:
         step = res.step(f"autoattack_{m['experiment']}_{m['key']}")
         n = step["n"]
         only_aa, only_pgd = int(step["only_autoattack"]), int(step["only_pgd"])
-        p = mcnemar_exact([True] * only_aa + [False] * only_pgd, [False] * only_aa + [True] * only_pgd)["p_value"]
+        p = mcnemar_exact(*_counts_pairs(only_aa, only_pgd))["p_value"]
         pgd, aa = step["pgd_acc"], step["autoattack_acc"]
         if m["pgd_overestimates"]:
             masked.append(f"{m['model']} {m['activation']}")
@@ -336,7 +337,10 @@ tests (second row set, same evaluation):
 
 
 def _robust(step: dict) -> float:
-    return sum(x == -1 for x in step["success_step"]) / len(step["success_step"])
+    from ..analysis.observations import _robust_per_image
+
+    robust = _robust_per_image(step)
+    return sum(robust) / len(robust)
 
 
 def _run_precision(run: dict) -> str:
