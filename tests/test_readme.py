@@ -51,6 +51,12 @@ def test_unknown_block_is_one_sentence(tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_a_missing_readme_is_one_sentence(tmp_path, capsys):
+    assert readme.main(["--readme", str(tmp_path / "README.md"), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("No README at ") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("block", ["_vgg_cpu", "_autoattack_cpu"])
 def test_blocks_of_unfinished_experiments_render_on_the_smoke_results(block, monkeypatch):
     """The blocks whose cpu results are still being computed, rendered from the committed smoke results."""

@@ -469,9 +469,16 @@ def _blocks(text: str) -> list[re.Match]:
     return list(_BLOCK.finditer(text))
 
 
+def _read(readme: str | Path) -> str:
+    path = Path(readme)
+    if not path.is_file():
+        raise ThesisError(f"No README at {path}; pass the repository's README.md with --readme.")
+    return path.read_text()
+
+
 def stale_blocks(readme: str | Path = README, results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[str]:
     """The README blocks whose text differs from what the results give now."""
-    text = Path(readme).read_text()
+    text = _read(readme)
     return [m["name"] for m in _blocks(text) if render_block(m["name"], results_dir) not in (None, m[0])]
 
 
@@ -480,7 +487,7 @@ def update_readme(readme: str | Path = README, results_dir: str | Path = DEFAULT
     from ..utils import atomic_write_text
 
     path = Path(readme)
-    text = path.read_text()
+    text = _read(path)
     stale = stale_blocks(path, results_dir)
     if stale:
         new = _BLOCK.sub(lambda m: (render_block(m["name"], results_dir) or m[0]) if m["name"] in stale else m[0], text)
