@@ -9,10 +9,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from thesis_lib.training import (
+    FLAT_DROP,
     TrainConfig,
     fgsm_rs_perturb,
     find_nonfinite,
     load_run,
+    loss_drop,
     lr_find,
     one_cycle_lr,
     suggest_lr_bounds,
@@ -211,6 +213,17 @@ def test_suggest_lr_bounds_reads_fall_and_plateau():
     assert 1e-3 < lo < 1.5e-3 and 0.07 < hi <= 0.1  # 5% / 95% of the fall: 10^-2.9, 10^-1.1
     with pytest.raises(ThesisError):
         suggest_lr_bounds(lrs, [2.3 + i * 1e-3 for i in range(200)])
+
+
+def test_loss_drop_tells_a_flat_sweep_from_one_that_trained():
+    lrs = [1e-4 * (3 / 1e-4) ** (i / 199) for i in range(200)]
+    falls = [2.3 - 1.3 * min(max((math.log10(v) + 3) / 2, 0), 1) for v in lrs]
+    assert loss_drop(falls) == pytest.approx(1.3 / 2.3)
+    nearly_flat = [2.3 - 0.03 * i / 199 for i in range(200)]  # satisfies the rule, but barely trains
+    suggest_lr_bounds(lrs, nearly_flat)
+    assert loss_drop(nearly_flat) < FLAT_DROP < loss_drop(falls)
+    with pytest.raises(ThesisError, match="too few finite losses"):
+        loss_drop([float("nan")] * 5)
 
 
 def test_lr_find_runs_and_writes_curve(tiny_data, tmp_path):

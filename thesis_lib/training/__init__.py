@@ -11,7 +11,7 @@
 
 from .adversarial import fgsm_rs_perturb, pgd_perturb
 from .config import METHODS, OPTIMIZERS, SCHEDULES, THESIS_LR_BOUNDS, TrainConfig
-from .lr_finder import lr_find, smooth_losses, suggest_lr_bounds
+from .lr_finder import FLAT_DROP, loss_drop, lr_find, smooth_losses, suggest_lr_bounds
 from .monitor import find_nonfinite, parameter_norms
 from .schedule import one_cycle_lr, schedule_lr
 from .trainer import evaluate, load_run, train
@@ -30,6 +30,8 @@ __all__ = [
     "parameter_norms",
     "suggest_lr_bounds",
     "smooth_losses",
+    "loss_drop",
+    "FLAT_DROP",
     "METHODS",
     "OPTIMIZERS",
     "SCHEDULES",

@@ -16,6 +16,11 @@ read the bounds of the one-cycle schedule off the curve:
 
 The sweep stops early once the smoothed loss exceeds `divergence` (4x) its minimum or turns
 non-finite. The rule is a documented, reproducible reading of the thesis's by-eye choice.
+
+A sweep can satisfy the rule and still say nothing: when the smoothed loss falls by less than
+`FLAT_DROP` (10%) of its starting level (`loss_drop`), the network barely trained during the whole
+sweep and both bounds are read off a curve whose 5% steps are smaller than its noise. Such "flat"
+sweeps are reported as such next to their bounds; the bounds are still used, as the rule says.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from ..utils import ThesisError, atomic_write_json, get_device, progress_disable
 from .config import TrainConfig
 from .trainer import _as_config, _setup
 
-__all__ = ["lr_find", "suggest_lr_bounds", "smooth_losses"]
+__all__ = ["lr_find", "suggest_lr_bounds", "smooth_losses", "loss_drop", "FLAT_DROP"]
+
+FLAT_DROP = 0.10  # a sweep whose smoothed loss fell by less than this fraction of its start is flat
 
 
 def smooth_losses(losses: list[float], beta: float = 0.98) -> list[float]:
@@ -42,10 +49,8 @@ def smooth_losses(losses: list[float], beta: float = 0.98) -> list[float]:
     return out
 
 
-def suggest_lr_bounds(
-    lrs: list[float], smoothed: list[float], low: float = 0.05, high: float = 0.05
-) -> tuple[float, float]:
-    """(lr_min, lr_max) read off a smoothed loss-vs-lr curve by the rule in the module docstring."""
+def _start_and_minimum(smoothed: list[float]) -> tuple[list[int], int, float, int]:
+    """(finite indices, k, L0 = mean of the first k = 5% finite values, index of the minimum)."""
     finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
     if len(finite) < 3:
         raise ThesisError(
@@ -54,7 +59,20 @@ def suggest_lr_bounds(
         )
     k = max(1, len(finite) // 20)
     l0 = sum(smoothed[i] for i in finite[:k]) / k
-    i_min = min(finite, key=lambda i: smoothed[i])
+    return finite, k, l0, min(finite, key=lambda i: smoothed[i])
+
+
+def loss_drop(smoothed: list[float]) -> float:
+    """(L0 - Lmin) / L0 of a smoothed range-test curve: below `FLAT_DROP` the sweep is flat."""
+    _, _, l0, i_min = _start_and_minimum(smoothed)
+    return (l0 - smoothed[i_min]) / l0 if l0 > 0 else 0.0
+
+
+def suggest_lr_bounds(
+    lrs: list[float], smoothed: list[float], low: float = 0.05, high: float = 0.05
+) -> tuple[float, float]:
+    """(lr_min, lr_max) read off a smoothed loss-vs-lr curve by the rule in the module docstring."""
+    finite, k, l0, i_min = _start_and_minimum(smoothed)
     drop = l0 - smoothed[i_min]
     if drop <= 0 or i_min < finite[k - 1]:  # never fell below its starting level
         raise ThesisError(
