@@ -96,6 +96,27 @@ def test_robustness_table_wilson_columns_and_paired_difference(tmp_path):
     assert "clean_lo" not in shown.columns and "robust_n" not in shown.columns
 
 
+def test_a_flat_range_test_is_named_in_the_table_and_its_figure(tmp_path):
+    res = at_results(tmp_path, {"relu": {"clean": 0.58, "robust": 60}, "kaf": {"clean": 0.6, "robust": 50}})
+    lrs = [1e-4 * 3e4 ** (i / 99) for i in range(100)]
+    sweeps = {
+        "relu": [2.3 - 1.0 * i / 99 for i in range(100)],  # fell 43%
+        "kaf": [2.3 - 0.05 * i / 99 for i in range(100)],  # fell 2%: satisfies the rule, bounds poorly determined
+    }
+    d = tmp_path / "cpu" / "resnet20_lr_range"
+    for act, losses in sweeps.items():
+        rec = {"activation": act, "lrs": lrs, "losses": losses, "lr_min": 1e-4, "lr_max": 0.2}
+        _write(d / f"lr_find_{act}.json", {"result": rec})
+    _write(d / "summary.json", {"result": {"bounds": []}, "settings": {"activations": list(sweeps)}})
+    res_lr = ExperimentResults("resnet20_lr_range", "cpu", tmp_path)
+    t = c5.robustness_table(res, res_lr)
+    assert t.loc["relu", "range_test"] == "ok" and t.loc["kaf", "range_test"].startswith("flat: loss fell 2.")
+    shown = c5.robustness_display(t)
+    assert list(shown["bounds from"]) == ["range_test", "range_test (flat)"]
+    fig = P.plot_lr_range_tests(c5.range_tests(res_lr))
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["relu", "kaf (flat: fell 2.1%)"]
+
+
 def test_older_results_without_the_newer_fields(tmp_path):
     res = at_results(tmp_path, {"relu": {"clean": 0.58, "robust": 60}, "kaf": {"clean": 0.6, "robust": 50}}, old=True)
     t = c5.robustness_table(res)

@@ -457,10 +457,22 @@ def _overfitting(model: Mapping, run: Mapping) -> dict | None:
     return overfitting_watch(hist)
 
 
+def _range_test_state(r) -> str:
+    """ "not run", "failed: <why>", "flat: loss fell x%" (`training.FLAT_DROP`) or "ok"."""
+    from ..training import FLAT_DROP, loss_drop
+
+    if r is None:
+        return "not run"
+    if r.get("error"):
+        return "failed: " + r["error"]
+    drop = loss_drop(r["losses"])
+    return f"flat: loss fell {100 * drop:.1f}%" if drop < FLAT_DROP else "ok"
+
+
 def robustness_table(res, res_lr=None):
     """Section 5.3's table: one row per activation (index), accuracies as fractions.
 
-    Columns: lr_min, lr_max, lr_source (and range_test: "ok" or why it failed, with `res_lr`);
+    Columns: lr_min, lr_max, lr_source (and range_test: "ok", "flat: ..." or why it failed, with `res_lr`);
     clean (test set) with clean_lo, clean_hi (Wilson 95%), clean_n; robust (PGD of the profile, robust
     under every restart) with robust_lo, robust_hi, robust_n; thesis (the thesis's own evaluation on the
     same images) with thesis_lo, thesis_hi, thesis_n; thesis_minus_ours with _lo, _hi (paired) and
@@ -476,7 +488,7 @@ def robustness_table(res, res_lr=None):
         row["lr_source"] = m.get("lr_source")
         if res_lr is not None:
             r = _try(lambda act=act: res_lr.step(f"lr_find_{act}"))
-            row["range_test"] = "not run" if r is None else (("failed: " + r["error"]) if r.get("error") else "ok")
+            row["range_test"] = _range_test_state(r)
         for key in ("clean", "robust", "thesis"):
             lo, hi = _interval(o[key], o[f"{key}_n"])
             row.update({key: o[key], f"{key}_lo": lo, f"{key}_hi": hi, f"{key}_n": o[f"{key}_n"]})
@@ -1031,6 +1043,9 @@ def robustness_display(table, attack: str = "PGD"):
     out = format_intervals(table[keep], cols)
     for col in ("lr_min", "lr_max"):
         out[col] = ["--" if math.isnan(_num(v)) else f"{v:.3g}" for v in table[col]]
+    if "range_test" in table.columns:  # a flat sweep's bounds are poorly determined: say so where they are used
+        flat = table["range_test"].astype(str).str.startswith("flat") & (table["lr_source"] == "range_test")
+        out.loc[flat, "lr_source"] = "range_test (flat)"
     out = out.rename(columns={"lr_source": "bounds from"})
     watch = []
     for _, r in table.iterrows():

@@ -97,11 +97,14 @@ def plot_lr_range_tests(
 
     tests: {activation: the `lr_find` record} (with "lrs", `key` (default the smoothed "losses"),
     "lr_min", "lr_max"; a sweep that gave no bounds has "error" instead and is drawn without them).
+    A flat sweep (smoothed loss fell by less than `training.FLAT_DROP`) says so in its panel's title.
     Non-finite losses (a diverged sweep) are marked by red crosses on the panel's top edge. Slots
     left over in the last row hold the legend; otherwise it goes under the panels.
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    from ..training.lr_finder import FLAT_DROP, loss_drop
 
     if not tests:
         raise ValueError("no range tests to plot")
@@ -121,7 +124,15 @@ def plot_lr_range_tests(
             if v is not None:
                 ax.axvline(v, color=c, ls="--", lw=0.9)
         ax.set_xscale("log")
-        ax.set_title(act if not r.get("error") else f"{act} (no bounds)")
+        drop = (
+            loss_drop(losses.tolist())
+            if key == "losses" and np.isfinite(losses).sum() >= 3 and not r.get("error")
+            else 1.0
+        )
+        if r.get("error"):
+            ax.set_title(f"{act} (no bounds)")
+        else:
+            ax.set_title(act if drop >= FLAT_DROP else f"{act} (flat: fell {100 * drop:.1f}%)")
         if k >= n - ncols:
             ax.set_xlabel("learning rate")
         if k % ncols == 0:

@@ -17,10 +17,11 @@ read the bounds of the one-cycle schedule off the curve:
 The sweep stops early once the smoothed loss exceeds `divergence` (4x) its minimum or turns
 non-finite. The rule is a documented, reproducible reading of the thesis's by-eye choice.
 
-A sweep can satisfy the rule and still say nothing: when the smoothed loss falls by less than
-`FLAT_DROP` (10%) of its starting level (`loss_drop`), the network barely trained during the whole
-sweep and both bounds are read off a curve whose 5% steps are smaller than its noise. Such "flat"
-sweeps are reported as such next to their bounds; the bounds are still used, as the rule says.
+A sweep can satisfy the rule and still say little: when the smoothed loss falls by less than
+`FLAT_DROP` (5%) of its starting level (`loss_drop`), the rule's 5% steps of that drop are under
+0.25% of the loss, about the batch-to-batch noise left in the smoothed curve, so the bounds are
+poorly determined. Such "flat" sweeps are reported as such next to their bounds; the bounds are
+still used, as the rule says.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .trainer import _as_config, _setup
 
 __all__ = ["lr_find", "suggest_lr_bounds", "smooth_losses", "loss_drop", "FLAT_DROP"]
 
-FLAT_DROP = 0.10  # a sweep whose smoothed loss fell by less than this fraction of its start is flat
+FLAT_DROP = 0.05  # a sweep whose smoothed loss fell by less than this fraction of its start is flat
 
 
 def smooth_losses(losses: list[float], beta: float = 0.98) -> list[float]:
@@ -63,7 +64,7 @@ def _start_and_minimum(smoothed: list[float]) -> tuple[list[int], int, float, in
 
 
 def loss_drop(smoothed: list[float]) -> float:
-    """(L0 - Lmin) / L0 of a smoothed range-test curve: below `FLAT_DROP` the sweep is flat."""
+    """(L0 - Lmin) / L0 of a smoothed range-test curve (a fraction): below `FLAT_DROP` the sweep is flat."""
     _, _, l0, i_min = _start_and_minimum(smoothed)
     return (l0 - smoothed[i_min]) / l0 if l0 > 0 else 0.0
 
