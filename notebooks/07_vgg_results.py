@@ -13,6 +13,7 @@
 # | catastrophic-overfitting watch: PGD accuracy on fixed training images per epoch | `figures/vgg_overfitting_watch.pdf` / `.png` |
 # | robust accuracy vs PGD iterations (relu, kaf), with 95% bands | `figures/vgg_robust_vs_iterations.pdf` / `.png` |
 # | training curves | `figures/vgg_training_curves.pdf` / `.png` |
+# | beyond the thesis: share of each KAF layer's inputs beyond the dictionary's reach (committed weights) | `figures/vgg_kaf_reach.tex` |
 #
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
 # provenance table below (read from the results' `summary.json`); every figure carries a stamp with
@@ -161,6 +162,30 @@ converged.round(2) if len(converged) else print(f"no robust-accuracy-vs-iteratio
 # %%
 fig = plot_training_curves(c5.histories(res))
 save_figure(fig, "vgg_training_curves", figures_dir, stamp=stamp)
+
+# %% [markdown]
+# ## Do the KAFs' inputs stay within their dictionary?
+#
+# A Gaussian KAF is a sum of bumps centred on its dictionary (thesis: 20 points on [-3, 3]); farther
+# than the kernel's reach from every point (each bump below 1e-3 of its peak), its output and its
+# gradient vanish, so a unit fed such inputs is dead. Share of each KAF layer's inputs beyond that
+# reach, in percent, on 500 stratified test images, for the committed weights of this profile
+# (`thesis_lib.analysis.kaf_reach`). If the first KAF layers of a network receive their inputs beyond
+# reach, the network has lost its input, which would explain a collapse to chance accuracy; notebook 09
+# shows the same for the ResNet-20 KAFs.
+
+# %%
+from thesis_lib.activations import KAF
+from thesis_lib.analysis.kaf_reach import committed_reach, kernel_reach, reach_lines
+
+print(f"reach at the thesis's bandwidth: {kernel_reach(float(KAF(1).gamma)):.2f} beyond the outer dictionary points")
+reach = committed_reach("vgg", profile, results_dir, data=data)
+if reach is None:
+    print(f"no committed KAF weights of vgg at the {profile} profile")
+else:
+    display(save_table((100 * reach).round(2), "vgg_kaf_reach", figures_dir, float_format="%.2f", stamp=stamp,
+                       caption="VGG KAFs: share of each KAF layer's inputs (\\%) beyond the kernels' reach, 500 test images."))
+    display(Markdown("\n".join(reach_lines(reach))))
 
 # %% [markdown]
 # ## Interpretation

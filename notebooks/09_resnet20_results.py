@@ -13,6 +13,7 @@
 # | catastrophic-overfitting watch: PGD accuracy on fixed training images per epoch | `figures/resnet20_overfitting_watch.pdf` / `.png` |
 # | robust accuracy vs PGD iterations (relu, kaf), with 95% bands | `figures/resnet20_robust_vs_iterations.pdf` / `.png` |
 # | training curves | `figures/resnet20_training_curves.pdf` / `.png` |
+# | beyond the thesis: share of each KAF layer's inputs beyond the dictionary's reach (committed weights) | `figures/resnet20_kaf_reach.tex` |
 # | relu, swish and kaf over three training seeds: mean and spread (where the repeats exist) | `figures/resnet20_seeds.pdf` / `.png`, `figures/resnet20_seeds.tex` |
 #
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
@@ -189,6 +190,28 @@ converged.round(2) if len(converged) else print(f"no robust-accuracy-vs-iteratio
 # %%
 fig = plot_training_curves(c5.histories(res))
 save_figure(fig, "resnet20_training_curves", figures_dir, stamp=stamp)
+
+# %% [markdown]
+# ## Do the KAFs' inputs stay within their dictionary?
+#
+# A Gaussian KAF is a sum of bumps centred on its dictionary (thesis: 20 points on [-3, 3]); farther
+# than the kernel's reach from every point (each bump below 1e-3 of its peak), its output and its
+# gradient vanish, so a unit fed such inputs is dead. Share of each KAF layer's inputs beyond that
+# reach, in percent, on 500 stratified test images, for the committed weights of this profile
+# (`thesis_lib.analysis.kaf_reach`). Notebook 07 shows the same for the VGG, where it explains a collapse.
+
+# %%
+from thesis_lib.activations import KAF
+from thesis_lib.analysis.kaf_reach import committed_reach, kernel_reach, reach_lines
+
+print(f"reach at the thesis's bandwidth: {kernel_reach(float(KAF(1).gamma)):.2f} beyond the outer dictionary points")
+reach = committed_reach("resnet20_at", profile, results_dir, data=data)
+if reach is None:
+    print(f"no committed KAF weights of resnet20_at at the {profile} profile")
+else:
+    display(save_table((100 * reach).round(2), "resnet20_kaf_reach", figures_dir, float_format="%.2f", stamp=stamp,
+                       caption="ResNet-20 KAFs: share of each KAF layer's inputs (\\%) beyond the kernels' reach, 500 test images."))
+    display(Markdown("\n".join(reach_lines(reach))))
 
 # %% [markdown]
 # ## Interpretation

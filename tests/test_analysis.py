@@ -14,9 +14,13 @@ from thesis_lib.analysis import (
     count_discontinuities,
     filter_mean_activations,
     find_jumps,
+    inputs_beyond_reach,
     kaf_curves,
+    kernel_reach,
     layer_distances,
     line_scan,
+    reach_lines,
+    reach_table,
 )
 
 
@@ -155,6 +159,45 @@ def test_kaf_curves_match_evaluate():
     inside = np.abs(s) <= 2.5
     np.testing.assert_allclose(curves[0]["curves"][0][inside], np.where(s > 0, s, np.expm1(s))[inside], atol=0.02)
     assert kaf_curves(_model("relu")) == []
+
+
+def test_kernel_reach_is_where_one_bump_falls_to_the_tolerance():
+    r = kernel_reach(1.67, 1e-3)
+    assert np.exp(-1.67 * r**2) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="tol must lie in"):
+        kernel_reach(1.0, 0.0)
+
+
+def test_inputs_beyond_reach_counts_what_the_kafs_see_and_finds_dead_layers():
+    model = _model("kaf")
+    x = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    rows = inputs_beyond_reach(model, x, batch_size=7)
+    kafs = model.activation_modules()
+    assert [r["layer"] for r in rows] == [n for n, m in model.named_modules() if any(m is k for k in kafs)]
+    got = collect_activations(model, x, outputs=False)["inputs"]
+    for r, k, t in zip(rows, kafs, got):  # brute force: outside [min d - reach, max d + reach] of its channel
+        reach = kernel_reach(k.gamma.double(), 1e-3)
+        shape = (1, -1) + (1,) * (t.dim() - 2)
+        lo = (k.dictionary.double().min(1).values - reach).view(shape)
+        hi = (k.dictionary.double().max(1).values + reach).view(shape)
+        assert r["beyond"] == pytest.approx(float(((t < lo) | (t > hi)).double().mean()))
+        assert r["abs_max"] == pytest.approx(float(t.abs().max()), rel=1e-6)
+    assert [r["beyond"] for r in inputs_beyond_reach(model, x, batch_size=250)] == pytest.approx(
+        [r["beyond"] for r in rows]
+    )
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        first.weight.mul_(1e4)  # pre-activations far past the dictionary: the first KAF layer is dead
+    blown = inputs_beyond_reach(model, x)[0]
+    assert blown["beyond"] > 0.99 and blown["dead_channels"] == 1.0
+    table = reach_table({"kaf": model, "relu": _model("relu")}, x)
+    assert list(table.columns) == ["kaf"] and table.index[0] == f"1: {rows[0]['layer']}"
+    assert inputs_beyond_reach(_model("relu"), x) == []
+    table.loc[table.index[0], "kaf"] = 0.999
+    table["ok"] = 0.001
+    dead, ok = reach_lines(table)
+    assert dead.startswith(f"kaf: 1 of {len(rows)} KAF layers has more than 50% of their inputs beyond")
+    assert ok.startswith("ok: every KAF layer keeps at least 99.90% of its inputs within")
 
 
 def test_line_scan_confirmation_rejects_kinks_even_with_a_tiny_threshold():

@@ -63,6 +63,10 @@ def test_load_pretrained_finds_committed_weights_and_names_what_exists():
     assert not model.training and type(model).__name__ == "LightCNN"
     with pytest.raises(ThesisError, match="available: kaf, kwta, relu"):
         thesis_lib.load_pretrained("light_cnn", "nope", profile="full")
+    from thesis_lib.weights import available_weights
+
+    assert available_weights("light_cnn", "full") == ["kaf", "kwta", "relu"]
+    assert available_weights("light_cnn", "nope-profile") == []
     with pytest.raises(ValueError, match="unknown experiment 'nope'; valid: light_cnn"):
         thesis_lib.load_pretrained("nope", "kaf")
     with pytest.raises(ThesisError, match="Unknown profile"):

@@ -23,7 +23,7 @@ import torch
 
 from .utils import ThesisError, atomic_write_json, read_json
 
-__all__ = ["export_weights", "load_model", "load_pretrained", "model_card", "weights_dir"]
+__all__ = ["export_weights", "load_model", "load_pretrained", "available_weights", "model_card", "weights_dir"]
 
 CARD_FIELDS = (
     "arch",
@@ -136,6 +136,13 @@ def default_results_dir() -> Path:
     return repo if repo.is_dir() else Path("results")
 
 
+def available_weights(experiment: str, profile: str = "cpu", results_dir: str | os.PathLike | None = None) -> list[str]:
+    """The run keys of `experiment` at `profile` with committed weights (model cards), sorted."""
+    root = Path(results_dir) if results_dir is not None else default_results_dir()
+    folder = weights_dir(root / profile / experiment)
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
 def load_pretrained(
     experiment: str,
     key: str,
@@ -156,7 +163,7 @@ def load_pretrained(
     folder = weights_dir(root / profile / experiment)
     card = folder / f"{key}.json"
     if not card.is_file():
-        have = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        have = available_weights(experiment, profile, root)
         if have:
             raise ThesisError(
                 f"No committed weights for run {key!r} of {experiment!r} at profile {profile!r}; "

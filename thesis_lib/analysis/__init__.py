@@ -1,7 +1,7 @@
 """Analyses behind the thesis's figures: activation capture and distributions (chapter 4), k-WTA
-line scans (section 3.1), KAF shapes (section 2.4), Lipschitz bounds (section 2.3.3, chapter 6), and
-the chapter-5 tables and verdicts (sections 5.2 and 5.3, `chapter5`), and every claim of the thesis with
-its verdict from the stored results (`claims`).
+line scans (section 3.1), KAF shapes and where their inputs leave the dictionary (section 2.4),
+Lipschitz bounds (section 2.3.3, chapter 6), and the chapter-5 tables and verdicts (sections 5.2 and
+5.3, `chapter5`), and every claim of the thesis with its verdict from the stored results (`claims`).
 
 All functions return plain data (numpy arrays, lists of dicts ready for `pandas.DataFrame`; `chapter5`: DataFrames) that
 `thesis_lib.plotting` draws. Importing does no work.
@@ -21,6 +21,7 @@ from .chapter5 import (
 )
 from .claims import CLAIMS, Claim, evaluate_claims
 from .distributions import activation_histograms, activation_shape, filter_mean_activations, layer_distances
+from .kaf_reach import committed_reach, inputs_beyond_reach, kernel_reach, reach_lines, reach_table
 from .kaf_shapes import kaf_curves
 from .line_scan import count_discontinuities, find_jumps, line_scan, random_direction
 from .lipschitz import (
@@ -56,6 +57,11 @@ __all__ = [
     "layer_distances",
     "activation_shape",
     "kaf_curves",
+    "kernel_reach",
+    "inputs_beyond_reach",
+    "reach_table",
+    "reach_lines",
+    "committed_reach",
     "line_scan",
     "find_jumps",
     "count_discontinuities",

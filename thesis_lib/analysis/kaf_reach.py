@@ -1,0 +1,156 @@
+"""Where a Gaussian KAF stops responding: the share of its inputs beyond the dictionary's reach.
+
+A Gaussian KAF (Scardapane et al. 2019; thesis section 2.4) is a sum of bumps exp(-gamma (s - d_i)^2)
+centred on a bounded dictionary (thesis: 20 points on [-3, 3]). Far from every d_i the output and its
+derivatives vanish, so a unit whose pre-activations have grown past the dictionary outputs about 0 and
+passes back no gradient: it is dead, and a layer of such units cuts the network off from its input.
+This is how a KAF network can collapse to chance accuracy under a large learning rate (the batch-norm
+scale before the KAF grows until most inputs fall outside), which a ReLU network cannot do the same way.
+
+`kernel_reach(gamma, tol)` is the distance at which one bump has fallen to `tol` of its peak;
+`inputs_beyond_reach(model, images)` measures, per KAF layer, the share of inputs farther than that
+from every dictionary point, on real images; `reach_table` puts several models side by side,
+`committed_reach` does so for an experiment's committed KAF weights and `reach_lines` says what it shows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .capture import activation_layers, collect_activations
+
+__all__ = ["kernel_reach", "inputs_beyond_reach", "reach_table", "committed_reach", "reach_lines", "REACH_TOL"]
+
+REACH_TOL = 1e-3  # a bump counts as gone below this fraction of its peak
+
+
+def kernel_reach(gamma: float | torch.Tensor, tol: float = REACH_TOL):
+    """Distance from its centre at which exp(-gamma r^2) falls to `tol`: sqrt(ln(1/tol) / gamma)."""
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must lie in (0, 1), got {tol}")
+    if isinstance(gamma, torch.Tensor):
+        return torch.sqrt(math.log(1 / tol) / gamma)
+    return math.sqrt(math.log(1 / tol) / gamma)
+
+
+def _window(module, tol: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Per-channel (lo, hi): dictionary span widened by the kernel reach; None if not a Gaussian KAF."""
+    if getattr(module, "kernel", None) != "gaussian" or not hasattr(module, "dictionary"):
+        return None
+    d = module.dictionary.detach().double()
+    reach = kernel_reach(module.gamma.detach().double().abs(), tol)
+    return d.min(1).values - reach, d.max(1).values + reach
+
+
+SAMPLE = 1024  # |input| values kept per batch and layer for the median (evenly spaced, fixed count)
+
+
+@torch.no_grad()
+def inputs_beyond_reach(model, images: torch.Tensor, tol: float = REACH_TOL, batch_size: int = 250, device=None):
+    """Per Gaussian-KAF layer of `model`, on `images` (N x 3 x H x W, uint8 or floats in [0, 1]).
+
+    Returns a list of dicts (forward order): layer, channels, beyond (share of inputs outside every
+    channel's window [min d - reach, max d + reach]), dead_channels (share of channels with more than
+    99% of their inputs outside), abs_p50 (median |input|, from an evenly spaced sample), abs_max, and
+    window (the widest window of the layer). Empty for a model without Gaussian KAFs.
+    """
+    if len(images) == 0:
+        raise ValueError("inputs_beyond_reach needs at least one image")
+    layers = activation_layers(model)
+    windows = [_window(m, tol) for _, m in layers]
+    if all(w is None for w in windows):
+        return []
+
+    def reduce(i: int, t: torch.Tensor) -> torch.Tensor:
+        """One fixed-length record per batch: [beyond count per channel, elements per channel, max |x|, sample]."""
+        w = windows[i]
+        if w is None:
+            return torch.zeros(1, 0, dtype=torch.float64)
+        c = t.shape[1]
+        shape = (1, c) + (1,) * (t.dim() - 2)
+        lo, hi = (v.to(t.device, torch.float32).view(shape) for v in w)
+        x = t.float()
+        out = ((x < lo) | (x > hi)).transpose(0, 1).reshape(c, -1)
+        absx = x.abs().flatten()
+        sample = absx[torch.linspace(0, absx.numel() - 1, SAMPLE, device=absx.device).long()]
+        head = torch.stack([torch.tensor(float(out.shape[1]), device=x.device), absx.max()])
+        return torch.cat([out.sum(1).float(), head, sample]).double().view(1, -1)
+
+    got = collect_activations(model, images, batch_size=batch_size, outputs=False, reduce=reduce, device=device)
+    rows = []
+    for (name, _), w, rec in zip(layers, windows, got["inputs"]):
+        if w is None:
+            continue
+        c = rec.shape[1] - 2 - SAMPLE
+        beyond, per_channel = rec[:, :c].sum(0), rec[:, c].sum()
+        lo, hi = w
+        rows.append(
+            {
+                "layer": name,
+                "channels": c,
+                "beyond": float(beyond.sum() / (per_channel * c)),
+                "dead_channels": float((beyond / per_channel > 0.99).double().mean()),
+                "abs_p50": float(rec[:, c + 2 :].median()),
+                "abs_max": float(rec[:, c + 1].max()),
+                "window": (round(float(lo.min()), 3), round(float(hi.max()), 3)),
+            }
+        )
+    return rows
+
+
+def reach_table(models, images: torch.Tensor, tol: float = REACH_TOL, batch_size: int = 250, device=None):
+    """DataFrame of `inputs_beyond_reach` shares: one row per KAF layer (forward order), one column per model.
+
+    models: {label: model}; models without Gaussian KAFs are left out. Layers are numbered from 1
+    ("1: features.2"), so networks of the same architecture line up.
+    """
+    import pandas as pd
+
+    cols = {}
+    for label, model in models.items():
+        rows = inputs_beyond_reach(model, images, tol=tol, batch_size=batch_size, device=device)
+        if rows:
+            cols[label] = pd.Series({f"{k}: {r['layer']}": r["beyond"] for k, r in enumerate(rows, 1)})
+    table = pd.DataFrame(cols)
+    table.index.name = "KAF layer"
+    return table
+
+
+def committed_reach(
+    experiment: str, profile: str, results_dir=None, data=None, n_images: int = 500, tol: float = REACH_TOL
+):
+    """`reach_table` of every committed KAF model ("kaf*" keys) of `experiment` at `profile`, on `n_images`
+    stratified CIFAR-10 test images (`data`: a location as in `load_cifar10`); None without such weights."""
+    from ..data import load_cifar10
+    from ..weights import available_weights, load_pretrained
+
+    keys = [k for k in available_weights(experiment, profile, results_dir) if k.startswith("kaf")]
+    if not keys:
+        return None
+    images, _ = load_cifar10("test", data, subset=n_images)
+    models = {k: load_pretrained(experiment, k, profile, results_dir) for k in keys}
+    return reach_table(models, images, tol=tol)
+
+
+def reach_lines(table, dead: float = 0.5) -> list[str]:
+    """One sentence per model of a `reach_table`: its layers with more than `dead` of their inputs beyond
+    the kernels' reach (whose units output about 0 and pass back no gradient), or its largest share."""
+    lines = []
+    for model in table.columns:
+        col = table[model].dropna()
+        gone = col[col > dead]
+        if len(gone):
+            where = ", ".join(f"{layer} {100 * v:.1f}%" for layer, v in gone.items())
+            lines.append(
+                f"{model}: {len(gone)} of {len(col)} KAF layers {'has' if len(gone) == 1 else 'have'} more than "
+                f"{dead:.0%} of their inputs beyond "
+                f"the dictionary's reach ({where}): those units output about 0 and pass back no gradient."
+            )
+        else:
+            lines.append(
+                f"{model}: every KAF layer keeps at least {100 * (1 - col.max()):.2f}% of its inputs within the "
+                f"dictionary's reach (largest share beyond: {100 * col.max():.2f}%, layer {col.idxmax()})."
+            )
+    return lines
