@@ -13,10 +13,9 @@
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
 # provenance table below (read from the results' `summary.json`). Profiles: `smoke` (CPU, a small
 # CIFAR-10 subset, one epoch: proves the pipeline end to end; its numbers are *not* the thesis's
-# results), `cpu` (the chapter-4 light CNNs, notebooks 02, 04 and 05: the light CNNs on all 50,000 training images
-# for 5 of the protocol's 20 epochs, attacked as in the protocol, on a 2-core CPU) and `full` (exactly the protocol: run on the 2-core CPU for the chapter-4
-# light CNNs of notebooks 02, 04 and 05; the other experiments need a GPU and have not been run at this
-# scale yet). `python -m thesis_lib.experiments.notebooks`
+# results), `cpu` (a stated reduction for a 2-core CPU: here the curves of the cpu profile's VGG runs,
+# 15 of the protocol's 60 epochs on all 50,000 training images, notebook 07) and `full` (exactly the
+# protocol, a GPU). `python -m thesis_lib.experiments.notebooks`
 # (default `--profile best`) shows, per notebook, the largest profile whose results exist; run
 # `python -m thesis_lib reproduce --profile full` on a GPU first to reproduce the protocol.
 

@@ -46,6 +46,7 @@ def test_cpu_profiles_exist_and_leave_the_committed_keys_alone():
     for name in (
         "vgg_lr_range",
         "vgg",
+        "kaf_shapes",
         "resnet20_seeds",
         "resnet56_fix",
         "autoattack",

@@ -9,7 +9,8 @@
 # ~/.cache/thesis_lib/runs: outside the work tree, so a fresh checkout resumes them). Each `reproduce`
 # skips what is finished and resumes what is not. Order: the ResNet chapter-5 tables first, the
 # full-profile AutoAttack of the light CNNs (the last piece of chapter 4 at full scale: all 10,000 test
-# images, hours), then the VGG table, what builds on the tables, the seed repeats and the ResNet-56 ablation.
+# images, hours), then the VGG table and the KAF shapes of its models, what builds on the tables, the seed
+# repeats and the ResNet-56 ablation.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SNAP=${THESIS_SNAPSHOT:-$(dirname "$REPO")/cpu_queue_snapshot}
@@ -34,6 +35,7 @@ QUEUE=(
     "cpu resnet_standard"
     "full autoattack_light_cnn"
     "cpu vgg"
+    "cpu kaf_shapes"
     "cpu autoattack"
     "cpu lipschitz"
     "cpu resnet20_seeds"

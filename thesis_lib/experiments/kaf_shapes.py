@@ -113,7 +113,8 @@ EXPERIMENT = Experiment(
     section="2.4",
     title="KAF shapes at initialisation vs after training (VGG kaf, kaf_elu)",
     run=run,
-    settings={"smoke": KAFShapesSettings(), "full": KAFShapesSettings()},
+    # cpu: the same curves, of the cpu profile's VGG runs (minutes once they are trained)
+    settings={"smoke": KAFShapesSettings(), "cpu": KAFShapesSettings(), "full": KAFShapesSettings()},
     notebook="03_kernel_activation_functions",
     requires=("vgg",),
     figures=("kaf_random_init_vs_trained", "kaf_elu_init_vs_trained"),
