@@ -8,6 +8,7 @@
 # | ResNet-20 and ResNet-56 (relu, kaf) clean accuracy with 95% intervals, divergence, largest gradient norm at initialisation per layer group | `figures/resnet_standard.tex` |
 # | verdicts: KAF-ResNet-56 fails to train while ReLU-ResNet-56 trains; KAF-ResNet-20 trains | `figures/resnet_standard_verdicts.tex` |
 # | test accuracy and loss per epoch (KafResNet-56 at chance) | `figures/resnet_standard_accuracy.pdf` / `.png` |
+# | beyond the thesis: share of each KAF layer's inputs beyond the dictionary's reach (trained weights) | `figures/resnet_kaf_reach.pdf` / `.png` |
 # | per-layer weight and gradient norms over the first iterations: early, middle and late layers | `figures/resnet_gradient_norms_resnet20_relu.pdf`, `figures/resnet_gradient_norms_resnet20_kaf.pdf`, `figures/resnet_gradient_norms_resnet56_relu.pdf`, `figures/resnet_gradient_norms_resnet56_kaf.pdf` (and `.png`) |
 #
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
@@ -117,6 +118,27 @@ summary = (f.groupby("layer").agg(max_weight=("weight_norm", "max"), max_grad=("
            .sort_values("max_grad", ascending=False).head(5))
 print(f"{key}: the five layers with the largest gradient norm in the first {f['step'].nunique()} logged steps")
 summary.round(3)
+
+# %% [markdown]
+# ## Where the gradient stops: KAF inputs beyond the dictionary's reach
+#
+# Beyond the thesis. A Gaussian KAF is a sum of bumps centred on its dictionary (20 points on [-3, 3]);
+# an input farther than the kernel's reach from every point (each bump below 1e-3 of its peak) gets
+# output and gradient about 0, so a layer whose inputs all lie there passes nothing back: the exactly
+# zero gradients of the norm logs. Share of each KAF layer's inputs beyond reach, on 500 stratified
+# test images, for the committed trained weights (`thesis_lib.analysis.kaf_reach`).
+
+# %%
+from thesis_lib.analysis.kaf_reach import committed_reach, reach_lines
+from thesis_lib.plotting import plot_kaf_reach
+
+reach = committed_reach("resnet_standard", profile, results_dir, data=data)
+if reach is None:
+    print(f"no committed KAF weights of resnet_standard at the {profile} profile")
+else:
+    fig = plot_kaf_reach(reach, title="Standard training: KAF inputs beyond the dictionary's reach")
+    save_figure(fig, "resnet_kaf_reach", figures_dir, stamp=stamp)
+    display(Markdown("\n".join(reach_lines(reach))))
 
 # %% [markdown]
 # ## Interpretation

@@ -191,12 +191,15 @@ def test_inputs_beyond_reach_counts_what_the_kafs_see_and_finds_dead_layers():
     blown = inputs_beyond_reach(model, x)[0]
     assert blown["beyond"] > 0.99 and blown["dead_channels"] == 1.0
     table = reach_table({"kaf": model, "relu": _model("relu")}, x)
-    assert list(table.columns) == ["kaf"] and table.index[0] == f"1: {rows[0]['layer']}"
+    assert list(table.columns) == ["kaf"] and list(table.index) == [r["layer"] for r in rows]
     assert inputs_beyond_reach(_model("relu"), x) == []
     table.loc[table.index[0], "kaf"] = 0.999
     table["ok"] = 0.001
     dead, ok = reach_lines(table)
     assert dead.startswith(f"kaf: 1 of {len(rows)} KAF layers has more than 50% of their inputs beyond")
+    assert f"(1: {rows[0]['layer']}, 99.9%)" in dead
+    table["kaf"] = 0.999
+    assert f"(1-{len(rows)}: {rows[0]['layer']} to {rows[-1]['layer']}, 99.9%)" in reach_lines(table)[0]
     assert ok.startswith("ok: every KAF layer keeps at least 99.90% of its inputs within")
 
 

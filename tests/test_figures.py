@@ -165,6 +165,9 @@ def _builders():
         "lipschitz_bounds": lipschitz,
         "resnet56_fix_ablation": ablation,
         "kaf_kernels": P.plot_kaf_kernels,
+        "kaf_reach": lambda: P.plot_kaf_reach(
+            pd.DataFrame({"deep": [1.0, 1.0, 0.4, 0.0], "shallow": [0.1, 0.0, 0.0, None]}, index=list("abcd"))
+        ),
     }
 
 

@@ -16,6 +16,7 @@ from every dictionary point, on real images; `reach_table` puts several models s
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -101,10 +102,10 @@ def inputs_beyond_reach(model, images: torch.Tensor, tol: float = REACH_TOL, bat
 
 
 def reach_table(models, images: torch.Tensor, tol: float = REACH_TOL, batch_size: int = 250, device=None):
-    """DataFrame of `inputs_beyond_reach` shares: one row per KAF layer (forward order), one column per model.
+    """DataFrame of `inputs_beyond_reach` shares: one row per KAF layer name, one column per model.
 
-    models: {label: model}; models without Gaussian KAFs are left out. Layers are numbered from 1
-    ("1: features.2"), so networks of the same architecture line up.
+    models: {label: model}; models without Gaussian KAFs are left out. Rows follow the forward order
+    of the model with the most KAF layers (others are NaN where they have no such layer).
     """
     import pandas as pd
 
@@ -112,8 +113,11 @@ def reach_table(models, images: torch.Tensor, tol: float = REACH_TOL, batch_size
     for label, model in models.items():
         rows = inputs_beyond_reach(model, images, tol=tol, batch_size=batch_size, device=device)
         if rows:
-            cols[label] = pd.Series({f"{k}: {r['layer']}": r["beyond"] for k, r in enumerate(rows, 1)})
-    table = pd.DataFrame(cols)
+            cols[label] = {r["layer"]: r["beyond"] for r in rows}
+    order: list[str] = []
+    for layers in sorted(cols.values(), key=len, reverse=True):
+        order += [name for name in layers if name not in order]
+    table = pd.DataFrame(cols, index=order)
     table.index.name = "KAF layer"
     return table
 
@@ -121,36 +125,64 @@ def reach_table(models, images: torch.Tensor, tol: float = REACH_TOL, batch_size
 def committed_reach(
     experiment: str, profile: str, results_dir=None, data=None, n_images: int = 500, tol: float = REACH_TOL
 ):
-    """`reach_table` of every committed KAF model ("kaf*" keys) of `experiment` at `profile`, on `n_images`
-    stratified CIFAR-10 test images (`data`: a location as in `load_cifar10`); None without such weights."""
+    """`reach_table` of every committed model of `experiment` at `profile` whose model card names a KAF
+    activation ("kaf*"), on `n_images` stratified CIFAR-10 test images (`data`: a location as in
+    `load_cifar10`); None without such weights."""
     from ..data import load_cifar10
-    from ..weights import available_weights, load_pretrained
+    from ..utils import read_json
+    from ..weights import available_weights, default_results_dir, load_pretrained, weights_dir
 
-    keys = [k for k in available_weights(experiment, profile, results_dir) if k.startswith("kaf")]
+    root = default_results_dir() if results_dir is None else results_dir
+    folder = weights_dir(Path(root) / profile / experiment)
+    keys = [
+        k
+        for k in available_weights(experiment, profile, root)
+        if str(read_json(folder / f"{k}.json").get("activation", "")).startswith("kaf")
+    ]
     if not keys:
         return None
     images, _ = load_cifar10("test", data, subset=n_images)
-    models = {k: load_pretrained(experiment, k, profile, results_dir) for k in keys}
+    models = {k: load_pretrained(experiment, k, profile, root) for k in keys}
     return reach_table(models, images, tol=tol)
 
 
+def _runs(positions: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted integers: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for p in positions:
+        if out and p == out[-1][1] + 1:
+            out[-1] = (out[-1][0], p)
+        else:
+            out.append((p, p))
+    return out
+
+
 def reach_lines(table, dead: float = 0.5) -> list[str]:
-    """One sentence per model of a `reach_table`: its layers with more than `dead` of their inputs beyond
-    the kernels' reach (whose units output about 0 and pass back no gradient), or its largest share."""
+    """One sentence per model of a `reach_table`: its KAF layers (numbered from 1 in forward order) with more
+    than `dead` of their inputs beyond the kernels' reach (whose units output about 0 and pass back no
+    gradient), or its largest share."""
     lines = []
     for model in table.columns:
         col = table[model].dropna()
-        gone = col[col > dead]
-        if len(gone):
-            where = ", ".join(f"{layer} {100 * v:.1f}%" for layer, v in gone.items())
+        names = list(col.index)
+        gone = [i for i, v in enumerate(col, 1) if v > dead]
+        if gone:
+            parts = []
+            for lo, hi in _runs(gone):
+                seg = col.iloc[lo - 1 : hi]
+                span = f"{lo}: {names[lo - 1]}" if lo == hi else f"{lo}-{hi}: {names[lo - 1]} to {names[hi - 1]}"
+                low, high = f"{100 * seg.min():.1f}", f"{100 * seg.max():.1f}"
+                share = f"{low}%" if low == high else f"{low}-{high}%"
+                parts.append(f"{span}, {share}")
             lines.append(
                 f"{model}: {len(gone)} of {len(col)} KAF layers {'has' if len(gone) == 1 else 'have'} more than "
-                f"{dead:.0%} of their inputs beyond "
-                f"the dictionary's reach ({where}): those units output about 0 and pass back no gradient."
+                f"{dead:.0%} of their inputs beyond the dictionary's reach ({'; '.join(parts)}): those units "
+                "output about 0 and pass back no gradient."
             )
         else:
+            worst = int(col.to_numpy().argmax())
             lines.append(
                 f"{model}: every KAF layer keeps at least {100 * (1 - col.max()):.2f}% of its inputs within the "
-                f"dictionary's reach (largest share beyond: {100 * col.max():.2f}%, layer {col.idxmax()})."
+                f"dictionary's reach (largest share beyond: {100 * col.max():.2f}%, layer {worst + 1}: {names[worst]})."
             )
     return lines

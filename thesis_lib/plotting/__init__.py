@@ -14,7 +14,13 @@ they print at their drawn size. Importing this package does not import pyplot (i
 a figure is first drawn).
 """
 
-from .activations import plot_activation_derivatives, plot_activation_functions, plot_kaf_shapes, plot_sigmoid
+from .activations import (
+    plot_activation_derivatives,
+    plot_activation_functions,
+    plot_kaf_reach,
+    plot_kaf_shapes,
+    plot_sigmoid,
+)
 from .adversarial import plot_adversarial_example, plot_adversarial_grid
 from .annotate import label_points, mark_off_scale
 from .chapter5 import plot_accuracy_vs_robustness_ci, plot_overfitting_watch, plot_robust_vs_iterations_ci, plot_seeds
@@ -71,6 +77,7 @@ __all__ = [
     "plot_activation_functions",
     "plot_activation_derivatives",
     "plot_kaf_shapes",
+    "plot_kaf_reach",
     "plot_adversarial_example",
     "plot_adversarial_grid",
     "plot_lr_range_test",

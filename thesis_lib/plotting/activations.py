@@ -13,7 +13,13 @@ import torch
 
 from .style import PALETTE, TEXT_WIDTH, activation_color, styled
 
-__all__ = ["plot_sigmoid", "plot_activation_functions", "plot_activation_derivatives", "plot_kaf_shapes"]
+__all__ = [
+    "plot_sigmoid",
+    "plot_activation_functions",
+    "plot_activation_derivatives",
+    "plot_kaf_shapes",
+    "plot_kaf_reach",
+]
 
 _LABELS = {
     "relu": "ReLU",
@@ -205,4 +211,35 @@ def plot_kaf_shapes(
     axes[1].legend(loc="best")
     if suptitle:
         fig.suptitle(suptitle)
+    return fig
+
+
+@styled
+def plot_kaf_reach(table, title: str | None = "KAF inputs beyond the dictionary's reach", dead: float = 0.5):
+    """Share of each KAF layer's inputs beyond the kernels' reach (%), against the layer's depth.
+
+    table: `thesis_lib.analysis.reach_table` (rows: KAF layers in forward order, columns: models).
+    One line per model; the dotted line marks `dead` (above it, most of a layer's units are dead).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH * 0.75, 2.8))
+    for k, model in enumerate(table.columns):
+        col = table[model].dropna()
+        ax.plot(
+            np.arange(1, len(col) + 1),
+            100 * col.to_numpy(),
+            color=PALETTE[k % len(PALETTE)],
+            marker=".",
+            ms=4,
+            lw=1.2,
+            label=str(model),
+        )
+    ax.axhline(100 * dead, color="#888888", ls=":", lw=0.9)
+    ax.set_xlabel("KAF layer (forward order)")
+    ax.set_ylabel("inputs beyond reach (%)")
+    ax.set_ylim(-3, 103)
+    ax.legend(loc="best")
+    if title:
+        ax.set_title(title)
     return fig
