@@ -11,6 +11,7 @@
 # | the same for the chapter-4 light CNNs, the k-WTA gradient-masking suspect (largest profile whose results exist) | `figures/autoattack_vs_pgd_light_cnn.tex` |
 # | a KafResNet-56 that trains: ablation of candidate fixes | `figures/resnet56_fix_ablation.tex`, `figures/resnet56_fix_ablation.pdf` / `.png` |
 # | the best fix at section 5.2's budget against no fix and ReLU, gradient norms at initialisation (cpu) | `figures/resnet56_fix_final.tex` |
+# | which fixes keep the KAFs' inputs within the dictionary's reach | `figures/resnet56_fix_kaf_reach.pdf` / `.png` |
 # | other kernels (analytic): Gaussian, ReLU and softplus KAFs ridge-fitted to ELU | `figures/kaf_kernels.pdf` / `.png` |
 #
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
@@ -178,6 +179,28 @@ if res_resnet56_fix.result.get("final"):
     display(c5.verdicts_display(fix_verdicts))
 else:
     print(f"no final run of the best fix in the {profile} profile")
+
+# %% [markdown]
+# ### Do the fixes keep the KAFs' inputs within the dictionary's reach?
+#
+# The unfixed KAF ResNet-56 of notebook 08 stops learning where its KAF layers receive their inputs
+# beyond the dictionary's reach (output and gradient about 0; `thesis_lib.analysis.kaf_reach`). The
+# same share for every committed Gaussian-KAF model of the ablation (and the final run, where there is
+# one), on 250 stratified test images: a fix that works should keep it low in every layer.
+
+# %%
+from IPython.display import Markdown
+
+from thesis_lib.analysis.kaf_reach import committed_reach, reach_lines
+from thesis_lib.plotting import plot_kaf_reach
+
+reach = committed_reach("resnet56_fix", profile, results_dir, data=data, n_images=250)
+if reach is None:
+    print(f"no committed KAF weights of resnet56_fix at the {profile} profile")
+else:
+    fig = plot_kaf_reach(reach, title="ResNet-56 fixes: KAF inputs beyond the dictionary's reach")
+    save_figure(fig, "resnet56_fix_kaf_reach", figures_dir, stamp=profile_stamp(res_resnet56_fix))
+    display(Markdown("\n".join(reach_lines(reach))))
 
 # %% [markdown]
 # ## Other kernels (analytic)

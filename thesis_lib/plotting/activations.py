@@ -223,7 +223,8 @@ def plot_kaf_reach(table, title: str | None = "KAF inputs beyond the dictionary'
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(TEXT_WIDTH * 0.75, 2.8))
+    many = len(table.columns) > 3  # then the legend goes beside the axes, off the lines
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH if many else TEXT_WIDTH * 0.75, 2.8))
     for k, model in enumerate(table.columns):
         col = table[model].dropna()
         ax.plot(
@@ -239,7 +240,10 @@ def plot_kaf_reach(table, title: str | None = "KAF inputs beyond the dictionary'
     ax.set_xlabel("KAF layer (forward order)")
     ax.set_ylabel("inputs beyond reach (%)")
     ax.set_ylim(-3, 103)
-    ax.legend(loc="best")
+    if many:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(loc="best")
     if title:
         ax.set_title(title)
     return fig
