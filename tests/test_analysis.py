@@ -211,3 +211,12 @@ def test_line_scan_confirmation_rejects_kinks_even_with_a_tiny_threshold():
     kwta = _model("kwta")
     low, default = line_scan(kwta, x, points=201, factor=0.05), line_scan(kwta, x, points=201)
     assert default["n_jumps"] > 0 and set(default["jumps"]) <= set(low["jumps"])  # small jumps only add
+
+
+def test_committed_reach_reads_the_kaf_models_of_an_experiment(offline_cifar):
+    from thesis_lib.analysis import committed_reach
+
+    table = committed_reach("light_cnn", "full", data=offline_cifar, n_images=100)
+    assert list(table.columns) == ["kaf"]  # relu and kwta have no Gaussian KAF: left out
+    assert table.notna().all().all() and ((table >= 0) & (table <= 1)).all().all()
+    assert committed_reach("light_cnn", "no-such-profile") is None
