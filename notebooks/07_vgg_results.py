@@ -181,7 +181,7 @@ from thesis_lib.analysis.kaf_reach import committed_reach, kernel_reach, reach_l
 print(f"reach at the thesis's bandwidth: {kernel_reach(float(KAF(1).gamma)):.2f} beyond the outer dictionary points")
 reach = committed_reach("vgg", profile, results_dir, data=data)
 if reach is None:
-    print(f"no committed KAF weights of vgg at the {profile} profile")
+    print(f"no committed KAF weights of vgg at the {profile} profile (smoke weights are never committed)")
 else:
     display(save_table((100 * reach).round(2), "vgg_kaf_reach", figures_dir, float_format="%.2f", stamp=stamp,
                        caption="VGG KAFs: share of each KAF layer's inputs (\\%) beyond the kernels' reach, 500 test images."))

@@ -196,7 +196,7 @@ from thesis_lib.plotting import plot_kaf_reach
 
 reach = committed_reach("resnet56_fix", profile, results_dir, data=data, n_images=250)
 if reach is None:
-    print(f"no committed KAF weights of resnet56_fix at the {profile} profile")
+    print(f"no committed KAF weights of resnet56_fix at the {profile} profile (smoke weights are never committed)")
 else:
     fig = plot_kaf_reach(reach, title="ResNet-56 fixes: KAF inputs beyond the dictionary's reach")
     save_figure(fig, "resnet56_fix_kaf_reach", figures_dir, stamp=profile_stamp(res_resnet56_fix))
