@@ -331,9 +331,13 @@ def _notebook_outputs() -> dict:
         if entry.number in STAMPED_NOTEBOOKS:
             names.update(entry.figures)
     # tables written only when other profiles' results exist
-    optional = {"lipschitz_bounds_light_cnn_cpu", "autoattack_vs_pgd_light_cnn_cpu"}
-    optional |= {"vgg_kaf_reach", "resnet56_fix_kaf_reach"}  # only from committed (non-smoke) weights
-    return {n: k for n, k in names.items() if n not in optional or (FIGURES / f"{n}.tex").exists()}
+    from thesis_lib.notebook_sources import OPTIONAL_OUTPUTS
+
+    return {
+        n: k
+        for n, k in names.items()
+        if n not in OPTIONAL_OUTPUTS or any((FIGURES / f"{n}.{ext}").exists() for ext in ("tex", "pdf"))
+    }
 
 
 def test_every_figure_and_table_of_notebooks_01_to_07_and_10_carries_a_profile_stamp():
