@@ -226,10 +226,13 @@ def test_loss_drop_tells_a_flat_sweep_from_one_that_trained():
         loss_drop([float("nan")] * 5)
 
 
-def test_lr_find_runs_and_writes_curve(tiny_data, tmp_path):
+def test_lr_find_runs_and_writes_curve(tiny_data, tmp_path, capsys):
     res = lr_find(
-        tiny(batch_size=16), out_dir=tmp_path, lr_start=1e-4, lr_end=1.0, epochs=1, data=tiny_data, verbose=False
+        tiny(batch_size=16), out_dir=tmp_path, lr_start=1e-4, lr_end=1.0, epochs=1, data=tiny_data, verbose=True
     )
+    said = capsys.readouterr().out
+    assert said.startswith("suggested lr_min ")
+    assert ("a flat sweep" in said) == (loss_drop(res["losses"]) < FLAT_DROP)
     n = len(res["lrs"])
     assert 2 < n <= 8 and len(res["losses"]) == n == len(res["raw_losses"])
     ratios = [b / a for a, b in zip(res["lrs"], res["lrs"][1:])]

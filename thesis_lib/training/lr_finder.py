@@ -167,6 +167,8 @@ def lr_find(
             f"suggested lr_min {lr_min:.3g}, lr_max {lr_max:.3g} ({len(lrs)} steps"
             f"{', stopped when the loss diverged' if stopped else ''})"
         )
+        if (drop := loss_drop(smoothed)) < FLAT_DROP:
+            print(f"the smoothed loss fell by only {drop:.1%} of its start: a flat sweep, bounds poorly determined")
     if out_dir is not None:
         atomic_write_json(Path(out_dir) / "lr_find.json", result)
     return result
