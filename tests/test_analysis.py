@@ -221,3 +221,5 @@ def test_committed_reach_reads_the_kaf_models_of_an_experiment(offline_cifar):
     assert table.notna().all().all() and ((table >= 0) & (table <= 1)).all().all()
     assert committed_reach("light_cnn", "no-such-profile") is None
     assert committed_reach("light_cnn", "smoke") is None  # smoke weights are never committed
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        committed_reach("nope", "cpu")

@@ -124,9 +124,11 @@ def committed_reach(
     `load_cifar10`); None without such weights, and always None at the smoke profile, whose weights are
     never committed (networks at chance that retrain in seconds), so that a fresh checkout shows the same."""
     from ..data import load_cifar10
+    from ..experiments.registry import get_experiment
     from ..utils import read_json
     from ..weights import available_weights, default_results_dir, load_pretrained, weights_dir
 
+    get_experiment(experiment)  # an unknown name is one sentence listing the valid ones, not "no weights"
     if profile == "smoke":
         return None
     root = default_results_dir() if results_dir is None else results_dir
