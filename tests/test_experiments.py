@@ -338,6 +338,13 @@ def test_reproduce_cli_list_and_errors(tmp_path, capsys):
     assert cli_main(["reproduce", "--list", "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "todo  light_cnn" in out and "resnet56_fix" in out
+    started = tmp_path / "smoke" / "vgg"  # an interrupted run: two models trained, one evaluation step
+    (started / "training").mkdir(parents=True)
+    for f in (started / "training" / "relu.json", started / "training" / "kaf.json", started / "pgd_relu.json"):
+        f.write_text("{}")
+    assert cli_main(["reproduce", "--list", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "part  vgg" in out and "(2 training run(s), 1 step(s) stored)" in out and "todo  light_cnn" in out
     assert cli_main(["reproduce", "--profile", "medium", "--results-dir", str(tmp_path)]) == 2
     assert "error: Unknown profile 'medium'" in capsys.readouterr().err
     assert cli_main(["reproduce", "--only", "nope", "--results-dir", str(tmp_path)]) == 2

@@ -68,7 +68,11 @@ def register(subparsers) -> None:
         help="training-run checkpoints (default: $THESIS_RUNS_CACHE, else <results-dir>/../.cache/runs)",
     )
     p.add_argument("--force", action="store_true", help="re-run the selected experiments even if finished")
-    p.add_argument("--list", action="store_true", help="list the experiments and whether they are finished, then exit")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the experiments: finished (done), started (part, with what is stored) or not (todo); then exit",
+    )
     p.add_argument(
         "--executor",
         choices=("inprocess", "ray"),
@@ -88,15 +92,18 @@ def register(subparsers) -> None:
 
 def handle_reproduce(args) -> int:
     from .registry import get_experiment
-    from .runner import is_complete, run_profile, select_experiments
+    from .runner import is_complete, run_profile, select_experiments, stored_progress
 
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     names = select_experiments(args.profile, only)
     if args.list:
         for n in names:
             e = get_experiment(n)
-            state = "done" if is_complete(n, args.profile, args.results_dir) else "todo"
-            print(f"{state:4s}  {n:22s} {e.section:8s} {e.notebook:32s} {e.title}")
+            done = is_complete(n, args.profile, args.results_dir)
+            runs, steps = (0, 0) if done else stored_progress(n, args.profile, args.results_dir)
+            state = "done" if done else "part" if runs or steps else "todo"
+            stored = f" ({runs} training run(s), {steps} step(s) stored)" if state == "part" else ""
+            print(f"{state:4s}  {n:22s} {e.section:8s} {e.notebook:32s} {e.title}{stored}")
         return 0
     if args.address is not None and args.executor != "ray":
         raise ThesisError("--address names a Ray cluster: use it with --executor ray.")

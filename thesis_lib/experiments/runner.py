@@ -33,6 +33,7 @@ __all__ = [
     "largest_profile",
     "ExperimentResults",
     "is_complete",
+    "stored_progress",
     "summary_path",
     "settings_key",
     "DEFAULT_RESULTS_DIR",
@@ -87,6 +88,14 @@ def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAUL
     except ThesisError:
         return False
     return summary.get("status") == "complete" and summary.get("settings_key") == settings_key(name, profile)
+
+
+def stored_progress(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> tuple[int, int]:
+    """(training runs, steps) an unfinished experiment has already stored: what a resumed run will skip."""
+    folder = Path(results_dir) / profile / name
+    runs = len(list((folder / "training").glob("*.json")))
+    steps = len([p for p in folder.glob("*.json") if p.name != SUMMARY])
+    return runs, steps
 
 
 def run_experiment(
