@@ -91,7 +91,8 @@ def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAUL
 
 
 def stored_progress(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> tuple[int, int]:
-    """(training runs, steps) an unfinished experiment has already stored: what a resumed run will skip."""
+    """(training runs, steps) stored in the experiment's results folder; a resumed run reuses those whose
+    settings still match and recomputes the others."""
     folder = Path(results_dir) / profile / name
     runs = len(list((folder / "training").glob("*.json")))
     steps = len([p for p in folder.glob("*.json") if p.name != SUMMARY])
