@@ -31,6 +31,10 @@ figures_dir = "../figures"  # figures/<name>.pdf, .png and tables figures/<name>
 data = None  # CIFAR-10 location; None: $THESIS_DATA, else torchvision's download into ./data
 device = "auto"  # "auto" (CUDA when present), "cpu", "cuda"
 
+# %% tags=["injected-parameters"]
+# Parameters
+profile = "cpu"
+
 # %%
 from thesis_lib.notebook import setup
 
