@@ -97,6 +97,14 @@ def _collapse_sentences(res, table) -> str:
         survive = table.loc[act, "robust"]
         tail = f" and is 0% from epoch {zero_from + 1} on" if zero_from is not None else ""
         test = "no test image survives PGD" if survive == 0 else f"{_pct(survive)} of the test images survive PGD"
+        step = table.loc[act, "diverged"] if "diverged" in table.columns else None
+        if step is not None and not (isinstance(step, float) and math.isnan(step)):
+            # a non-finite run stopped early: its collapse is the divergence, not fast AT's overfitting
+            parts.append(
+                f"The {act} run diverged (a non-finite gradient at step {int(step)}; training stopped there), and "
+                f"{test}, so every comparison with {act} measures the failed run, not the activation."
+            )
+            continue
         parts.append(
             f"The {act} network overfitted catastrophically (Wong et al. 2020): its PGD-10 watch accuracy on "
             f"training images never exceeds {max(w):.0%}{tail}, and {test}, so every comparison with {act} "
