@@ -97,8 +97,8 @@ def _collapse_sentences(res, table) -> str:
         survive = table.loc[act, "robust"]
         tail = f" and is 0% from epoch {zero_from + 1} on" if zero_from is not None else ""
         test = "no test image survives PGD" if survive == 0 else f"{_pct(survive)} of the test images survive PGD"
-        step = table.loc[act, "diverged"] if "diverged" in table.columns else None
-        if step is not None and not (isinstance(step, float) and math.isnan(step)):
+        step = c5._num(table.loc[act, "diverged"]) if "diverged" in table.columns else math.nan
+        if not math.isnan(step):
             # a non-finite run stopped early: its collapse is the divergence, not fast AT's overfitting
             parts.append(
                 f"The {act} run diverged (a non-finite gradient at step {int(step)}; training stopped there), and "
