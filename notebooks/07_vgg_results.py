@@ -199,8 +199,8 @@ else:
 
 # %%
 lines = [c5.profile_note(res, table["clean"]), "", c5.verdict_counts(verdicts), ""]
-lines += c5.verdict_lines(verdicts, collapsed=c5.collapsed_activations(table))
+lines += c5.verdict_lines(verdicts, failed=c5.failed_runs(table))
 if verdicts_thesis_lr is not None:
     lines += ["", "Between the thesis's bounds: " + c5.verdict_counts(verdicts_thesis_lr), ""]
-    lines += c5.verdict_lines(verdicts_thesis_lr, collapsed=c5.collapsed_activations(table_thesis_lr))
+    lines += c5.verdict_lines(verdicts_thesis_lr, failed=c5.failed_runs(table_thesis_lr))
 Markdown("\n".join(lines))

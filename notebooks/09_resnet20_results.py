@@ -221,4 +221,4 @@ else:
 
 # %%
 lines = [c5.profile_note(res, table["clean"]), "", c5.verdict_counts(verdicts), ""]
-Markdown("\n".join(lines + c5.verdict_lines(verdicts, collapsed=c5.collapsed_activations(table))))
+Markdown("\n".join(lines + c5.verdict_lines(verdicts, failed=c5.failed_runs(table))))

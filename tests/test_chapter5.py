@@ -194,9 +194,24 @@ def test_smoke_and_chance_level_networks_decide_nothing(tmp_path):
     assert _verdict(v, "the evaluation choice moves robust accuracy (kaf)") == c5.UNDECIDED
     lines = c5.verdict_lines(v)
     assert lines[0].startswith("- most robust activation: kaf: robust kaf - relu (runner-up) = +15.0 pts [")
-    marked = c5.verdict_lines(v, collapsed=["relu"])
-    assert marked[0].endswith("(relu overfitted catastrophically: this measures the collapse).")
-    assert "overfitted" not in c5.verdict_lines(v, collapsed=["re"])[0]  # whole names only
+    marked = c5.verdict_lines(v, failed={"relu": "diverged at step 7"})
+    assert marked[0].endswith("(relu diverged at step 7: this measures the failed run).")
+    assert "diverged" not in c5.verdict_lines(v, failed={"re": "diverged at step 7"})[0]  # whole names only
+
+
+def test_failed_runs_say_how_each_network_failed():
+    import pandas as pd
+
+    t = pd.DataFrame(
+        {"collapsed": [True, True, None, False], "diverged": [None, 1118, None, 40.0]},
+        index=["relu", "kaf", "elu", "swish"],
+    )
+    assert c5.failed_runs(t) == {
+        "relu": "overfitted catastrophically",
+        "kaf": "diverged at step 1118",
+        "swish": "diverged at step 40",  # a non-finite gradient stops training whatever the watch said
+    }
+    assert c5.failed_runs(pd.DataFrame()) == {}
 
 
 def test_profile_stamp_and_note_come_from_the_settings(tmp_path):

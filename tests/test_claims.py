@@ -73,7 +73,9 @@ def light_cnn(robust=None, clean=None, flagged=None, rel=None, profile="full"):
     return Fake("light_cnn", profile, settings, {"models": models}, steps)
 
 
-def at_results(name="vgg", robust=None, clean=None, thesis=None, later=None, profile="cpu", collapsed=()):
+def at_results(
+    name="vgg", robust=None, clean=None, thesis=None, later=None, profile="cpu", collapsed=(), diverged=None
+):
     acts = ["relu", "elu", "kaf", "kaf_elu", "swish", "kaf_swish"]
     robust = {a: 60 for a in acts} | (robust or {})
     clean = {a: 0.75 for a in acts} | (clean or {})
@@ -100,6 +102,8 @@ def at_results(name="vgg", robust=None, clean=None, thesis=None, later=None, pro
     for m in models:
         if m["activation"] in collapsed:
             m["overfitting"] = {"best": 0.05, "best_epoch": 1, "final": 0.0, "collapsed": True}
+        if m["activation"] in (diverged or {}):
+            m["diverged"] = {"step": diverged[m["activation"]], "layer": "stem", "quantity": "grad"}
     return Fake(name, profile, settings, {"models": models}, steps, runs)
 
 
@@ -205,8 +209,8 @@ def test_kaf_most_robust_and_smooth_activations():
     assert judge("kaf-clean-vgg", vgg=at_results(clean={"relu": 0.9}))[0] == cl.REFUTED
 
 
-def test_comparisons_with_a_collapsed_network_say_so():
-    note = "overfitted catastrophically (its comparisons measure the collapse): swish"
+def test_comparisons_with_a_failed_network_say_how_it_failed():
+    note = "failed runs (their comparisons measure the failure): swish overfitted catastrophically"
     for claim in ("kaf-vs-fixed-vgg", "smooth-vgg"):
         v, measured = judge(claim, vgg=at_results(robust={"swish": 0}, collapsed=["swish"]))
         assert measured.endswith(note), measured
@@ -214,6 +218,10 @@ def test_comparisons_with_a_collapsed_network_say_so():
     # the best KAF and the best fixed network did not collapse: nothing to note
     v, measured = judge("kaf-most-robust-vgg", vgg=at_results(robust={"kaf_elu": 120}, collapsed=["swish"]))
     assert "overfitted" not in measured
+    # a run stopped by a non-finite gradient diverged: that, not overfitting, is what its comparisons measure
+    failed = at_results(robust={"swish": 0}, collapsed=["swish"], diverged={"swish": 1118})
+    v, measured = judge("smooth-vgg", vgg=failed)
+    assert measured.endswith("failed runs (their comparisons measure the failure): swish diverged at step 1118")
 
 
 def test_evaluation_choice_and_convergence():

@@ -67,6 +67,7 @@ __all__ = [
     "exploding_display",
     "verdicts_display",
     "collapsed_activations",
+    "failed_runs",
     "verdict_lines",
     "verdict_counts",
     "format_p",
@@ -995,13 +996,29 @@ def collapsed_activations(table) -> list[str]:
     return [a for a, c in table["collapsed"].items() if c is True or c == 1]
 
 
-def verdict_lines(verdicts, collapsed=()) -> list[str]:
+def failed_runs(table) -> dict[str, str]:
+    """How each failed network of a `robustness_table` failed, by activation: "diverged at step N" when a
+    non-finite gradient stopped its training, else "overfitted catastrophically" when its overfitting watch
+    collapsed. A comparison with a failed network measures the failure, not the activation."""
+    if not len(getattr(table, "columns", ())):
+        return {}
+    collapsed, out = set(collapsed_activations(table)), {}
+    for act in table.index:
+        step = _num(table.loc[act, "diverged"]) if "diverged" in table.columns else math.nan
+        if not math.isnan(step):
+            out[act] = f"diverged at step {int(step)}"
+        elif act in collapsed:
+            out[act] = "overfitted catastrophically"
+    return out
+
+
+def verdict_lines(verdicts, failed: Mapping[str, str] | None = None) -> list[str]:
     """The verdict table as sentences: "- <comparison>: <measured> = +1.2 pts [-0.5, +2.9], p = 0.21: <verdict>.".
 
-    `collapsed`: activations whose fast adversarial training overfitted catastrophically; a comparison
-    involving one (its row's `networks`) says so, since it then measures the collapse rather than the activation.
+    `failed`: how the failed networks failed (`failed_runs`); a comparison involving one (its row's
+    `networks`) says so, since it then measures the failure rather than the activation.
     """
-    collapsed = set(collapsed)
+    failed = dict(failed or {})
     lines = []
     for comparison, r in verdicts.iterrows():
         d, lo, hi, p = (r["difference (pts)"], r["lo (pts)"], r["hi (pts)"], r["p-value"])
@@ -1010,8 +1027,9 @@ def verdict_lines(verdicts, collapsed=()) -> list[str]:
             num += f" [{lo:+.1f}, {hi:+.1f}]"
         if not math.isnan(_num(p)):
             num += f", p = {format_p(p)}".replace("= <", "< ")
-        hit = sorted(collapsed & set(r.get("networks") or ()))
-        caveat = f" ({', '.join(hit)} overfitted catastrophically: this measures the collapse)" if hit else ""
+        hit = [a for a in sorted(failed) if a in set(r.get("networks") or ())]
+        how = "; ".join(f"{a} {failed[a]}" for a in hit)
+        caveat = f" ({how}: this measures the failed run)" if hit else ""
         lines.append(f"- {comparison}: {r['measured']} = {num}: **{r['verdict']}**{caveat}.")
     return lines
 

@@ -332,14 +332,15 @@ def _lipschitz(res) -> Finding:
 
 # -------------------------------------------------------------------- sections 5.1 and 5.3 (AT)
 def _noting_collapses(res, finding: Finding, rows) -> Finding:
-    """`finding` with a note naming the networks its verdict rows compare that overfitted catastrophically: a
-    robustness comparison with such a network measures the collapse of fast adversarial training, not the
-    activation."""
+    """`finding` with a note naming the networks its verdict rows compare whose training failed (diverged,
+    or fast adversarial training overfitted catastrophically): a robustness comparison with such a network
+    measures the failure, not the activation."""
     compared = {a for r in rows for a in (r.get("networks") or ())}
-    hit = [a for a in c5.collapsed_activations(c5.robustness_table(res)) if a in compared]
+    failed = c5.failed_runs(c5.robustness_table(res))
+    hit = [f"{a} {how}" for a, how in failed.items() if a in compared]
     if not hit:
         return finding
-    note = f"; overfitted catastrophically (its comparisons measure the collapse): {', '.join(hit)}"
+    note = f"; failed runs (their comparisons measure the failure): {', '.join(hit)}"
     return Finding(finding.verdict, finding.measured + note)
 
 

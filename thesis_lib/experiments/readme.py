@@ -89,9 +89,9 @@ def _collapse_sentences(res, table) -> str:
     """What the overfitting watch shows: the collapsed networks, and the others' passing dips to zero."""
     from ..analysis import chapter5 as c5
 
-    collapsed = c5.collapsed_activations(table)
+    failed = c5.failed_runs(table)
     parts = []
-    for act in collapsed:
+    for act in failed:
         w = _watch(res, act)
         zero_from = next((i for i in range(len(w)) if all(v == 0 for v in w[i:])), None)
         survive = table.loc[act, "robust"]
@@ -112,7 +112,7 @@ def _collapse_sentences(res, table) -> str:
         )
     dips = []
     for act in table.index:
-        if act in collapsed:
+        if act in failed:
             continue
         w = _watch(res, act)
         zeros = [i + 1 for i, v in enumerate(w) if v == 0]
