@@ -165,3 +165,16 @@ def test_unknown_model_is_rejected():
 
     with pytest.raises(ValueError, match="forward pass is not a known sequence"):
         lipschitz_bound(Weird())
+
+
+def test_a_non_finite_jacobian_is_counted_not_fatal():
+    # a diverged network: NaN weights give NaN Jacobians; the SVD must not stop the run
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    with torch.no_grad():
+        model[1].weight[0, 0] = math.nan
+    e = empirical_lipschitz(model, torch.rand(4, 3, 2, 2))
+    assert e["non_finite"] == 4 and math.isnan(e["max_jacobian_norm"]) and math.isnan(e["max_grad_norm"])
+    with torch.no_grad():
+        model[1].weight[0, 0] = 1.0
+    e = empirical_lipschitz(model, torch.rand(4, 3, 2, 2))
+    assert e["non_finite"] == 0 and math.isfinite(e["max_jacobian_norm"])

@@ -412,6 +412,8 @@ def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int 
     max_jacobian_norm = max_x ||J(x)||_2 (exact spectral norm of the K x D Jacobian, >= the former),
     the arg-max example indices, and per-example arrays grad_norms (N x K) and jacobian_norms (N,).
     Both are lower bounds on the Lipschitz constant, so neither may exceed `lipschitz_bound`.
+    An example whose Jacobian is not finite (a network whose training diverged) gets NaN norms and is
+    counted in non_finite; the maxima are over the finite ones (NaN when there are none).
     The model's train/eval state is restored and parameter gradients are left untouched.
     """
     from ..utils import check_model_device
@@ -432,18 +434,28 @@ def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int 
                     for j in range(k)
                 ]  # examples are independent in eval mode: sum gives per-example grads
             jac = torch.stack(rows, 1).double()  # (B, K, D)
-            grads.append(jac.norm(dim=2).cpu())
-            jacs.append(torch.linalg.matrix_norm(jac, ord=2).cpu())
+            finite = jac.isfinite().flatten(1).all(1)
+            # the SVD fails on non-finite input: those examples get NaN instead of stopping the run
+            spectral = torch.full((len(jac),), math.nan, dtype=jac.dtype)
+            if finite.any():
+                spectral[finite.cpu()] = torch.linalg.matrix_norm(jac[finite], ord=2).cpu()
+            g_batch = jac.norm(dim=2).cpu()
+            g_batch[~finite.cpu()] = math.nan
+            grads.append(g_batch)
+            jacs.append(spectral)
     finally:
         model.train(was_training)
     g = torch.cat(grads)
     j = torch.cat(jacs)
+    ok = j.isfinite()
+    per_example = g.nan_to_num(nan=-math.inf).max(1).values
     return dict(
-        max_grad_norm=float(g.max()),
-        max_jacobian_norm=float(j.max()),
-        argmax_grad=int(g.max(1).values.argmax()),
-        argmax_jacobian=int(j.argmax()),
+        max_grad_norm=float(g[ok].max()) if ok.any() else math.nan,
+        max_jacobian_norm=float(j[ok].max()) if ok.any() else math.nan,
+        argmax_grad=int(per_example.argmax()) if ok.any() else -1,
+        argmax_jacobian=int(j.nan_to_num(nan=-math.inf).argmax()) if ok.any() else -1,
         grad_norms=g.numpy(),
         jacobian_norms=j.numpy(),
         n=len(j),
+        non_finite=int((~ok).sum()),
     )

@@ -35,6 +35,7 @@ def _bounds(model, images, s: LipschitzSettings) -> dict:
         "certified": b["total_certified"],
         "empirical_grad": e["max_grad_norm"],
         "empirical_jacobian": e["max_jacobian_norm"],
+        "non_finite": e["non_finite"],  # test images whose Jacobian is not finite (a diverged network)
         "layers": [{k: r.get(k) for k in ("name", "kind", "bound", "certified", "in_product")} for r in b["layers"]],
     }
 
@@ -62,6 +63,7 @@ def run(ctx) -> dict:
                     "bound": r["bound"],
                     "certified": r["certified"],
                     "empirical_jacobian": r["empirical_jacobian"],
+                    "non_finite": r.get("non_finite", 0),
                 }
             )
     return {"models": rows}
