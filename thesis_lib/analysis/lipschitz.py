@@ -434,26 +434,24 @@ def empirical_lipschitz(model: nn.Module, images: torch.Tensor, batch_size: int 
                     for j in range(k)
                 ]  # examples are independent in eval mode: sum gives per-example grads
             jac = torch.stack(rows, 1).double()  # (B, K, D)
-            finite = jac.isfinite().flatten(1).all(1)
+            finite = jac.isfinite().flatten(1).all(1).cpu()
             # the SVD fails on non-finite input: those examples get NaN instead of stopping the run
-            spectral = torch.full((len(jac),), math.nan, dtype=jac.dtype)
+            norms = torch.full((len(jac),), math.nan, dtype=jac.dtype)
             if finite.any():
-                spectral[finite.cpu()] = torch.linalg.matrix_norm(jac[finite], ord=2).cpu()
-            g_batch = jac.norm(dim=2).cpu()
-            g_batch[~finite.cpu()] = math.nan
-            grads.append(g_batch)
-            jacs.append(spectral)
+                norms[finite] = torch.linalg.matrix_norm(jac[finite.to(jac.device)], ord=2).cpu()
+            grads.append(jac.norm(dim=2).cpu().masked_fill(~finite[:, None], math.nan))
+            jacs.append(norms)
     finally:
         model.train(was_training)
     g = torch.cat(grads)
     j = torch.cat(jacs)
     ok = j.isfinite()
-    per_example = g.nan_to_num(nan=-math.inf).max(1).values
+    g_max, j_ok = g.nan_to_num(nan=-math.inf).max(1).values, j.nan_to_num(nan=-math.inf)  # NaN never wins
     return dict(
-        max_grad_norm=float(g[ok].max()) if ok.any() else math.nan,
-        max_jacobian_norm=float(j[ok].max()) if ok.any() else math.nan,
-        argmax_grad=int(per_example.argmax()) if ok.any() else -1,
-        argmax_jacobian=int(j.nan_to_num(nan=-math.inf).argmax()) if ok.any() else -1,
+        max_grad_norm=float(g_max.max()) if ok.any() else math.nan,
+        max_jacobian_norm=float(j_ok.max()) if ok.any() else math.nan,
+        argmax_grad=int(g_max.argmax()) if ok.any() else -1,
+        argmax_jacobian=int(j_ok.argmax()) if ok.any() else -1,
         grad_norms=g.numpy(),
         jacobian_norms=j.numpy(),
         n=len(j),

@@ -97,11 +97,10 @@ def _collapse_sentences(res, table) -> str:
         survive = table.loc[act, "robust"]
         tail = f" and is 0% from epoch {zero_from + 1} on" if zero_from is not None else ""
         test = "no test image survives PGD" if survive == 0 else f"{_pct(survive)} of the test images survive PGD"
-        step = c5._num(table.loc[act, "diverged"]) if "diverged" in table.columns else math.nan
-        if not math.isnan(step):
+        if failed[act].startswith("diverged"):
             # a non-finite run stopped early: its collapse is the divergence, not fast AT's overfitting
             parts.append(
-                f"The {act} run diverged (a non-finite gradient at step {int(step)}; training stopped there), and "
+                f"The {act} run {failed[act]} (a non-finite gradient; training stopped there), and "
                 f"{test}, so every comparison with {act} measures the failed run, not the activation."
             )
             continue
