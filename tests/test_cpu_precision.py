@@ -165,16 +165,18 @@ def test_amp_off_and_layout_off_are_recorded(blobs):
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16")
 def test_bf16_training_matches_fp32_accuracy_and_resumes_bitwise(blobs, tmp_path):
-    bf = train(_cfg(), data=blobs, out_dir=tmp_path / "bf16", verbose=False)
-    fp = train(_cfg(amp=False), data=blobs, verbose=False)
+    # 8 epochs (80 steps): after 2 (20 steps) the toy task is still chaotic, both precisions land anywhere
+    # between 26% and 60% depending on rounding, so one pair of runs says nothing about bf16
+    bf = train(_cfg(epochs=8), data=blobs, out_dir=tmp_path / "bf16", verbose=False)
+    fp = train(_cfg(epochs=8, amp=False), data=blobs, verbose=False)
     assert bf["precision"] == "bf16" and fp["precision"] == "fp32"
     # 500 test images of an easy task: both well above chance and within 5 points (benchmarks/README.md
     # records the seed-to-seed spread of this comparison on real CIFAR-10)
     assert bf["clean_acc"] > 0.5 and fp["clean_acc"] > 0.5
     assert abs(bf["clean_acc"] - fp["clean_acc"]) < 0.05
-    part = train(_cfg(), data=blobs, out_dir=tmp_path / "part", stop_after=1, verbose=False)
+    part = train(_cfg(epochs=8), data=blobs, out_dir=tmp_path / "part", stop_after=1, verbose=False)
     assert not part["finished"]
-    resumed = train(_cfg(), data=blobs, out_dir=tmp_path / "part", resume=True, verbose=False)
+    resumed = train(_cfg(epochs=8), data=blobs, out_dir=tmp_path / "part", resume=True, verbose=False)
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in bf["history"]]
     assert resumed["clean_acc"] == bf["clean_acc"]
 
