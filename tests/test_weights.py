@@ -7,7 +7,7 @@ import torch
 
 from thesis_lib.training import TrainConfig, load_run, train
 from thesis_lib.utils import ThesisError
-from thesis_lib.weights import export_weights, load_model
+from thesis_lib.weights import export_weights, load_model, record_evaluation
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,44 @@ def test_corrupt_or_missing_weights_give_one_sentence(finished_run, tmp_path):
         load_model(card_path)
     with pytest.raises(ThesisError, match="no finished model"):
         export_weights(tmp_path / "nothing", tmp_path / "exp", "x", metrics, "smoke", "light_cnn")
+
+
+def test_record_evaluation_writes_the_card_once(finished_run, tmp_path):
+    run, metrics = finished_run
+    card_path = export_weights(run, tmp_path / "exp", "kaf", metrics, "smoke", "light_cnn")
+    ev = {"attack": "PGD-50x10", "clean_acc": 0.5, "robust_acc": 0.25}
+    assert record_evaluation(tmp_path / "exp", "kaf", ev)
+    assert json.loads(card_path.read_text())["evaluation"] == ev
+    assert not record_evaluation(tmp_path / "exp", "kaf", dict(ev))  # unchanged: not rewritten
+    assert record_evaluation(tmp_path / "exp", "kaf", {**ev, "robust_acc": 0.3})
+    assert not record_evaluation(tmp_path / "exp", "no_such_run", ev)  # no card: nothing written
+    load_model(card_path)  # the card still loads (the hash covers the weights, not the card)
+
+
+def _fast_at_cards():
+    """(profile, experiment, key) of every committed fast-AT model beyond smoke that has a PGD step."""
+    from thesis_lib.weights import default_results_dir
+
+    out = []
+    for card in sorted(default_results_dir().glob("*/*/weights/*.json")):
+        profile = card.parent.parent.parent.name
+        step = card.parent.parent / f"pgd_{card.stem}.json"
+        if profile != "smoke" and step.is_file() and json.loads(card.read_text()).get("method") == "fast_at":
+            out.append((profile, card.parent.parent.name, card.stem))
+    return out
+
+
+@pytest.mark.parametrize("profile,experiment,key", _fast_at_cards())
+def test_fast_at_cards_state_the_robust_accuracy_of_their_pgd_step(profile, experiment, key):
+    from thesis_lib.weights import default_results_dir
+
+    folder = default_results_dir() / profile / experiment
+    card = json.loads((folder / "weights" / f"{key}.json").read_text())
+    step = json.loads((folder / f"pgd_{key}.json").read_text())["result"]
+    ev = card.get("evaluation")
+    assert ev is not None, f"the card of {experiment}/{key} ({profile}) has no evaluation"
+    assert ev["robust_acc"] == step["robust_acc"] and ev["clean_acc"] == step["clean_acc"]
+    assert ev["images"].startswith(f"{step['n']} ")
 
 
 def test_load_pretrained_finds_committed_weights_and_names_what_exists():

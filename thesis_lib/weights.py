@@ -9,7 +9,8 @@ Layout, beside the run's metrics (RobustBench-style: weights with a card and a l
 
 `load_model(card_path)` rebuilds the network from the card's training config and loads the weights
 with safetensors (no pickle), after checking the file's hash; anything missing or corrupt is one
-clear ThesisError. `export_weights` writes the pair from a finished training-run folder.
+clear ThesisError. `export_weights` writes the pair from a finished training-run folder;
+`record_evaluation` adds what the network scored under attack once its experiment has evaluated it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import torch
 
 from .utils import ThesisError, atomic_write_json, read_json
 
-__all__ = ["export_weights", "load_model", "load_pretrained", "available_weights", "model_card", "weights_dir"]
+__all__ = [
+    "export_weights",
+    "load_model",
+    "load_pretrained",
+    "available_weights",
+    "model_card",
+    "record_evaluation",
+    "weights_dir",
+]
 
 CARD_FIELDS = (
     "arch",
@@ -98,6 +107,24 @@ def export_weights(
     card = model_card(metrics, key, profile, experiment, dst)
     atomic_write_json(out / f"{key}.json", card)
     return out / f"{key}.json"
+
+
+def record_evaluation(experiment_dir: str | os.PathLike, key: str, evaluation: dict) -> bool:
+    """Store `evaluation` (the attack, the images, clean and robust accuracy) in the card of run `key`.
+
+    The card is rewritten (atomically) only when its evaluation differs, so re-reading cached evaluation
+    steps leaves committed cards untouched. Returns whether the card changed; a run without a card (its
+    weights not exported) is left alone.
+    """
+    path = weights_dir(experiment_dir) / f"{key}.json"
+    if not path.is_file():
+        return False
+    card = read_json(path)
+    if card.get("evaluation") == evaluation:
+        return False
+    card["evaluation"] = evaluation
+    atomic_write_json(path, card)
+    return True
 
 
 def load_model(card_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:

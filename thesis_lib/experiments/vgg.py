@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..weights import record_evaluation
 from .common import (
     PGD_SMOKE,
     PGD_THESIS,
@@ -208,6 +209,19 @@ def _row_set(ctx, s: ATSettings, members) -> list[dict]:
     return rows
 
 
+def card_evaluation(pgd: PGDSettings, row: dict) -> dict:
+    """What a fast-AT model card says the network scored (from its evaluation row)."""
+    out = {
+        "attack": f"{pgd.label()} L-inf, eps {pgd.eps:.6g}, step {pgd.step:.6g}",
+        "images": f"{row['n_eval']} stratified test images (seed 0)",
+        "clean_acc": row["clean_acc"],
+        "robust_acc": row["robust_acc"],
+    }
+    if "thesis_robust_acc" in row:  # the thesis's own evaluation (ART, no labels, best-rate restarts)
+        out["thesis_protocol_robust_acc"] = row["thesis_robust_acc"]
+    return out
+
+
 def evaluate_at_run(ctx, s: ATSettings, key: str, act: str, cfg: dict, model, row: dict) -> None:
     """Clean and PGD accuracy (and the thesis's evaluation) of run `key`; the main row set also gets the
     ART cross-check (one model) and the iterations curve. Step names end with the run key."""
@@ -218,6 +232,7 @@ def evaluate_at_run(ctx, s: ATSettings, key: str, act: str, cfg: dict, model, ro
     if s.thesis_eval:
         t = evaluate_thesis_protocol(ctx, key, model, s.pgd, cfg)
         row.update(thesis_robust_acc=t["robust_acc"], thesis_flipped_to_correct=t["flipped_to_correct"])
+    record_evaluation(ctx.out, key, card_evaluation(s.pgd, row))
     if key != act:
         return
     if s.art_check_n and act == s.art_check_activation:
