@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -69,3 +70,24 @@ def test_blocks_of_unfinished_experiments_render_on_the_smoke_results(block, mon
     assert "nan" not in text
     if block == "_vgg_cpu":
         assert "thesis's recorded one-cycle bounds" in text  # the second row set
+
+
+def test_status_block_lists_every_experiment_and_adds_up_its_compute(tmp_path):
+    from thesis_lib.experiments.registry import list_experiments
+    from thesis_lib.experiments.runner import SUMMARY
+
+    root = tmp_path / "results"
+    shutil.copytree(RESULTS / "cpu" / "kwta_line", root / "cpu" / "kwta_line")  # one finished experiment
+    shutil.copytree(RESULTS / "cpu" / "light_cnn", root / "cpu" / "light_cnn")  # and what it requires
+    (root / "cpu" / "resnet20_at" / "training").mkdir(parents=True)
+    (root / "cpu" / "resnet20_at" / "training" / "relu.json").write_text("{}")  # one started
+    text = readme.render_block("status", root)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[3:-2]}
+    assert list(rows) == list_experiments()
+    assert "started (1 training runs, 0 steps stored)" in rows["resnet20_at"]
+    assert "done" in rows["kwta_line"] and "done" not in rows["vgg"]
+    hours = sum(
+        json.loads((root / "cpu" / e / SUMMARY).read_text())["compute_time_s"] for e in ("kwta_line", "light_cnn")
+    )
+    assert f"**{hours / 3600:.1f} h**" in text.splitlines()[-2]
+    assert readme.render_block("status", tmp_path / "empty") is None  # nothing finished: the block is left alone

@@ -450,13 +450,53 @@ The thesis's chapter-4 observations (notebook 05; differences with 95% intervals
 
 
 # Block name -> (the experiments it needs, as (name, profile); its text from the results folder).
-BLOCKS: dict[str, tuple[tuple[tuple[str, str], ...], Callable[[Path], str]]] = {
+def _status(results: Path) -> str | None:
+    """Per experiment and profile beyond smoke: finished (with its compute time), started, or not yet run;
+    None when nothing beyond smoke has finished (a fresh results folder)."""
+    from .registry import EXPERIMENTS, list_experiments
+    from .runner import stored_progress
+
+    profiles = ("cpu", "full")
+    total = dict.fromkeys(profiles, 0.0)
+    machines: dict[str, set] = {p: set() for p in profiles}
+    lines = [
+        "| experiment | section | notebook | " + " | ".join(f"`{p}` profile" for p in profiles) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in profiles) + " |",
+    ]
+    for name in list_experiments():
+        exp, cells = EXPERIMENTS[name], []
+        for p in profiles:
+            if not exp.has_profile(p):
+                cells.append("--")
+            elif is_complete(name, p, results):
+                res = ExperimentResults(name, p, results)
+                total[p] += _hours(res)
+                machines[p].add(_machine(res))
+                cells.append(f"done, {_hours(res):.1f} h")
+            elif any(stored_progress(name, p, results)):
+                runs, steps = stored_progress(name, p, results)
+                cells.append(f"started ({runs} training runs, {steps} steps stored)")
+            else:
+                cells.append("not run")
+        lines.append(f"| {name} | {exp.section} | {exp.notebook[:2]} | " + " | ".join(cells) + " |")
+    if not any(machines.values()):
+        return None
+    lines.append(
+        "| **total** | | | "
+        + " | ".join(f"**{total[p]:.1f} h** ({'; '.join(sorted(machines[p])) or '--'})" for p in profiles)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+BLOCKS: dict[str, tuple[tuple[tuple[str, str], ...], Callable[[Path], str | None]]] = {
     "light-cnn-full": ((("light_cnn", "full"),), _light_cnn_full),
     "resnet-standard-cpu": ((("resnet_standard", "cpu"),), _resnet_standard_cpu),
     "resnet20-cpu": ((("resnet20_at", "cpu"), ("resnet20_lr_range", "cpu")), _resnet20_cpu),
     "vgg-cpu": ((("vgg", "cpu"), ("vgg_lr_range", "cpu")), _vgg_cpu),
     "autoattack-light-cnn": ((("autoattack_light_cnn", "cpu"),), _autoattack_light_cnn),
     "autoattack-cpu": ((("autoattack", "cpu"),), _autoattack_cpu),
+    "status": ((), _status),  # renders once some experiment has finished beyond smoke
 }
 
 
@@ -468,7 +508,10 @@ def render_block(name: str, results_dir: str | Path = DEFAULT_RESULTS_DIR) -> st
     results = Path(results_dir)
     if not all(is_complete(exp, profile, results) for exp, profile in needs):
         return None
-    body = "\n".join(line.rstrip() for line in make(results).splitlines())
+    text = make(results)
+    if text is None:
+        return None
+    body = "\n".join(line.rstrip() for line in text.splitlines())
     return f"<!-- {name}: start -->\n{body}\n<!-- {name}: end -->"
 
 
