@@ -21,11 +21,17 @@ import sys
 
 
 def import_art(path: str):
-    """ART from `path`, with the one SciPy name its package init imports that SciPy >= 1.8 moved."""
+    """ART from `path`, with the two names its package init imports that later Python and SciPy moved
+    (used by its ShapeShifter and PixelAttack modules, not by the PGD compared here)."""
+    import collections
+    import collections.abc
+
     import scipy.optimize._optimize as moved
     import scipy.optimize.optimize as shim
 
-    if not hasattr(shim, "_status_message"):  # only pixel_threshold.py uses it, not the PGD compared here
+    if not hasattr(collections, "Callable"):
+        collections.Callable = collections.abc.Callable
+    if not hasattr(shim, "_status_message"):
         shim._status_message = moved._status_message
     sys.path.insert(0, os.path.abspath(path))
     import art
