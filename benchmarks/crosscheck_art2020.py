@@ -21,14 +21,19 @@ import sys
 
 
 def import_art(path: str):
-    """ART from `path`, with the two names its package init imports that later Python and SciPy moved
-    (used by its ShapeShifter and PixelAttack modules, not by the PGD compared here)."""
+    """ART from `path`, with the names it uses that later NumPy, SciPy and Python removed or moved: the NumPy
+    aliases of builtins (its parameter checks), `collections.Callable` and a SciPy private name (imported
+    by its ShapeShifter and PixelAttack modules, not used by the PGD compared here)."""
     import collections
     import collections.abc
 
+    import numpy as np
     import scipy.optimize._optimize as moved
     import scipy.optimize.optimize as shim
 
+    for alias, builtin in (("int", int), ("float", float), ("object", object)):  # removed in NumPy 1.24
+        if alias not in np.__dict__:
+            setattr(np, alias, builtin)
     if not hasattr(collections, "Callable"):
         collections.Callable = collections.abc.Callable
     if not hasattr(shim, "_status_message"):
