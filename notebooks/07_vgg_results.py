@@ -76,7 +76,7 @@ print(c5.profile_note(res, table["clean"]))
 # Clean accuracy on the test set the training run evaluated (float32); robust accuracy under the
 # profile's PGD on a stratified subset of it; the thesis's own evaluation on the same images and the
 # paired difference (thesis protocol minus ours). Brackets: 95% intervals (Wilson for accuracies,
-# paired normal interval for the difference). "bounds from" says where each model's one-cycle bounds
+# Newcombe's paired interval for the difference). "bounds from" says where each model's one-cycle bounds
 # came from (a range test that gave none falls back to the thesis's recorded pair). The watch column is
 # the PGD accuracy on fixed training images per epoch; "collapsed" marks catastrophic overfitting.
 

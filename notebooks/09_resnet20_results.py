@@ -82,7 +82,7 @@ print(c5.profile_note(res, table["clean"]))
 # Clean accuracy on the test set the training run evaluated (float32); robust accuracy under the
 # profile's PGD on a stratified subset of it (an image counts only when no restart breaks it); the
 # thesis's own evaluation on the same images, and the difference (thesis protocol minus ours, paired
-# on the images). Brackets: 95% intervals (Wilson for accuracies, paired normal interval for the
+# on the images). Brackets: 95% intervals (Wilson for accuracies, Newcombe's paired interval for the
 # difference). The watch column is the PGD accuracy on fixed training images per epoch, best (epoch)
 # and final; "collapsed" marks catastrophic overfitting (Wong, Rice, Kolter 2020).
 
@@ -101,8 +101,8 @@ save_figure(fig, "resnet20_accuracy_vs_robustness", figures_dir, stamp=stamp)
 # One row per comparison: the measured difference in percentage points with its 95% interval and
 # the p-value of the test named. Robust accuracies are paired on the same attacked images (McNemar's
 # exact test); clean accuracies use Newcombe's interval and the z-test of two proportions. The verdict
-# follows the test's p-value; the paired interval is a normal approximation, which can exclude 0 when
-# only a few images differ while the exact test does not. The significance level is printed below; a
+# follows the test's p-value; near the boundary the interval (Newcombe's, for paired proportions) and
+# the exact test can disagree, and the test decides. The significance level is printed below; a
 # comparison with a network at chance accuracy, or any comparison of a smoke run, decides nothing.
 # Where relu, swish and kaf were also trained with other seeds (section "Training seeds" below), a
 # comparison of two of them is decided over the seeds instead: the mean of the per-seed paired

@@ -22,10 +22,25 @@ def test_wilson_matches_known_values():
     assert lo == pytest.approx(0.0, abs=1e-12) and 0.003 < hi < 0.004
 
 
+def _paired(both, a_only, b_only, neither):
+    a = [True] * (both + a_only) + [False] * (b_only + neither)
+    b = [True] * both + [False] * a_only + [True] * b_only + [False] * neither
+    return paired_difference(a, b)
+
+
+def test_paired_difference_is_newcombes_interval():
+    # Newcombe (1998) method 10 on a paired 2 x 2 table (59 both, 6 / 16 discordant, 80 neither): the
+    # value printed by the R package contingencytables (Fagerland et al.), -0.0621 [-0.1186, -0.0046]
+    d = _paired(59, 6, 16, 80)
+    assert (d.value, d.lo, d.hi) == pytest.approx((-0.0621, -0.1186, -0.0046), abs=1e-4)
+    zero = _paired(0, 0, 0, 1000)  # two networks both at 0 of 1,000: not a point, Wilson's reach of 0/1000
+    assert zero.value == 0 and zero.lo == pytest.approx(-wilson(0, 1000)[1]) and zero.hi == -zero.lo > 0.003
+
+
 def test_paired_difference_uses_the_pairing():
     a = [True] * 60 + [False] * 40
     same = paired_difference(a, a)
-    assert same.value == 0 and same.lo == 0 and same.hi == 0
+    assert same.value == 0 and same.lo < 0 < same.hi and same.hi - same.lo < 0.05
     b = [False] * 10 + [True] * 50 + [False] * 40  # a wins on 10 images, never loses
     d = paired_difference(a, b)
     assert d.value == pytest.approx(0.1) and d.lo > 0
