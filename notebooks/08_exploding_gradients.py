@@ -95,8 +95,10 @@ save_figure(fig, "resnet_standard_accuracy", figures_dir, stamp=stamp)
 #
 # For each run, the L2 norm of each convolution/dense kernel and of its gradient at each of the first
 # iterations; layers are numbered in forward order (0 = stem convolution). Early, middle and late layers
-# are drawn, plus layer 15 (where the thesis saw huge norms) when the network has it. Non-finite values
-# are drawn as red crosses on the top edge.
+# are drawn, plus layer 15 (where the thesis saw huge norms) when the network has it. A log axis cannot
+# show a norm of exactly 0 or a non-finite one: those get strips of their own, one row per layer in its
+# colour, "0" under the panel and "NaN/inf" above it; a lone finite value (e.g. a gradient at step 0
+# followed by zeros) is drawn as a dot.
 
 # %%
 frames = {}

@@ -283,6 +283,9 @@ def test_exploding_table_groups_and_smoke(tmp_path):
     assert t.loc[("resnet56", "relu"), "grad_init_stage 1"] == 19.0
     assert t.loc[("resnet56", "kaf"), "grad_init_stage 1"] == math.inf  # a non-finite norm wins its group
     assert t.loc[("resnet56", "relu"), "grad_init_dense"] == 1.0
+    shown = c5.exploding_display(t)
+    assert shown.loc[("resnet56", "relu"), "diverged at step"] == "--"  # stayed finite: no Python None shown
+    assert shown.loc[("resnet56", "kaf"), "diverged at step"] == 7
     assert [c5.layer_group(p, 27) for p in ("blocks.8.conv2.weight", "blocks.9.act1", "blocks.26.conv1")] == [
         "stage 1",
         "stage 2",

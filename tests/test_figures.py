@@ -179,6 +179,60 @@ def test_figures_show_data_fit_a_page_and_print_readably(name):
     assert small_fonts(fig) == [], f"{name}: fonts below {P.MIN_FONT_SIZE} pt"
 
 
+def _gradient_norm_figures():
+    """Notebook 08's per-layer norm figures, drawn as it draws them: {run: (figure, norms frame)}."""
+    from thesis_lib.experiments.resnet_standard import norms_frame
+
+    res = _best("resnet_standard")
+    out = {}
+    for m in res.result["models"]:
+        key = f"{m['arch']}_{m['activation']}"
+        f = norms_frame(res.step(f"norms_{key}")).rename(
+            columns={"layer_index": "layer", "weight": "weight_norm", "grad": "grad_norm"}
+        )
+        layers = P.pick_layers(sorted(f["layer"].unique()), 3)
+        if f["layer"].max() >= 15 and 15 not in layers:
+            layers = sorted(layers + [15])
+        out[key] = (P.plot_gradient_norms(f, layers=layers, title=key), f)
+    return out
+
+
+def _has_marker(line) -> bool:
+    return line.get_marker() not in (None, "", " ", "None", "none")
+
+
+def test_gradient_norm_figures_show_every_value_and_cover_none():
+    """Notebook 08 (section 5.2): panels not blank, a page wide, legends beside or under the panels, and
+    every finite norm visible: on a drawn segment, or under a marker of its layer's colour."""
+    figures = _gradient_norm_figures()
+    for key, (fig, _) in figures.items():
+        assert blank_axes(fig) == [], key
+        assert fig.get_size_inches()[0] <= P.TEXT_WIDTH + 1e-9 and small_fonts(fig) == [], key
+        fig.canvas.draw()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+        for leg in legends:
+            assert not any(leg.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes), key
+        for ax in fig.axes:
+            for ln in ax.get_lines():
+                if _has_marker(ln) or ln.get_transform() != ax.transData:
+                    continue
+                x, y = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+                ok = np.isfinite(y)
+                lone = set(x[ok & ~(np.r_[False, ok[:-1]] | np.r_[ok[1:], False])])
+                marked = {
+                    v
+                    for other in ax.get_lines()
+                    if _has_marker(other) and other.get_color() == ln.get_color()
+                    for v in np.asarray(other.get_xdata(), float)
+                }
+                assert lone <= marked, f"{key}: lone values at steps {sorted(lone - marked)} are not drawn"
+    if "resnet56_kaf" in figures:
+        fig, f = figures["resnet56_kaf"]
+        if (f.loc[f["layer"] == 0, "grad_norm"].iloc[1:] == 0).all():
+            # the finding of section 5.2: the stem's gradient is huge at step 0 and exactly 0 afterwards
+            assert any("= 0" in t.get_text() for leg in fig.legends for t in leg.get_texts())
+
+
 def test_small_fonts_are_found():
     fig, ax = plt.subplots()
     ax.set_title("tiny", fontsize=6)

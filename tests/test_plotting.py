@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 from thesis_lib import plotting as P  # noqa: E402
 from thesis_lib.activations import make_activation  # noqa: E402
+from thesis_lib.plotting.checks import blank_axes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +104,34 @@ def test_accuracy_vs_robustness_markers_and_labels():
     assert P.activation_marker("kaf_elu") == "X" and P.activation_marker("elu") == "D"
 
 
+def _legends(fig):
+    return [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+
+
+def _marks_at(fig, x):
+    """Display positions and colours of the markers drawn at data x = `x` (all panels, legends excluded)."""
+    fig.canvas.draw()
+    found = []
+    for ax in fig.axes:
+        for ln in ax.get_lines():
+            if ln.get_marker() in (None, "", " ", "None", "none") or not ln.get_visible():
+                continue
+            xs, ys = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+            at = (xs == x) & np.isfinite(ys)
+            for px, py in ln.get_transform().transform(np.column_stack([xs[at], ys[at]])):
+                if np.isfinite(px) and np.isfinite(py):
+                    found.append(((px, py), matplotlib.colors.to_hex(ln.get_color())))
+    return found
+
+
+def _layer_colors(fig):
+    return {
+        t.get_text(): matplotlib.colors.to_hex(h.get_color())
+        for leg in _legends(fig)
+        for t, h in zip(leg.get_texts(), leg.legend_handles)
+    }
+
+
 def test_gradient_norms_mark_nan():
     rows = [
         dict(step=s, layer=f"l{k}", weight_norm=1.0 + s, grad_norm=float("nan") if (k == 0 and s >= 3) else 2.0)
@@ -110,15 +139,93 @@ def test_gradient_norms_mark_nan():
         for k in range(5)
     ]
     fig = P.plot_gradient_norms(rows)
-    grad_ax = fig.axes[1]
-    marks = [ln for ln in grad_ax.get_lines() if ln.get_marker() == "x"]
-    assert len(marks) == 1 and len(marks[0].get_xdata()) == 3
-    assert [t.get_text() for t in grad_ax.get_legend().get_texts()] == ["l0", "l2", "l4", "norm NaN or inf"]
-    # an exactly-zero norm (vanished gradient) is marked at the bottom edge, not dropped
+    marks = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [3, 4, 5]
+    assert matplotlib.colors.to_hex(marks[0].get_color()) == _layer_colors(fig)["l0"]  # in the layer's colour
+    texts = [t.get_text() for leg in _legends(fig) for t in leg.get_texts()]
+    assert texts[:3] == ["l0", "l2", "l4"] and any("NaN or inf" in t for t in texts)
+    # an exactly-zero norm (vanished gradient) is marked under the panel, not dropped
     rows[2]["grad_norm"] = 0.0  # step 0 of layer l2, one of the layers drawn
-    grad_ax = P.plot_gradient_norms(rows).axes[1]
-    assert len([ln for ln in grad_ax.get_lines() if ln.get_marker() == "v"]) == 1
-    assert "norm 0 or -inf (off the log axis)" in [t.get_text() for t in grad_ax.get_legend().get_texts()]
+    fig = P.plot_gradient_norms(rows)
+    assert [
+        (ln.get_xdata()[0], matplotlib.colors.to_hex(ln.get_color()))
+        for ax in fig.axes
+        for ln in ax.get_lines()
+        if ln.get_marker() == "|"
+    ] == [(0, _layer_colors(fig)["l2"])]
+    assert any("= 0" in t.get_text() for leg in _legends(fig) for t in leg.get_texts())
+
+
+def test_gradient_norms_show_a_lone_finite_point():
+    """A KAF-ResNet-56 stem: one huge gradient at step 0, exactly 0 afterwards; a line alone would not show it."""
+    n = 50  # more steps than get a marker on every point
+    grad = {0: [1e10] + [0.0] * (n - 1), 1: [7e3, 8e3] + [0.0] * (n - 2), 2: [0.05] * n}
+    rows = [dict(step=s, layer=k, weight_norm=1.0, grad_norm=g[s]) for k, g in grad.items() for s in range(n)]
+    fig = P.plot_gradient_norms(rows, layers=[0, 1, 2])
+    for step, value in ((0, 1e10), (0, 7e3), (1, 8e3)):
+        drawn = [
+            ln
+            for ax in fig.axes
+            for ln in ax.get_lines()
+            if ln.get_marker() not in (None, "", " ", "None", "none")
+            and ln.get_transform() == ax.transData
+            and any(x == step and y == value for x, y in zip(ln.get_xdata(), ln.get_ydata()))
+        ]
+        assert drawn, f"the norm {value:g} at step {step} has no marker"
+    assert blank_axes(P.plot_gradient_norms(rows, layers=[0])) == []  # the stem alone: its panel is not blank
+    # runs long enough to show as a line get no markers
+    assert not [m for m in _marks_at(fig, 25) if m[1] == _layer_colors(fig)["layer 2"]]
+
+
+def test_gradient_norms_keep_zeros_of_layers_apart():
+    """Zeros of two layers at the same step: two places, each in its layer's colour, as the legend shows."""
+    rows = [
+        dict(step=s, layer=f"l{k}", weight_norm=1.0 + k, grad_norm=0.0 if s >= 10 else 1.0 + k)
+        for s in range(30)
+        for k in range(2)
+    ]
+    fig = P.plot_gradient_norms(rows)
+    colors = _layer_colors(fig)
+    marks = _marks_at(fig, 15)  # both layers are 0 at step 15
+    by_color = {c: xy for xy, c in marks}
+    assert set(by_color) == {colors["l0"], colors["l1"]}
+    (x0, y0), (x1, y1) = by_color[colors["l0"]], by_color[colors["l1"]]
+    assert np.hypot(x0 - x1, y0 - y1) > 3  # pixels: one is not drawn over the other
+    # the legend's key for the zeros uses the layers' colours, as the marks do
+    from matplotlib.lines import Line2D
+
+    keys = {
+        matplotlib.colors.to_hex(ln.get_color())
+        for leg in _legends(fig)
+        for ln in leg.findobj(Line2D)
+        if ln.get_linestyle() in ("None", "", " ") and ln.get_marker() not in (None, "", "None", "none")
+    }
+    assert {colors["l0"], colors["l1"]} <= keys
+
+
+def test_gradient_norms_legends_cover_no_data():
+    rows = [dict(step=s, layer=k, weight_norm=1.0 + s, grad_norm=1.0 / (1 + s)) for s in range(40) for k in range(4)]
+    fig = P.plot_gradient_norms(rows, layers=[0, 1, 2, 3])
+    fig.canvas.draw()
+    legends = _legends(fig)
+    assert legends
+    for leg in legends:
+        box = leg.get_window_extent()
+        assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes)
+    assert fig.get_size_inches()[0] == pytest.approx(P.TEXT_WIDTH)
+
+
+def test_fix_ablation_title_says_red_only_with_a_red_bar():
+    def title(diverged):
+        rows = [
+            {"candidate": "baseline", "clean_acc": 0.1, "diverged": diverged},
+            {"candidate": "ridge_relu", "clean_acc": 0.42, "diverged": None},
+        ]
+        return P.plot_fix_ablation(rows).axes[0].get_title()
+
+    assert "diverged" in title({"step": 3, "quantity": "grad"})
+    assert "diverged" not in title(None) and "red" not in title(None)
+    assert "diverged" not in title(float("nan"))  # a missing cell of a DataFrame: not diverged
 
 
 def _scan(jumps):

@@ -1086,9 +1086,14 @@ def exploding_display(table):
     out = format_intervals(base, {"clean": "clean acc (%)"})
     out["best test acc (%)"] = [_pct_cell(v) for v in table["best_test_acc"]]
     out["epochs"] = table["epochs"].tolist()
-    out["diverged at step"] = table["diverged_step"].tolist()
-    out["first non-finite"] = table["diverged_quantity"].tolist()
-    out["in layer"] = table["diverged_layer"].tolist()
+    for col, src in (
+        ("diverged at step", "diverged_step"),
+        ("first non-finite", "diverged_quantity"),
+        ("in layer", "diverged_layer"),
+    ):
+        out[col] = [
+            "--" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in table[src]
+        ]  # stayed finite
     for g in GROUPS:
         vals = table.get(f"grad_init_{g}")
         if vals is not None and not vals.isna().all():

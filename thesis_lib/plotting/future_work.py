@@ -70,22 +70,28 @@ def plot_lipschitz_bounds(models, title: str = "Lipschitz bounds vs local estima
     return fig
 
 
+def _diverged(d) -> bool:
+    """A `diverged` cell: a record (or True) when the run turned non-finite; None, False or NaN when not."""
+    return not (d is None or (isinstance(d, float) and np.isnan(d))) and bool(d)
+
+
 @styled
-def plot_fix_ablation(candidates, chance: float = 10.0, title: str = "KAF ResNet-56 candidates (red: diverged)"):
+def plot_fix_ablation(candidates, chance: float = 10.0, title: str = "KAF ResNet-56 candidates"):
     """Clean accuracy (%) of each ResNet-56 candidate fix; red bars: the run turned non-finite.
 
     `candidates`: rows with candidate, clean_acc (a fraction) and diverged (falsy when the run stayed
-    finite), the `resnet56_fix` experiment's `result["candidates"]`.
+    finite), the `resnet56_fix` experiment's `result["candidates"]`. The title says "(red: diverged)"
+    only when a bar is red.
     """
     import matplotlib.pyplot as plt
 
     ab = _frame(candidates)
     fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.4))
-    colors = [RED if d else BLUE for d in ab["diverged"]]
-    ax.bar(ab["candidate"], ab["clean_acc"].astype(float) * 100, color=colors)
+    diverged = [_diverged(d) for d in ab["diverged"]]
+    ax.bar(ab["candidate"], ab["clean_acc"].astype(float) * 100, color=[RED if d else BLUE for d in diverged])
     ax.axhline(chance, color=REFERENCE, ls=":", lw=1.0, label=f"chance ({chance:g}%)")
     ax.set_ylabel("clean accuracy (%)")
-    ax.set_title(title)
+    ax.set_title(f"{title} (red: diverged)" if any(diverged) else title)
     for label in ax.get_xticklabels():
         label.set(rotation=40, ha="right", rotation_mode="anchor")
     fig.legend(loc="outside lower right")  # outside: bars at chance level would hide it

@@ -282,6 +282,46 @@ def pick_layers(layers: Sequence, n: int = 3) -> list:
     return [layers[i] for i in idx]
 
 
+SHORT_RUN = 0.03  # finite runs spanning at most this share of the steps get markers: too short to show as a line
+_MAIN_HEIGHT = 2.1  # inches: the log panels of `plot_gradient_norms`
+_ROW_HEIGHT = 0.085  # inches per layer row in its strips of zeros and of NaN / inf
+
+
+def _short_runs(xs: np.ndarray, ok: np.ndarray, frac: float = SHORT_RUN) -> np.ndarray:
+    """The points of runs of consecutive `ok` values whose x extent is at most `frac` of the x range."""
+    out = np.zeros(len(ok), dtype=bool)
+    span = float(xs.max() - xs.min()) if len(xs) else 0.0
+    i = 0
+    while i < len(ok):
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(ok) and ok[j + 1]:
+            j += 1
+        if xs[j] - xs[i] <= frac * span:  # a lone point has extent 0
+            out[i : j + 1] = True
+        i = j + 1
+    return out
+
+
+def _layer_label(name) -> str:
+    return f"layer {name}" if isinstance(name, (int, np.integer)) else str(name)
+
+
+def _mark_strip(fig, spec, ax, marks, label: str, marker: str):
+    """A strip sharing `ax`'s steps: one row per layer (first on top), its marks at their steps in its colour."""
+    strip = fig.add_subplot(spec, sharex=ax)
+    for row, (color, xs) in enumerate(marks):
+        if len(xs):
+            strip.plot(xs, np.full(len(xs), row), ls="", marker=marker, color=color, ms=4.5, mew=1.1, clip_on=False)
+    strip.set_ylim(len(marks) - 0.5, -0.5)
+    strip.set_yticks([(len(marks) - 1) / 2], [label])
+    strip.tick_params(axis="y", length=0)
+    strip.grid(False, axis="y")
+    return strip
+
+
 @styled
 def plot_gradient_norms(
     norms,
@@ -295,11 +335,16 @@ def plot_gradient_norms(
 
     norms: tidy rows (DataFrame or list of dicts) with columns `step`, `layer` and the
     `quantities`. layers: which layers to draw (default: early, middle and late layers in order of
-    first appearance). Values a log axis cannot show are marked on its edges (`mark_off_scale`):
-    exactly-zero norms (e.g. early layers after a KAF-ResNet-56 blow-up) at the bottom, NaN / inf at
-    the top, so an exploding run shows where it broke.
+    first appearance). Values a log axis cannot show get strips of their own, one row per layer in
+    its colour, so that several layers' marks at one step stay apart: norms of exactly 0 (e.g. early
+    layers after a KAF-ResNet-56 blow-up; negatives too) as ticks in a strip "0" under the panel, NaN / inf as
+    crosses in a strip "NaN/inf" above it. Finite values too short-lived to show as a line (a lone
+    point between zeros, or a run over at most SHORT_RUN of the steps) get markers, as do all points
+    of histories of at most 20 steps. The legends sit outside the panels: they cover no data.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.legend_handler import HandlerTuple
+    from matplotlib.lines import Line2D
 
     rows = _records(norms)
     if not rows:
@@ -309,30 +354,75 @@ def plot_gradient_norms(
         raise ValueError(f"norm rows lack column(s) {missing}; they have {sorted(rows[0])}")
     order = list(dict.fromkeys(r[layer] for r in rows))
     layers = pick_layers(order) if layers is None else list(layers)
-    fig, axes = plt.subplots(1, len(quantities), figsize=(TEXT_WIDTH, 2.8), squeeze=False)
-    for ax, q in zip(axes[0], quantities):
-        ax.set_yscale("log")  # before marking: mark_off_scale asks the axis scale
-        low = high = 0
-        for k, name in enumerate(layers):
-            sel = sorted((r[step], float(r[q]) if r[q] is not None else math.nan) for r in rows if r[layer] == name)
-            if not sel:
-                continue
-            xs = np.array([s for s, _ in sel], dtype=float)
-            ys = np.array([v for _, v in sel], dtype=float)
+    series = {}  # layer -> (steps, {quantity: values}), sorted by step
+    for name in layers:
+        sel = sorted((r for r in rows if r[layer] == name), key=lambda r: r[step])
+        if sel:
+            values = {q: np.array([math.nan if r[q] is None else float(r[q]) for r in sel]) for q in quantities}
+            series[name] = (np.array([r[step] for r in sel], dtype=float), values)
+    if not series:
+        raise ValueError(f"none of the layers {layers} has norm rows")
+    # explicit colours: "C0" etc. would be looked up in the rcParams at draw time, outside the thesis style
+    colors = {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(series)}
+    low = {q: [(colors[n], xs[vs[q] <= 0]) for n, (xs, vs) in series.items()] for q in quantities}
+    high = {
+        q: [(colors[n], xs[np.isnan(vs[q]) | (vs[q] == np.inf)]) for n, (xs, vs) in series.items()] for q in quantities
+    }
+    has_low = {q: any(len(x) for _, x in low[q]) for q in quantities}
+    has_high = {q: any(len(x) for _, x in high[q]) for q in quantities}
+
+    # grid rows: [NaN/inf strip], panel, [zero strip]; a panel without marks spans its column's empty strip rows
+    strip_h = max(0.2, _ROW_HEIGHT * len(series))
+    heights = [strip_h] * any(has_high.values()) + [_MAIN_HEIGHT] + [strip_h] * any(has_low.values())
+    main = int(any(has_high.values()))
+    fig = plt.figure(figsize=(TEXT_WIDTH, sum(heights) + 0.7 + 0.3 * (len(heights) > 1) + 0.3 * bool(title)))
+    gs = fig.add_gridspec(len(heights), len(quantities), height_ratios=heights)
+    short = max(len(xs) for xs, _ in series.values()) <= 20  # a few steps: markers on every point
+    for c, q in enumerate(quantities):
+        ax = fig.add_subplot(gs[main if has_high[q] else 0 : main + 1 if has_low[q] else len(heights), c])
+        ax.set_yscale("log")
+        for name, (xs, vs) in series.items():
+            ys = vs[q]
             ok = np.isfinite(ys) & (ys > 0)
-            color = f"C{k % 10}"
-            short = len(xs) <= 20  # a few steps: markers, or a lone finite point would not show
-            ax.plot(
-                xs, np.where(ok, ys, np.nan), color=color, lw=1.2, label=str(name), marker="o" if short else None, ms=3
-            )
-            # exactly-zero and non-finite norms cannot sit on a log axis: marked on its edges
-            marked = mark_off_scale(ax, xs, ys, color=color)
-            low, high = low + marked["low"], high + marked["high"]
-        ax.set_xlabel(step)
+            ax.plot(xs, np.where(ok, ys, np.nan), color=colors[name], lw=1.2, marker="o" if short else None, ms=3)
+            lone = _short_runs(xs, ok) if not short else np.zeros(len(xs), dtype=bool)
+            if lone.any():
+                ax.plot(xs[lone], ys[lone], ls="", marker="o", ms=4, color=colors[name])
         ax.set_title(q.replace("_", " "))
-        handles, labels = ax.get_legend_handles_labels()
-        extra = off_scale_handles(low=low > 0, high=high > 0, what="norm")
-        ax.legend(handles + extra, labels + [h.get_label() for h in extra])
+        bottom = ax
+        if has_high[q]:
+            top = _mark_strip(fig, gs[0, c], ax, high[q], "NaN/inf", "x")
+            top.tick_params(axis="x", bottom=False, labelbottom=False)
+            top.spines["bottom"].set_visible(False)
+            top.set_title(ax.get_title())  # the column's title goes above its top strip
+            ax.set_title("")
+        if has_low[q]:
+            ax.tick_params(axis="x", bottom=False, labelbottom=False)
+            bottom = _mark_strip(fig, gs[main + 1, c], ax, low[q], "0", "|")
+        bottom.set_xlabel(step)
+    handles = [
+        Line2D([], [], color=colors[n], lw=1.2, marker="o" if short else None, ms=3, label=_layer_label(n))
+        for n in series
+    ]
+    fig.legend(handles=handles, loc="outside right")
+    marks, labels = [], []
+    for found, marker, label in (
+        (low, "|", "norm = 0 (row per layer, under the panel)"),
+        (high, "x", "norm NaN or inf (row per layer, above)"),
+    ):
+        cs = list(dict.fromkeys(col for q in quantities for col, x in found[q] if len(x)))
+        if cs:
+            marks.append(tuple(Line2D([], [], ls="", marker=marker, color=col, ms=4.5, mew=1.1) for col in cs))
+            labels.append(label)
+    if marks:
+        fig.legend(
+            marks,
+            labels,
+            loc="outside lower center",
+            ncols=len(marks),
+            handler_map={tuple: HandlerTuple(ndivide=None, pad=0.2)},
+            handlelength=3,
+        )
     if title:
         fig.suptitle(title)
     return fig
