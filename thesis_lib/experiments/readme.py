@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..utils import ThesisError
+from ..utils import ThesisError, short_commit
 from .runner import DEFAULT_RESULTS_DIR, ExperimentResults, is_complete
 
 __all__ = ["BLOCKS", "render_block", "update_readme", "stale_blocks", "main"]
@@ -394,7 +394,7 @@ def _light_cnn_full(results: Path) -> str:
     cfg = run["config"]
     cpu_note = ""
     if len(both) == 2:
-        hw, commit = cpu.summary.get("hardware", {}), str(cpu.summary.get("git_commit"))[:7]
+        hw, commit = cpu.summary.get("hardware", {}), short_commit(cpu.summary.get("git_commit"))
         cpu_note = (
             f", next to the earlier {cpu.settings['epochs']}-epoch `cpu` runs ({_machine(cpu)}, "
             f"torch {hw.get('torch', '?')}, {_run_precision(cpu.run(acts[0]))}, commit {commit})"
