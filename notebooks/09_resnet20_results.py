@@ -124,11 +124,13 @@ save_table(c5.verdicts_display(verdicts), "resnet20_verdicts", figures_dir, stam
 
 # %%
 seed_table = c5.seed_table(res, res_seeds)
+caption = f"ResNet-20, fast adversarial training: clean and robust accuracy ({attack}) over training seeds."
 if len(seed_table):
-    save_table(c5.seed_display(seed_table), "resnet20_seeds", figures_dir, stamp=stamp,
-               caption=f"ResNet-20, fast adversarial training: clean and robust accuracy ({attack}) over training seeds.")
-else:
-    print(f"no repeated training seeds in the {profile} profile yet (python -m thesis_lib reproduce --only resnet20_seeds)")
+    save_table(c5.seed_display(seed_table), "resnet20_seeds", figures_dir, stamp=stamp, caption=caption)
+else:  # the saved table says so too (an older profile's table would otherwise stay beside this one's figure)
+    missing = f"no repeated training seeds in the {profile} profile yet (python -m thesis_lib reproduce --only resnet20_seeds)"
+    save_table(pd.DataFrame({"status": [missing]}), "resnet20_seeds", figures_dir, stamp=stamp, caption=caption)
+    print(missing)
 
 # %%
 fig = plot_seeds(c5.seed_outcomes(res, res_seeds), title="ResNet-20: training seeds", stamp=stamp)

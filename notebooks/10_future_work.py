@@ -17,12 +17,13 @@
 # **Profile and hardware.** The stored outputs come from the profile and machine listed in the
 # provenance table below (read from the results' `summary.json`). Profiles: `smoke` (CPU, a small
 # CIFAR-10 subset, one epoch: proves the pipeline end to end; its numbers are *not* the thesis's
-# results), `cpu` (the chapter-4 light CNNs, notebooks 02, 04 and 05: the light CNNs on all 50,000 training images
-# for 5 of the protocol's 20 epochs, attacked as in the protocol, on a 2-core CPU) and `full` (exactly the protocol: run on the 2-core CPU for the chapter-4
-# light CNNs of notebooks 02, 04 and 05; the other experiments need a GPU and have not been run at this
-# scale yet). `python -m thesis_lib.experiments.notebooks`
-# (default `--profile best`) shows, per notebook, the largest profile whose results exist; run
-# `python -m thesis_lib reproduce --profile full` on a GPU first to reproduce the protocol.
+# results), `cpu` (a stated reduction of the protocol on a 2-core CPU: the chapter-5 networks trained
+# for 15 epochs, attacked on 500 or 1,000 test images, the ResNet-56 ablation for 5 epochs per
+# candidate) and `full` (exactly the protocol; run on the 2-core CPU for the chapter-4 light CNNs only).
+# The notebook runs at the largest profile at which all its experiments are finished; each analysis of
+# models that exist at a larger profile (the Lipschitz bounds and AutoAttack tables) is shown at that
+# larger profile, and its stamp says which. Under each section, the thesis's claim it tests and its
+# verdict, computed from the same results (`thesis_lib.analysis.claims`, as in notebook 11).
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, minutes: proves the pipeline), "cpu" (a stated reduced scale, where run) or "full" (the protocol, GPU)
@@ -36,6 +37,9 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
+from IPython.display import Markdown
+
+from thesis_lib.analysis import claims as cl
 from thesis_lib.experiments.autoattack_eval import MASKING_GAP
 from thesis_lib.experiments.runner import largest_profile
 from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds, profile_stamp
@@ -43,15 +47,19 @@ from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipsch
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Runs the experiment(s) only if their results are missing or stale; otherwise just loads them.
-res_lipschitz = ensure("lipschitz", profile, results_dir, data=data, device=device)
-res_autoattack = ensure("autoattack", profile, results_dir, data=data, device=device)
 res_resnet56_fix = ensure("resnet56_fix", profile, results_dir, data=data, device=device)
-# The chapter-4 light CNNs exist at larger profiles long before the chapter-5 models: shown at the largest
+# The analyses of trained models are finished long before the ResNet-56 ablation: each is shown at the largest
 # profile whose results exist (at least this notebook's).
-light = largest_profile("autoattack_light_cnn", results_dir, at_least=profile)
-res_aa_light = ensure("autoattack_light_cnn", light, results_dir, data=data, device=device)
-light = largest_profile("lipschitz_light_cnn", results_dir, at_least=profile)
-res_lip_light = ensure("lipschitz_light_cnn", light, results_dir, data=data, device=device)
+res_lipschitz, res_autoattack, res_aa_light, res_lip_light = (
+    ensure(name, largest_profile(name, results_dir, at_least=profile), results_dir, data=data, device=device)
+    for name in ("lipschitz", "autoattack", "autoattack_light_cnn", "lipschitz_light_cnn")
+)
+
+
+def claims_verdicts(*ids):
+    """The thesis's claims `ids`, judged on the results at the largest finished profile (as notebook 11)."""
+    claims = cl.claims_by_id(*ids)
+    return Markdown(cl.verdict_lines(cl.evaluate_claims(results_dir, claims)))
 
 # %%
 provenance_table([res_lipschitz, res_lip_light, res_autoattack, res_aa_light, res_resnet56_fix])
@@ -99,6 +107,12 @@ save_table(lipschitz_table(res_lip_light), "lipschitz_bounds_light_cnn", figures
            stamp=profile_stamp(res_lip_light))
 
 # %% [markdown]
+# ### What the bounds say about the thesis's claim (section 4.1)
+
+# %%
+claims_verdicts("lipschitz-kaf", "lipschitz-kaf-chapter5")
+
+# %% [markdown]
 # ## Adaptive attacks: AutoAttack vs PGD
 #
 # AutoAttack (Croce & Hein 2020; the `standard` version: APGD-CE, APGD-T, FAB-T, Square; the smoke profile
@@ -131,6 +145,12 @@ save_table(autoattack_table(res_autoattack), "autoattack_vs_pgd", figures_dir,
 save_table(autoattack_table(res_aa_light), "autoattack_vs_pgd_light_cnn", figures_dir,
            caption=f"AutoAttack ({res_aa_light.result['version']}) vs PGD on the chapter-4 light CNNs (standard training).",
            stamp=profile_stamp(res_aa_light))
+
+# %% [markdown]
+# ### Was PGD enough? The claims (chapters 4 and 6)
+
+# %%
+claims_verdicts("adaptive-attacks-kwta", "adaptive-attacks")
 
 # %% [markdown]
 # ## A KAF ResNet-56 that trains: ablation
@@ -180,6 +200,9 @@ if res_resnet56_fix.result.get("final"):
 else:
     print(f"no final run of the best fix in the {profile} profile")
 
+# %%
+claims_verdicts("resnet56-fix")
+
 # %% [markdown]
 # ### Do the fixes keep the KAFs' inputs within the dictionary's reach?
 #
@@ -189,8 +212,6 @@ else:
 # one), on 250 stratified test images: a fix that works should keep it low in every layer.
 
 # %%
-from IPython.display import Markdown
-
 from thesis_lib.analysis.kaf_reach import committed_reach, reach_lines
 from thesis_lib.plotting import plot_kaf_reach
 

@@ -73,7 +73,7 @@ with pd.option_context("display.max_colwidth", 60, "display.width", 250):
 # lists the verdicts of the claims it gathers.
 
 # %%
-Markdown("\n".join(f"- **{i}**, section {r['section']}: *{r['verdict']}*. {r['measured']}." for i, r in claims.iterrows()))
+Markdown(cl.verdict_lines(claims))
 
 # %% [markdown]
 # ## Robustness of the fast-AT networks beside the literature

@@ -25,7 +25,7 @@ from thesis_lib.plotting.checks import blank_axes, small_fonts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS, FIGURES, NOTEBOOKS = ROOT / "results", ROOT / "figures", ROOT / "notebooks"
-STAMPED_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07", "10")  # 08 / 09: chapter 5, stamped separately
+STAMPED_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11")
 WIDTH_SLACK = 0.35  # inches a saved (tight) figure may exceed TEXT_WIDTH by: labels overhanging the panels
 
 
@@ -307,6 +307,15 @@ def test_lipschitz_figure_keeps_an_infinite_bound():
     assert [ln.get_marker() for ln in ax.get_lines() if ln.get_transform() != ax.transData] == ["x"]
 
 
+def test_lipschitz_figure_labels_two_row_sets_apart():
+    rows = [
+        dict(model="VGG", activation="relu", key=k, training="fast AT", bound=10.0, empirical_jacobian=1.0)
+        for k in ("relu", "relu_thesis_lr")
+    ]
+    ax = P.plot_lipschitz_bounds(rows).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["VGG relu (fast AT)", "VGG relu (fast AT, thesis lr)"]
+
+
 # ----------------------------------------------------------------------------- analytic figures
 
 
@@ -394,7 +403,7 @@ def _notebook_outputs() -> dict:
     }
 
 
-def test_every_figure_and_table_of_notebooks_01_to_07_and_10_carries_a_profile_stamp():
+def test_every_figure_and_table_of_every_notebook_carries_a_profile_stamp():
     names = _notebook_outputs()
     assert "vgg_training_curves" in names and "activation_properties" in names
     assert _unstamped(FIGURES, names) == []

@@ -53,6 +53,8 @@ __all__ = [
     "claim_experiments",
     "select_results",
     "evaluate_claims",
+    "claims_by_id",
+    "verdict_lines",
     "verdict_counts",
     "results_used",
     "robustness_comparison",
@@ -867,6 +869,22 @@ def evaluate_claims(
             }
         )
     return pd.DataFrame(out).set_index("id")
+
+
+def claims_by_id(*ids: str) -> list[Claim]:
+    """The claims with these ids, in the order given; an unknown id is one sentence listing the valid ones."""
+    known = {c.id: c for c in CLAIMS}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ValueError(f"unknown claim {unknown[0]!r}; valid: {', '.join(known)}")
+    return [known[i] for i in ids]
+
+
+def verdict_lines(table) -> str:
+    """Markdown, one bullet per row of `evaluate_claims`: the claim's verdict and what decided it."""
+    return "\n".join(
+        f"- **{i}**, section {r['section']}: *{r['verdict']}*. {r['measured']}." for i, r in table.iterrows()
+    )
 
 
 def verdict_counts(table) -> str:

@@ -30,6 +30,14 @@ def _frame(rows):
 
 
 @styled
+def _model_label(row: dict) -> str:
+    """'VGG relu (fast AT)'; a second run of the same activation says what differs, from its run key
+    ('relu_thesis_lr' -> 'VGG relu (fast AT, thesis lr)'), so two row sets never share a label."""
+    act, key = row["activation"], row.get("key") or row["activation"]
+    extra = key[len(act) + 1 :].replace("_", " ") if key.startswith(act + "_") else ""
+    return f"{row['model']} {act} ({row['training']}{', ' + extra if extra else ''})"
+
+
 def plot_lipschitz_bounds(models, title: str = "Lipschitz bounds vs local estimates"):
     """Per model, the product-of-layers upper bound (bar) and the largest local Jacobian norm (tick), as log10.
 
@@ -43,7 +51,7 @@ def plot_lipschitz_bounds(models, title: str = "Lipschitz bounds vs local estima
     from matplotlib.patches import Patch
 
     lip = _frame(models).reset_index(drop=True)
-    labels = [f"{m} {a} ({t})" for m, a, t in zip(lip["model"], lip["activation"], lip["training"])]
+    labels = [_model_label(r) for r in lip.to_dict("records")]
     fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 0.25 * len(lip) + 1.4))
     y = np.arange(len(lip))
     with np.errstate(divide="ignore", invalid="ignore"):  # log10(0) = -inf for a constant network
