@@ -47,13 +47,15 @@ from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipsch
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Runs the experiment(s) only if their results are missing or stale; otherwise just loads them.
-res_resnet56_fix = ensure("resnet56_fix", profile, results_dir, data=data, device=device)
 # The analyses of trained models are finished long before the ResNet-56 ablation: each is shown at the largest
 # profile whose results exist (at least this notebook's).
-res_lipschitz, res_autoattack, res_aa_light, res_lip_light = (
-    ensure(name, largest_profile(name, results_dir, at_least=profile), results_dir, data=data, device=device)
-    for name in ("lipschitz", "autoattack", "autoattack_light_cnn", "lipschitz_light_cnn")
-)
+largest = {name: largest_profile(name, results_dir, at_least=profile)
+           for name in ("lipschitz", "autoattack", "autoattack_light_cnn", "lipschitz_light_cnn")}
+res_lipschitz = ensure("lipschitz", largest["lipschitz"], results_dir, data=data, device=device)
+res_autoattack = ensure("autoattack", largest["autoattack"], results_dir, data=data, device=device)
+res_resnet56_fix = ensure("resnet56_fix", profile, results_dir, data=data, device=device)
+res_aa_light = ensure("autoattack_light_cnn", largest["autoattack_light_cnn"], results_dir, data=data, device=device)
+res_lip_light = ensure("lipschitz_light_cnn", largest["lipschitz_light_cnn"], results_dir, data=data, device=device)
 
 
 def claims_verdicts(*ids):
