@@ -117,8 +117,10 @@ vgg = ExperimentResults("vgg", profile, results_dir)
 def moved(act):
     """One computed sentence per stored layer: how much the shown channels' shapes changed."""
     rows = pd.DataFrame(shape_changes(res.step(f"curves_{act}")))
-    steps = vgg.run(act).get("steps")
-    print(f"{act}: {steps} optimisation steps ({vgg.run(act)['epochs_done']} epoch(s)) of fast adversarial training")
+    run = vgg.run(act)
+    acc = run["clean_acc"]
+    print(f"{act}: {run.get('steps')} optimisation steps ({run['epochs_done']} epoch(s)) of fast adversarial training; "
+          f"clean accuracy {100 * acc:.1f}%" + (" (chance: the network collapsed, notebook 07)" if acc <= 0.11 else ""))
     for layer, r in rows.groupby("layer", sort=False):
         print(f"  {layer}: peak |f| x{r['peak_ratio'].min():.2f} to x{r['peak_ratio'].max():.2f} over the "
               f"{len(r)} channels shown; mean |change| {r['mean_abs_change'].mean():.3g} "

@@ -318,3 +318,19 @@ def test_every_figure_draws_without_warnings(name):
         fig = FIGURES[name]()
         assert isinstance(fig, matplotlib.figure.Figure)
         fig.canvas.draw()
+
+
+def test_activation_curves_that_coincide_stay_visible():
+    """ELU and LeakyReLU are both the identity for s > 0: the later one is dashed, the others solid."""
+    ax = P.plot_activation_functions(("elu", "leaky_relu", "swish")).axes[0]
+    styles = {ln.get_label(): ln.get_linestyle() for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+    assert list(styles.values()) == ["-", "--", "-"], styles
+
+
+def test_kaf_shapes_get_their_own_scales_when_amplitudes_differ_tenfold():
+    s = np.linspace(-4, 4, 50)
+    small, large = (s, 0.05 * np.sin(s)[None].repeat(2, 0)), (s, 80 * np.sin(s)[None].repeat(2, 0))
+    a, b = P.plot_kaf_shapes(small, large, channels=2).axes[:2]
+    assert a.get_ylim()[1] < 1 < 50 < b.get_ylim()[1]  # the init panel is not flattened on the trained scale
+    a, b = P.plot_kaf_shapes(large, large, channels=2).axes[:2]
+    assert a.get_ylim() == b.get_ylim()

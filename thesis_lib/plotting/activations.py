@@ -71,8 +71,14 @@ def _break_jumps(s: np.ndarray, y: np.ndarray, max_step: float = 0.25) -> tuple[
 
 
 def _lines(ax, s, curves, title, ylabel):
+    drawn = []
     for name, y in curves:
-        ax.plot(s, y, label=_LABELS.get(name, name), color=activation_color(name))
+        y = np.asarray(y, dtype=float)
+        # a curve that lies on one drawn before it over part of the range (ELU and LeakyReLU are both the
+        # identity for s > 0) is dashed, so that both stay visible where they coincide
+        shared = any(np.mean(np.abs(y - other) < 1e-6) > 0.05 for other in drawn)
+        ax.plot(s, y, label=_LABELS.get(name, name), color=activation_color(name), ls="--" if shared else "-")
+        drawn.append(y)
     ax.axhline(0, color="#888888", lw=0.6)
     ax.axvline(0, color="#888888", lw=0.6)
     ax.set_xlabel("s")
@@ -186,13 +192,15 @@ def plot_kaf_shapes(
     import matplotlib.pyplot as plt
 
     s = _grid(s_range, points)
-    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.8), sharey=True)
+    shapes = [_kaf_curves(mod, s) for mod in (before, after)]
+    idx = list(range(min(int(channels), len(shapes[0][1])))) if isinstance(channels, (int, np.integer)) else channels
+    peaks = [max(float(np.max(np.abs(np.asarray(c[i])))) for i in idx) for _, c in shapes]
+    # one y scale for both panels unless the amplitudes differ by more than 10x (a random init with
+    # |alpha| ~ 0.05 would be a flat line on the scale of a trained KAF): then each panel has its own
+    shared = max(peaks) <= 10 * max(min(peaks), 1e-12)
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.8), sharey=shared)
     tname, ty = _target_curve(target, s)
-    for ax, mod, title in zip(axes, (before, after), titles):
-        ss, curves = _kaf_curves(mod, s)
-        idx = (
-            list(range(min(int(channels), len(curves)))) if isinstance(channels, (int, np.integer)) else list(channels)
-        )
+    for ax, mod, (ss, curves), title in zip(axes, (before, after), shapes, titles):
         for k, c in enumerate(idx):
             ax.plot(ss, curves[c], color=PALETTE[k % len(PALETTE)], lw=1.2, label=f"channel {c}")
         if ty is not None:
@@ -205,7 +213,7 @@ def plot_kaf_shapes(
         )
         if rng is not None:
             ax.axvspan(*rng, color="#f0f0f0", zorder=0, lw=0)
-        ax.set_title(title)
+        ax.set_title(title if shared else f"{title} (own scale)")
         ax.set_xlabel("s")
     axes[0].set_ylabel("f(s)")
     axes[1].legend(loc="best")
