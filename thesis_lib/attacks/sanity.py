@@ -261,42 +261,31 @@ def gradient_masking_report(
         )
     )
 
+    def not_weaker(name, ok, what):
+        """Checks 4 and 5: PGD breaks what attack `name` breaks (`ok`: still correct under it), up to the tolerance."""
+        acc[name] = ok.float().mean().item()
+        only = int((~ok & pgd_ok).sum())
+        return _check(
+            f"pgd_not_weaker_than_{name}",
+            acc["pgd"] <= acc[name] + tol and only <= tol_count,
+            f"{label}: {_fmt(acc['pgd'])}, {what}: {_fmt(acc[name])}; "
+            f"{only} example(s) broken by {name} but not by PGD",
+            pgd=acc["pgd"],
+            **{name: acc[name], f"broken_only_by_{name}": only},
+        )
+
     # 4. Random noise, worst of several draws per example.
     noise_ok = clean.clone()
     for _ in range(cfg.noise_samples):
         r = robust_accuracy(model, images, labels, "noise", eps, batch_size=bs, seed=next(seed))
         noise_ok &= torch.tensor(r["per_example"])
-    acc["noise"] = noise_ok.float().mean().item()
-    only_noise = int((~noise_ok & pgd_ok).sum())
-    checks.append(
-        _check(
-            "pgd_not_weaker_than_noise",
-            acc["pgd"] <= acc["noise"] + tol and only_noise <= tol_count,
-            f"{label}: {_fmt(acc['pgd'])}, uniform noise (worst of {cfg.noise_samples}): {_fmt(acc['noise'])}; "
-            f"{only_noise} example(s) broken by noise but not by PGD",
-            pgd=acc["pgd"],
-            noise=acc["noise"],
-            broken_only_by_noise=only_noise,
-        )
-    )
+    checks.append(not_weaker("noise", noise_ok, f"uniform noise (worst of {cfg.noise_samples})"))
 
     # 5. Transfer from a surrogate (classic PGD on the surrogate: high-confidence adversarial images).
     if surrogate is not None:
         res = run_pgd(surrogate, images, labels, eps, step, cfg.steps, 1, seed=next(seed), batch_size=bs, stop="none")
         tr_ok = clean & predict(model, res.x_adv, bs).eq(labels)
-        acc["transfer"] = tr_ok.float().mean().item()
-        only_tr = int((~tr_ok & pgd_ok).sum())
-        checks.append(
-            _check(
-                "pgd_not_weaker_than_transfer",
-                acc["pgd"] <= acc["transfer"] + tol and only_tr <= tol_count,
-                f"{label}: {_fmt(acc['pgd'])}, transfer from surrogate: {_fmt(acc['transfer'])}; "
-                f"{only_tr} example(s) broken by transfer but not by PGD",
-                pgd=acc["pgd"],
-                transfer=acc["transfer"],
-                broken_only_by_transfer=only_tr,
-            )
-        )
+        checks.append(not_weaker("transfer", tr_ok, "transfer from surrogate"))
     else:
         checks.append(_check("pgd_not_weaker_than_transfer", None, "skipped: no surrogate model given"))
 

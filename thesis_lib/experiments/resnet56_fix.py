@@ -26,7 +26,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .common import SMOKE, train_config
+from .common import SMOKE
 from .experiment import Experiment
 
 __all__ = ["ResNet56FixSettings", "CANDIDATES", "CPU_CANDIDATES", "candidate_config", "final_key"]
@@ -64,20 +64,13 @@ class ResNet56FixSettings:
 
 
 def candidate_config(s: ResNet56FixSettings, c: dict) -> dict:
-    return train_config(
-        arch=s.arch,
-        activation=c["activation"],
-        method="standard",
-        epochs=s.epochs,
-        batch_size=s.batch_size,
-        optimizer="sgd",
-        schedule="constant",
-        lr_min=s.lr,
-        lr_max=s.lr,
-        augment=True,
-        train_subset=s.train_subset,
-        test_subset=s.test_subset,
-        seed=s.seed,
+    from .resnet_standard import sgd_config
+
+    return sgd_config(
+        s,
+        s.arch,
+        c["activation"],
+        "constant",
         activation_options=c.get("activation_options", {}),
         model_options=c.get("model_options", {}),
         grad_clip=c.get("grad_clip", 0.0),

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from .common import SMOKE, arch_label, train_config
 from .experiment import Experiment, TrainedRun
 
-__all__ = ["ResNetStandardSettings", "resnet_standard_config", "norms_table", "norms_frame", "kernel_names"]
+__all__ = [
+    "ResNetStandardSettings",
+    "resnet_standard_config",
+    "sgd_config",
+    "norms_table",
+    "norms_frame",
+    "kernel_names",
+]
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,12 @@ class ResNetStandardSettings:
     seed: int = 0
 
 
-def resnet_standard_config(s: ResNetStandardSettings, arch: str, activation: str, **extra) -> dict:
+def sgd_config(s, arch: str, activation: str, schedule: str, **extra) -> dict:
+    """Section 5.2's recipe: standard training, SGD at `s.lr` under `schedule`, pad-4 crop + flip.
+
+    `s`: settings with epochs, lr, batch_size, train_subset, test_subset and seed (this experiment's, or
+    the fix ablation's, which trains its candidates with the same recipe).
+    """
     return train_config(
         arch=arch,
         activation=activation,
@@ -43,13 +55,23 @@ def resnet_standard_config(s: ResNetStandardSettings, arch: str, activation: str
         epochs=s.epochs,
         batch_size=s.batch_size,
         optimizer="sgd",
-        schedule=s.schedule,
+        schedule=schedule,
         lr_min=s.lr,
         lr_max=s.lr,
         augment=True,
         train_subset=s.train_subset,
         test_subset=s.test_subset,
         seed=s.seed,
+        **extra,
+    )
+
+
+def resnet_standard_config(s: ResNetStandardSettings, arch: str, activation: str, **extra) -> dict:
+    return sgd_config(
+        s,
+        arch,
+        activation,
+        s.schedule,
         log_norms_every=s.norm_every,
         log_norms_first=s.norm_steps,
         grad_clip=s.grad_clip,

@@ -24,9 +24,18 @@ def _conv_bn_act(cin: int, cout: int, act: ActivationFactory) -> list[nn.Module]
     return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), act(cout)]
 
 
-class LightCNN(ThesisModel):
-    arch = "light_cnn"
+class _PlainCNN(ThesisModel):
+    """The two plain CNNs: `features` then `classifier`, Keras-style L2 on the dense layers only."""
+
     l2_dense = 1.2e-3
+
+    def forward(self, x):
+        self.check_input(x)
+        return self.classifier(self.features(x))
+
+
+class LightCNN(_PlainCNN):
+    arch = "light_cnn"
 
     def __init__(
         self,
@@ -56,14 +65,9 @@ class LightCNN(ThesisModel):
         )
         he_uniform_(self)
 
-    def forward(self, x):
-        self.check_input(x)
-        return self.classifier(self.features(x))
 
-
-class VGG(ThesisModel):
+class VGG(_PlainCNN):
     arch = "vgg"
-    l2_dense = 1.2e-3
 
     def __init__(
         self,
@@ -88,7 +92,3 @@ class VGG(ThesisModel):
             nn.Linear(cin * side * side, hidden), act(hidden), nn.Dropout(dropouts[-1]), nn.Linear(hidden, num_classes)
         )
         he_uniform_(self)
-
-    def forward(self, x):
-        self.check_input(x)
-        return self.classifier(self.features(x))

@@ -23,8 +23,9 @@ from .base import ActivationFactory, ThesisModel
 __all__ = ["ResNet", "ThesisBlock", "HeBlock", "BLOCKS"]
 
 
-class ThesisBlock(nn.Module):
-    """conv -> BN -> act -> conv (+ shortcut) -> add -> BN -> act."""
+class _Block(nn.Module):
+    """The start both blocks share: conv -> BN -> act -> conv. Each block registers the rest (bn2, its
+    shortcut, act2) after these; the registration order fixes the parameter order and the initial weights."""
 
     def __init__(self, cin: int, cout: int, stride: int, act: ActivationFactory):
         super().__init__()
@@ -32,29 +33,32 @@ class ThesisBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.act1 = act(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn2
+
+
+class ThesisBlock(_Block):
+    """conv -> BN -> act -> conv (+ shortcut) -> add -> BN -> act."""
+
+    def __init__(self, cin: int, cout: int, stride: int, act: ActivationFactory):
+        super().__init__(cin, cout, stride, act)
         self.shortcut = (
             nn.Conv2d(cin, cout, 3, stride, 1, bias=False) if (stride != 1 or cin != cout) else nn.Identity()
         )
         self.bn2 = nn.BatchNorm2d(cout)
         self.act2 = act(cout)
 
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn2
-
     def forward(self, x):
         out = self.conv2(self.act1(self.bn1(self.conv1(x))))
         return self.act2(self.bn2(out + self.shortcut(x)))
 
 
-class HeBlock(nn.Module):
+class HeBlock(_Block):
     """conv -> BN -> act -> conv -> BN (+ shortcut) -> add -> act."""
 
     def __init__(self, cin: int, cout: int, stride: int, act: ActivationFactory):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.act1 = act(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        super().__init__(cin, cout, stride, act)
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = (
             nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
@@ -62,9 +66,6 @@ class HeBlock(nn.Module):
             else nn.Identity()
         )
         self.act2 = act(cout)
-
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn2
 
     def forward(self, x):
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))

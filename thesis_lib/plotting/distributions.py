@@ -48,6 +48,22 @@ def _layer_grid(rows: dict, max_layers: int | None, row_height: float):
     return fig, axes, nlayers
 
 
+def _layer_panels(axes, rows: dict, nlayers: int):
+    """Yield (column, axes, layer record, is the column's bottom panel) for every panel that has a layer.
+
+    Cells below a shorter network's last layer are hidden; each column gets its network's name once
+    its panels are drawn.
+    """
+    for c, (label, layers) in enumerate(rows.items()):
+        for r in range(nlayers):
+            ax = axes[r, c]
+            if r >= len(layers):
+                ax.set_visible(False)
+                continue
+            yield c, ax, layers[r], r == min(nlayers, len(layers)) - 1
+        _column_title(axes[0, c], label)
+
+
 @styled
 def plot_activation_histograms(
     data,
@@ -71,51 +87,44 @@ def plot_activation_histograms(
     rows = _as_rows(data)
     fig, axes, nlayers = _layer_grid(rows, max_layers, 1.45)
     any_shape = any_scatter = False
-    for c, (label, layers) in enumerate(rows.items()):
-        for r in range(nlayers):
-            ax = axes[r, c]
-            if r >= len(layers):
-                ax.set_visible(False)
-                continue
-            d = layers[r]
-            edges = np.asarray(d["edges"])
-            ax.stairs(
-                np.asarray(d["clean"]) / max(1, np.sum(d["clean"])) / np.diff(edges),
-                edges,
-                fill=True,
-                alpha=0.45,
-                color=CLEAN,
-                label="clean",
-            )
-            ax.stairs(
-                np.asarray(d["adversarial"]) / max(1, np.sum(d["adversarial"])) / np.diff(edges),
-                edges,
-                color=ADV,
-                lw=1.2,
-                label="adversarial",
-            )
-            ax.yaxis.set_major_locator(MaxNLocator(3))
-            if c == 0:
-                ax.set_ylabel("density")
-            if show_shape and (d.get("shape_f") is not None or d.get("scatter_in") is not None):
-                tw = ax.twinx()
-                tw.grid(False)
-                if d.get("shape_f") is not None:
-                    any_shape = True
-                    tw.plot(d["shape_s"], d["shape_f"], color="black", lw=1.0)
-                    right = "f(s)"
-                else:
-                    any_scatter = True
-                    tw.plot(d["scatter_in"], d["scatter_out"], ".", color="black", ms=1.5, alpha=0.5)
-                    right = "k-WTA output"
-                tw.yaxis.set_major_locator(MaxNLocator(3))
-                tw.spines["right"].set_visible(True)
-                tw.set_ylabel(right)
-            ax.set_title(f"{d.get('name', '')}{_unit_text(d)}", fontsize=MIN_FONT_SIZE)
-            ax.xaxis.set_major_locator(MaxNLocator(4))
-            if r == min(nlayers, len(layers)) - 1:
-                ax.set_xlabel(xlabel)
-        _column_title(axes[0, c], label)
+    for c, ax, d, bottom in _layer_panels(axes, rows, nlayers):
+        edges = np.asarray(d["edges"])
+        ax.stairs(
+            np.asarray(d["clean"]) / max(1, np.sum(d["clean"])) / np.diff(edges),
+            edges,
+            fill=True,
+            alpha=0.45,
+            color=CLEAN,
+            label="clean",
+        )
+        ax.stairs(
+            np.asarray(d["adversarial"]) / max(1, np.sum(d["adversarial"])) / np.diff(edges),
+            edges,
+            color=ADV,
+            lw=1.2,
+            label="adversarial",
+        )
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        if c == 0:
+            ax.set_ylabel("density")
+        if show_shape and (d.get("shape_f") is not None or d.get("scatter_in") is not None):
+            tw = ax.twinx()
+            tw.grid(False)
+            if d.get("shape_f") is not None:
+                any_shape = True
+                tw.plot(d["shape_s"], d["shape_f"], color="black", lw=1.0)
+                right = "f(s)"
+            else:
+                any_scatter = True
+                tw.plot(d["scatter_in"], d["scatter_out"], ".", color="black", ms=1.5, alpha=0.5)
+                right = "k-WTA output"
+            tw.yaxis.set_major_locator(MaxNLocator(3))
+            tw.spines["right"].set_visible(True)
+            tw.set_ylabel(right)
+        ax.set_title(f"{d.get('name', '')}{_unit_text(d)}", fontsize=MIN_FONT_SIZE)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        if bottom:
+            ax.set_xlabel(xlabel)
     handles = [
         Patch(color=CLEAN, alpha=0.45, label="clean (left axis)"),
         Line2D([], [], color=ADV, label="adversarial"),
@@ -213,25 +222,18 @@ def plot_filter_means(data, title: str | None = None, max_layers: int | None = N
 
     rows = _as_rows(data)
     fig, axes, nlayers = _layer_grid(rows, max_layers, 1.35)
-    for c, (label, layers) in enumerate(rows.items()):
-        for r in range(nlayers):
-            ax = axes[r, c]
-            if r >= len(layers):
-                ax.set_visible(False)
-                continue
-            d = layers[r]
-            cm, am = np.asarray(d["clean_means"]), np.asarray(d["adv_means"])
-            order = np.argsort(cm, kind="stable")
-            idx = np.arange(len(cm))
-            ax.plot(idx, cm[order], ".", color=CLEAN, ms=3, label="clean")
-            ax.plot(idx, am[order], "x", color=ADV, ms=3, mew=0.7, label="adversarial")
-            ax.set_title(str(d.get("name", "")), fontsize=MIN_FONT_SIZE)
-            ax.yaxis.set_major_locator(MaxNLocator(4))
-            if c == 0:
-                ax.set_ylabel("mean activation")
-            if r == min(nlayers, len(layers)) - 1:
-                ax.set_xlabel("filter, by clean mean")
-        _column_title(axes[0, c], label)
+    for c, ax, d, bottom in _layer_panels(axes, rows, nlayers):
+        cm, am = np.asarray(d["clean_means"]), np.asarray(d["adv_means"])
+        order = np.argsort(cm, kind="stable")
+        idx = np.arange(len(cm))
+        ax.plot(idx, cm[order], ".", color=CLEAN, ms=3, label="clean")
+        ax.plot(idx, am[order], "x", color=ADV, ms=3, mew=0.7, label="adversarial")
+        ax.set_title(str(d.get("name", "")), fontsize=MIN_FONT_SIZE)
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        if c == 0:
+            ax.set_ylabel("mean activation")
+        if bottom:
+            ax.set_xlabel("filter, by clean mean")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2)
     if title:

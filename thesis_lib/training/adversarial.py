@@ -17,7 +17,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from ..attacks import run_pgd
+from ..attacks import PGDResult, run_pgd
 from ..utils import frozen_parameters
 
 __all__ = ["fgsm_rs_perturb", "pgd_perturb", "pgd_robust_accuracy"]
@@ -57,6 +57,11 @@ def _seed() -> int:
     return int(torch.randint(0, 2**31 - 1, (1,)).item())
 
 
+def _linf_pgd(model, x, y, eps, step, steps, seed: int, **options) -> PGDResult:
+    """`run_pgd` in the training-time setting: L-inf, one restart from a random start."""
+    return run_pgd(model, x, y, eps, step, steps, restarts=1, norm="linf", random_start=True, seed=seed, **options)
+
+
 def pgd_perturb(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int
 ) -> torch.Tensor:
@@ -66,20 +71,7 @@ def pgd_perturb(
     step; the evaluation default stops at the first misclassified iterate, which would give a
     weaker training signal). Autocast on CUDA is handled by the attack.
     """
-    return run_pgd(
-        model,
-        x,
-        y,
-        eps,
-        step,
-        steps,
-        restarts=1,
-        norm="linf",
-        random_start=True,
-        seed=_seed(),
-        batch_size=len(x),
-        stop="none",
-    ).x_adv.to(x.device)
+    return _linf_pgd(model, x, y, eps, step, steps, _seed(), batch_size=len(x), stop="none").x_adv.to(x.device)
 
 
 def pgd_robust_accuracy(
@@ -96,19 +88,6 @@ def pgd_robust_accuracy(
 
     seed: of the random start; None draws it from the global generator (a fresh start per call).
     """
-    res = run_pgd(
-        model,
-        x,
-        y,
-        eps,
-        step,
-        steps,
-        restarts=1,
-        norm="linf",
-        random_start=True,
-        seed=_seed() if seed is None else seed,
-        batch_size=batch_size,
-        stop="first",
-        return_adv=False,
-    )
+    seed = _seed() if seed is None else seed
+    res = _linf_pgd(model, x, y, eps, step, steps, seed, batch_size=batch_size, stop="first", return_adv=False)
     return 1.0 - res.success.float().mean().item()
