@@ -513,11 +513,40 @@ def test_two_reproduce_runs_cannot_write_one_results_folder(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(ThesisError, match="Another `reproduce` is writing"):
+        with pytest.raises(ThesisError, match="Another process .* is writing to"):
             with results_lock(tmp_path):
                 pass
     finally:
         holder.kill()
         holder.wait()
     with results_lock(tmp_path):  # a killed holder leaves no stale lock
-        pass
+        with results_lock(tmp_path):  # and the holder may take it again (reproduce -> its experiments)
+            pass
+
+
+def test_a_notebook_reads_finished_results_while_another_process_writes(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    calls = []
+    _toy_experiment(monkeypatch, calls)
+    runner.run_experiment("toy", "smoke", tmp_path, log=lambda m: None)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom thesis_lib.experiments.runner import results_lock\n"
+            f"with results_lock({str(tmp_path)!r}):\n    print('locked', flush=True); time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert ensure("toy", "smoke", tmp_path, log=lambda m: None).result == {"double": 2}  # finished: read
+        with pytest.raises(ThesisError, match="is writing to"):  # missing: it would write, so it may not
+            ensure("toy", "full", tmp_path, log=lambda m: None)
+        assert not (tmp_path / "full").exists() and calls == ["toy"]
+    finally:
+        holder.kill()
+        holder.wait()

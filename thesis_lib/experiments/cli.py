@@ -7,41 +7,12 @@ python -m thesis_lib reproduce --profile smoke|cpu|full [--only EXP[,EXP...]] [-
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import time
-from pathlib import Path
 
 from ..utils import ThesisError
+from .runner import results_lock
 
 __all__ = ["register", "handle_reproduce", "results_lock"]
-
-
-@contextlib.contextmanager
-def results_lock(results_dir: str | os.PathLike):
-    """Hold an exclusive lock on `results_dir` for one `reproduce` (two writers would race on the same files).
-
-    An OS-level lock (flock) on `<results_dir>/.reproduce.lock`: released when the process ends, however
-    it ends, so a killed run never leaves a stale lock behind.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
-        yield
-        return
-    root = Path(results_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    f = open(root / ".reproduce.lock", "a+")
-    try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ThesisError(
-                f"Another `reproduce` is writing to {root}: wait for it to finish, or use another --results-dir."
-            ) from None
-        yield
-    finally:
-        f.close()
 
 
 def register(subparsers) -> None:

@@ -138,7 +138,8 @@ def _experiment_task(name: str, profile: str, results: str, data, device: str, c
     """`run_experiment(name)` once its training tasks (the ignored arguments: Ray waits for them) finished."""
     log = print if kill_once is None else _killing_log(kill_once, summary_path(name, profile, results).parent)
     requirements = set(get_experiment(name).requirements(profile))  # finished before this task was submitted
-    return run_experiment(name, profile, results, data, device, cache, force, log, _seen=requirements)
+    # the driver (`reproduce`) holds the results folder's lock for every task it runs
+    return run_experiment(name, profile, results, data, device, cache, force, log, requirements, True)
 
 
 def _killing_log(marker: str, out: Path) -> Callable[[str], None]:

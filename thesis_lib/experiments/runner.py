@@ -36,6 +36,7 @@ __all__ = [
     "stored_progress",
     "summary_path",
     "settings_key",
+    "results_lock",
     "DEFAULT_RESULTS_DIR",
     "EXECUTORS",
 ]
@@ -109,11 +110,14 @@ def run_experiment(
     force: bool = False,
     log: Callable[[str], None] = print,
     _seen: set | None = None,
+    locked_by_caller: bool = False,
 ) -> dict:
     """Run experiment `name` (and, first, what it requires) under `profile`; returns its summary dict.
 
     Finished experiments (summary present, same settings) are skipped unless `force`, which recomputes
     every cached step and retrains every training run of `name` from scratch (not its requirements).
+    Writing takes the lock of `results_dir` (`results_lock`) unless `locked_by_caller`: a Ray task of a
+    `reproduce` that holds it for all its tasks.
     """
     check_profile(profile)
     exp = get_experiment(name)
@@ -122,18 +126,23 @@ def run_experiment(
     seen = _seen if _seen is not None else set()
     for req in exp.requirements(profile):
         if req not in seen:
-            run_experiment(req, profile, results_dir, data, device, cache_dir, False, log, seen)
+            run_experiment(req, profile, results_dir, data, device, cache_dir, False, log, seen, locked_by_caller)
     seen.add(name)
     path = summary_path(name, profile, results_dir)
-    if not force and is_complete(name, profile, results_dir):
-        damaged = _damaged_files(path.parent)
-        if not damaged:
-            return read_json(path)
-        for f, why in damaged:
+    damaged = _damaged_files(path.parent) if not force and is_complete(name, profile, results_dir) else None
+    if damaged == []:
+        return read_json(path)  # finished and intact: read, no lock needed
+    with contextlib.nullcontext() if locked_by_caller else results_lock(results_dir):  # from here on: writes
+        for f, why in damaged or ():
             log(f"[{name}] {f} {why}; re-running {name} to recompute it")
             f.unlink()  # then recomputed like a missing file; every intact step is reused
-    elif not force and path.is_file() and (why := damage(path)) is not None:
-        log(f"[{name}] {path} {why}; re-running {name} (its finished steps are reused)")
+        if damaged is None and not force and path.is_file() and (why := damage(path)) is not None:
+            log(f"[{name}] {path} {why}; re-running {name} (its finished steps are reused)")
+        return _run(exp, name, profile, path, results_dir, data, device, cache_dir, force, log)
+
+
+def _run(exp, name, profile, path, results_dir, data, device, cache_dir, force, log) -> dict:
+    """Run one experiment whose results are missing, stale or damaged, and write its summary."""
     get_device(device)  # fail early on a bad device string
     ctx = RunContext(
         experiment=exp,
@@ -169,6 +178,50 @@ def run_experiment(
     atomic_write_json(path, to_jsonable(summary))
     log(f"[{name}] done in {wall:.1f} s")
     return read_json(path)
+
+
+_HELD: dict[str, int] = {}  # results folders this process holds the lock of -> nesting depth
+
+
+@contextlib.contextmanager
+def results_lock(results_dir: str | os.PathLike):
+    """Hold an exclusive lock on `results_dir` while writing into it (two writers would race on the same files).
+
+    An OS-level lock (flock) on `<results_dir>/.reproduce.lock`, released when the process ends, however it
+    ends, so a killed run never leaves a stale lock behind. Re-entrant within a process (`reproduce` holds it
+    while the experiments it runs take it again); another process gets one sentence.
+    """
+    root = Path(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    key = str(root.resolve())
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    f = open(root / ".reproduce.lock", "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ThesisError(
+                f"Another process (a `reproduce` or a notebook) is writing to {root}: wait for it to finish, "
+                "or use another results folder."
+            ) from None
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
+    finally:
+        f.close()
 
 
 def _damaged_files(out: Path) -> list[tuple[Path, str]]:
