@@ -204,3 +204,18 @@ def test_truncated_summary_reruns_the_experiment_from_its_cached_steps(reference
     assert not [line for line in recomputed if line not in lines]  # ... reusing every step and training run
     assert lines, f"no sentence names the truncated summary.json:\n{proc.stdout}"
     _assert_same_results(run.results, reference.results)
+
+
+def test_hand_edited_summary_is_named_and_recomputed(reference, tmp_path):
+    run = _copy(reference, tmp_path)
+    path = run.results / PROFILE / "light_cnn" / "summary.json"
+    stored = json.loads(path.read_text())
+    assert "checksum" in stored
+    stored["result"]["models"][0]["clean_acc"] = 0.987654  # plausible, valid JSON, same settings key
+    path.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+    proc = _reproduce(run.results, run.cache)
+    assert proc.returncode == 0, proc.stdout
+    assert "Traceback" not in proc.stdout
+    assert _lines_naming(proc.stdout, path), f"no sentence names the edited summary.json:\n{proc.stdout}"
+    assert "0.987654" not in path.read_text()
+    _assert_same_results(run.results, reference.results)

@@ -42,6 +42,7 @@ __all__ = [
     "to_jsonable",
     "stable_hash",
     "damage",
+    "checksum",
 ]
 
 # Request fields that say where or how fast a run happens, not what it computes: a finished run
@@ -94,8 +95,8 @@ class _Force:
         return self.on and what not in self.done
 
 
-def _checksum(entry: dict) -> str:
-    """Of what a step file says (its settings and result), not of when or where it was computed."""
+def checksum(entry: dict) -> str:
+    """Of what a step file or summary says (its settings and result), not of when or where it was computed."""
     return stable_hash({"settings": entry.get("settings"), "result": entry.get("result")}, 16)
 
 
@@ -107,7 +108,7 @@ def _inspect(path: Path) -> tuple[dict | None, str | None]:
         return None, "is corrupt (not valid JSON)"
     if not isinstance(stored, dict):
         return None, "does not hold a result object"
-    if "checksum" in stored and stored["checksum"] != _checksum(stored):
+    if "checksum" in stored and stored["checksum"] != checksum(stored):
         return None, "was edited by hand (its settings and result no longer match its checksum)"
     return stored, None
 
@@ -115,9 +116,9 @@ def _inspect(path: Path) -> tuple[dict | None, str | None]:
 def damage(path: Path) -> str | None:
     """Why the result file `path` cannot be used as it is (None: it can).
 
-    Unreadable JSON (a truncated or partly written file), and a step file whose settings and result no
-    longer match its checksum (edited by hand). A file without checksum (written before checksums
-    existed) is trusted.
+    Unreadable JSON (a truncated or partly written file), and a step file or summary whose settings and
+    result no longer match its checksum (edited by hand). A file without checksum (written before
+    checksums existed) is trusted.
     """
     return _inspect(path)[1]
 
@@ -165,7 +166,7 @@ class StepCache:
             path,
             {
                 **entry,
-                "checksum": _checksum(entry),  # a hand-edited file is recomputed, not used
+                "checksum": checksum(entry),  # a hand-edited file is recomputed, not used
                 "wall_time_s": round(time.perf_counter() - t0, 2),
                 **self.provenance(),
             },

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..utils import ThesisError, atomic_write_json, get_device, provenance, read_json, short_commit
-from .context import RunContext, damage, runs_cache_dir, stable_hash, to_jsonable
+from .context import RunContext, checksum, damage, runs_cache_dir, stable_hash, to_jsonable
 from .registry import check_profile, experiments_with_profile, get_experiment
 
 __all__ = [
@@ -82,12 +82,9 @@ def settings_key(name: str, profile: str) -> str:
 def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> bool:
     """True when the experiment's summary exists and matches the current settings of `profile` (and requirements')."""
     path = summary_path(name, profile, results_dir)
-    if not path.is_file():
+    if not path.is_file() or damage(path) is not None:  # truncated, or edited by hand: not finished
         return False
-    try:
-        summary = read_json(path)
-    except ThesisError:
-        return False
+    summary = read_json(path)
     return summary.get("status") == "complete" and summary.get("settings_key") == settings_key(name, profile)
 
 
@@ -175,7 +172,9 @@ def _run(exp, name, profile, path, results_dir, data, device, cache_dir, force, 
         "compute_time_s": round(max(wall, _stored_compute_time(ctx.out)), 1),
         **provenance(get_device(device)),
     }
-    atomic_write_json(path, to_jsonable(summary))
+    summary = to_jsonable(summary)
+    summary["checksum"] = checksum(summary)  # of settings and result: a summary edited by hand is recomputed
+    atomic_write_json(path, summary)
     log(f"[{name}] done in {wall:.1f} s")
     return read_json(path)
 
