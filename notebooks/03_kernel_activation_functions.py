@@ -40,7 +40,7 @@ import torch
 import thesis_lib
 from thesis_lib.analysis.kaf_shapes import ridge_fits, shape_changes, slope_bound_parts
 from thesis_lib.experiments import ExperimentResults
-from thesis_lib.plotting import plot_kaf_shapes, profile_stamp
+from thesis_lib.plotting import plot_kaf_ridge_fit, plot_kaf_shapes, profile_stamp
 
 # %% [markdown]
 # ## Building blocks (analytic)
@@ -50,16 +50,9 @@ from thesis_lib.plotting import plot_kaf_shapes, profile_stamp
 
 # %%
 kaf = thesis_lib.make_activation("kaf_elu", 1)
-s = torch.linspace(-4, 4, 401, dtype=torch.float64)
-d, a, g = kaf.dictionary[0].double(), kaf.alpha[0].detach().double(), float(kaf.gamma[0])
-fig, ax = plt.subplots(figsize=(5.0, 3.2))
-for i in range(len(d)):
-    ax.plot(s, a[i] * torch.exp(-g * (s - d[i]) ** 2), color="#bbbbbb", lw=0.7)
-ax.plot(s, kaf.evaluate(s)[0], color="C0", lw=1.8, label="KAF (ridge fit)")
-ax.plot(s, torch.nn.functional.elu(s), color="black", ls="--", lw=1.0, label="ELU")
-ax.plot(d, torch.nn.functional.elu(d), "o", color="C3", ms=3, label="dictionary points")
-ax.set_xlabel("s"); ax.set_ylabel("f(s)"); ax.set_title("A ridge-initialised KAF interpolating ELU"); ax.legend()
+fig = plot_kaf_ridge_fit(kaf)
 save_figure(fig, "kaf_ridge_elu", figures_dir, stamp=profile_stamp())  # analytic
+d, g = kaf.dictionary[0].double(), float(kaf.gamma[0])
 err = (kaf.evaluate(d)[0] - torch.nn.functional.elu(d)).abs().max().item()
 print(f"D = {len(d)}, gamma = {g:.3f}, max |KAF - ELU| on the dictionary below 1e-3: {err < 1e-3}")
 

@@ -36,7 +36,7 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
-from thesis_lib.plotting import plot_lr_range_test, plot_lr_range_tests, plot_one_cycle, profile_stamp
+from thesis_lib.plotting import plot_lr_range_step, plot_lr_range_tests, plot_one_cycle, profile_stamp
 from thesis_lib.training import FLAT_DROP, THESIS_LR_BOUNDS, loss_drop, one_cycle_lr
 
 # %%
@@ -62,11 +62,7 @@ beta = res.settings["beta"]
 r = res.step("lr_find_relu")
 if r.get("error"):  # a sweep whose loss never fell records why instead of bounds
     print("range test gave no bounds:", r["error"])
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    ax.text(0.5, 0.5, "no bounds:\n" + r["error"][:60], ha="center", va="center", transform=ax.transAxes)
-else:
-    fig = plot_lr_range_test(r["lrs"], r["raw_losses"], r["lr_min"], r["lr_max"], smoothing=beta,
-                             title="Learning-rate range test (VGG, ReLU, fast AT)")
+fig = plot_lr_range_step(r, smoothing=beta, title="Learning-rate range test (VGG, ReLU, fast AT)")
 save_figure(fig, "lr_range_test", figures_dir, stamp=stamp)
 
 # %% [markdown]

@@ -334,3 +334,11 @@ def test_kaf_shapes_get_their_own_scales_when_amplitudes_differ_tenfold():
     assert a.get_ylim()[1] < 1 < 50 < b.get_ylim()[1]  # the init panel is not flattened on the trained scale
     a, b = P.plot_kaf_shapes(large, large, channels=2).axes[:2]
     assert a.get_ylim() == b.get_ylim()
+
+
+def test_lr_range_step_draws_the_curve_or_says_why_there_is_none():
+    lrs = np.logspace(-4, 0, 50)
+    ok = {"lrs": lrs, "raw_losses": 2.3 - np.linspace(0, 1, 50), "lr_min": 1e-3, "lr_max": 1e-1}
+    assert P.plot_lr_range_step(ok).axes[0].get_xscale() == "log"
+    ax = P.plot_lr_range_step({"error": "the loss never fell"}).axes[0]
+    assert "the loss never fell" in ax.texts[0].get_text() and not ax.axison

@@ -18,6 +18,7 @@ __all__ = [
     "plot_activation_functions",
     "plot_activation_derivatives",
     "plot_kaf_shapes",
+    "plot_kaf_ridge_fit",
     "plot_kaf_reach",
 ]
 
@@ -219,6 +220,30 @@ def plot_kaf_shapes(
     axes[1].legend(loc="best")
     if suptitle:
         fig.suptitle(suptitle)
+    return fig
+
+
+@styled
+def plot_kaf_ridge_fit(
+    kaf, s_range=(-4.0, 4.0), points: int = 401, title: str = "A ridge-initialised KAF interpolating ELU"
+):
+    """The building blocks of a ridge-initialised KAF (thesis section 2.4), channel 0: each weighted Gaussian
+    kernel alpha_i exp(-gamma (s - d_i)^2) (grey), their sum (the KAF), the target ELU (dashed) and the
+    dictionary points it interpolates, in float64."""
+    import matplotlib.pyplot as plt
+
+    s = torch.linspace(*s_range, points, dtype=torch.float64)
+    d, a, g = kaf.dictionary[0].double(), kaf.alpha[0].detach().double(), float(kaf.gamma[0])
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    for i in range(len(d)):
+        ax.plot(s, a[i] * torch.exp(-g * (s - d[i]) ** 2), color="#bbbbbb", lw=0.7)
+    ax.plot(s, kaf.evaluate(s)[0], color=PALETTE[0], lw=1.8, label="KAF (ridge fit)")
+    ax.plot(s, torch.nn.functional.elu(s), color="black", ls="--", lw=1.0, label="ELU")
+    ax.plot(d, torch.nn.functional.elu(d), "o", color=PALETTE[3], ms=3, label="dictionary points")
+    ax.set_xlabel("s")
+    ax.set_ylabel("f(s)")
+    ax.set_title(title)
+    ax.legend()
     return fig
 
 

@@ -15,6 +15,7 @@ from .style import PALETTE, TEXT_WIDTH, activation_color, activation_marker, sty
 
 __all__ = [
     "plot_lr_range_test",
+    "plot_lr_range_step",
     "plot_lr_range_tests",
     "plot_one_cycle",
     "plot_training_curves",
@@ -87,6 +88,22 @@ def plot_lr_range_test(
 
 
 @styled
+def plot_lr_range_step(step: Mapping, smoothing: float = 0.9, title: str | None = "Learning-rate range test"):
+    """A stored range-test step (`lr_find` result): its curve and bounds, or, for a sweep that gave no bounds,
+    a panel saying why (the step's `error`)."""
+    import matplotlib.pyplot as plt
+
+    if not step.get("error"):
+        return plot_lr_range_test(
+            step["lrs"], step["raw_losses"], step["lr_min"], step["lr_max"], smoothing=smoothing, title=title
+        )
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    ax.text(0.5, 0.5, "no bounds:\n" + step["error"][:60], ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    ax.set_axis_off()
+    return fig
+
+
 def plot_lr_range_tests(
     tests: Mapping[str, Mapping],
     key: str = "losses",
