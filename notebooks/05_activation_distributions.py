@@ -38,6 +38,7 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
+from thesis_lib.experiments.report import percent_ci
 from thesis_lib.plotting import plot_activation_histograms, plot_filter_means, plot_layer_distances, profile_stamp
 
 # %%
@@ -57,17 +58,19 @@ print(stamp)
 #
 # Clean accuracy on the profile's test subset (whole test set in `full`) and on the attacked images;
 # robust accuracy on the attacked images: an image counts as robust when it is classified correctly
-# both clean and under every restart.
+# both clean and under every restart. Brackets: 95% Wilson intervals.
 
 # %%
 s = res.settings
+n_test = s.get("test_subset") or 10000
 rows = []
 for m in res.result["models"]:
-    rows.append({"activation": m["activation"], "clean acc, test (%)": percent(m["clean_acc"]),
-                 "clean acc, attacked images (%)": percent(m["pgd"]["clean_acc"]),
-                 f"PGD-{s['steps']}x{s['restarts']} (%)": percent(m["pgd"]["robust_acc"]),
-                 f"PGD-{s['steps']}x{s['restarts_text']} (%)": percent(m["pgd_text"]["robust_acc"]),
-                 "attacked images": m["pgd"]["n"], "masking suspected": m["gradient_masking_flagged"]})
+    n = m["pgd"]["n"]
+    rows.append({"activation": m["activation"], f"clean acc, test, n = {n_test:,} (%)": percent_ci(m["clean_acc"], n_test),
+                 f"clean acc, attacked images, n = {n:,} (%)": percent_ci(m["pgd"]["clean_acc"], n),
+                 f"PGD-{s['steps']}x{s['restarts']} (%)": percent_ci(m["pgd"]["robust_acc"], n),
+                 f"PGD-{s['steps']}x{s['restarts_text']} (%)": percent_ci(m["pgd_text"]["robust_acc"], n),
+                 "masking suspected": m["gradient_masking_flagged"]})
 table = pd.DataFrame(rows).set_index("activation")
 save_table(table, "light_cnn_accuracy", figures_dir,
            caption=f"Light CNNs: clean and PGD robust accuracy (eps {s['eps']}, step {s['step']}).", stamp=stamp)

@@ -41,6 +41,7 @@ from IPython.display import Markdown
 
 from thesis_lib.analysis import claims as cl
 from thesis_lib.experiments.autoattack_eval import MASKING_GAP
+from thesis_lib.experiments.report import percent_ci
 from thesis_lib.experiments.runner import largest_profile
 from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds, profile_stamp
 
@@ -120,15 +121,18 @@ claims_verdicts("lipschitz-kaf", "lipschitz-kaf-chapter5")
 # AutoAttack (Croce & Hein 2020; the `standard` version: APGD-CE, APGD-T, FAB-T, Square; the smoke profile
 # runs the cheaper APGD-CE + APGD-T with 5 iterations) and PGD on exactly the same images. A lower AutoAttack
 # accuracy means PGD overestimated robustness; "only AA" counts images broken by AutoAttack but not by PGD.
+# Brackets: 95% Wilson intervals; the claims below compare the two attacks with McNemar's test on the images.
 
 # %%
 def autoattack_table(res):
     aa = pd.DataFrame(res.result["models"])
     return pd.DataFrame({
         "model": aa["model"], "training": aa["training"], "run": aa.get("key", aa["activation"]),
-        "eps x255": (aa["eps"] * 255).round(2), "clean (%)": [percent(v) for v in aa["clean_acc"]],
-        "PGD (%)": [percent(v) for v in aa["pgd_acc"]], "AutoAttack (%)": [percent(v) for v in aa["autoattack_acc"]],
-        "only AA": aa["only_autoattack"], "images": aa["n"],
+        "eps x255": (aa["eps"] * 255).round(2), "images": aa["n"],
+        "clean (%)": [percent_ci(v, n) for v, n in zip(aa["clean_acc"], aa["n"])],
+        "PGD (%)": [percent_ci(v, n) for v, n in zip(aa["pgd_acc"], aa["n"])],
+        "AutoAttack (%)": [percent_ci(v, n) for v, n in zip(aa["autoattack_acc"], aa["n"])],
+        "only AA": aa["only_autoattack"],
         f"AA > {100 * MASKING_GAP:.0f} pts below PGD": ["yes" if v else "no" for v in aa["pgd_overestimates"]],
     }).set_index(["model", "training", "run"])
 

@@ -94,3 +94,11 @@ def test_mcnemar_exact_counts_discordant_pairs_and_matches_the_binomial_tail():
     assert mcnemar_exact([True] * 30, [False] * 30)["p_value"] < 1e-8
     with pytest.raises(ValueError, match="same examples"):
         mcnemar_exact([True], [True, False])
+
+
+def test_percent_ci_is_wilsons_interval_in_percent():
+    from thesis_lib.experiments.report import percent_ci
+
+    assert percent_ci(0.5, 100) == "50.0 [40.4, 59.6]"  # textbook Wilson: 0.4038, 0.5962
+    assert percent_ci(0.0, 10000) == "0.0 [0.00, 0.04]"  # a bound under 0.1% keeps two decimals
+    assert percent_ci(None, 100) == percent_ci(0.5, 0) == "--"
