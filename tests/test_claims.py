@@ -402,3 +402,15 @@ def test_committed_results_give_a_verdict_for_every_claim():
     assert list(table.index) == [c.id for c in cl.CLAIMS]
     assert set(table["verdict"]) <= set(cl.VERDICTS)
     assert cl.verdict_counts(table).startswith(f"{len(cl.CLAIMS)} claims: ")
+
+
+def test_evidence_links_point_at_files_that_exist():
+    from pathlib import Path
+
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    for claim in cl.CLAIMS:
+        text = cl.evidence_links(f"{claim.notebook}: " + ", ".join(claim.evidence))
+        targets = [part.split("](", 1)[1].rstrip(")") for part in text.split(", ")]
+        assert targets[0] == f"{claim.notebook}.ipynb"
+        missing = [t for t in targets if not (notebooks / t).exists()]
+        assert not missing, (claim.id, missing)

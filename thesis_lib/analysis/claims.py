@@ -54,6 +54,7 @@ __all__ = [
     "select_results",
     "evaluate_claims",
     "claims_by_id",
+    "evidence_links",
     "verdict_lines",
     "verdict_counts",
     "results_used",
@@ -880,10 +881,23 @@ def claims_by_id(*ids: str) -> list[Claim]:
     return [known[i] for i in ids]
 
 
+def evidence_links(evidence: str) -> str:
+    """ "07_vgg_results: vgg_results.tex, vgg_accuracy" as Markdown links from a notebook in notebooks/: the
+    notebook, each table (figures/NAME.tex) and each figure (figures/NAME.png)."""
+    notebook, _, files = evidence.partition(": ")
+    links = [f"[{notebook}]({notebook}.ipynb)"]
+    for name in filter(None, (f.strip() for f in files.split(","))):
+        links.append(f"[{name}](../figures/{name if name.endswith('.tex') else name + '.png'})")
+    return ", ".join(links)
+
+
 def verdict_lines(table) -> str:
-    """Markdown, one bullet per row of `evaluate_claims`: the claim's verdict and what decided it."""
+    """Markdown, one bullet per row of `evaluate_claims`: the claim's verdict, what decided it, and links to
+    the notebook and the figures and tables holding the evidence."""
     return "\n".join(
-        f"- **{i}**, section {r['section']}: *{r['verdict']}*. {r['measured']}." for i, r in table.iterrows()
+        f"- **{i}**, section {r['section']}: *{r['verdict']}*. {r['measured']}. "
+        f"Evidence: {evidence_links(r['evidence'])}."
+        for i, r in table.iterrows()
     )
 
 
