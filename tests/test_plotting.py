@@ -342,3 +342,12 @@ def test_lr_range_step_draws_the_curve_or_says_why_there_is_none():
     assert P.plot_lr_range_step(ok).axes[0].get_xscale() == "log"
     ax = P.plot_lr_range_step({"error": "the loss never fell"}).axes[0]
     assert "the loss never fell" in ax.texts[0].get_text() and not ax.axison
+
+
+def test_training_curves_mark_a_run_that_stopped_early():
+    full = [{"epoch": e, "test_acc": 0.1 * e} for e in range(1, 16)]
+    fig = P.plot_training_curves({"relu": full, "kaf_free": full[:7]}, keys=["test_acc"])
+    crosses = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "X"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [7]
+    fig = P.plot_training_curves({"relu": full, "kaf": full}, keys=["test_acc"])
+    assert not [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "X"]

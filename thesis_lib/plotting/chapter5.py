@@ -208,8 +208,8 @@ def plot_robust_vs_iterations_ci(
         )
         if np.isfinite(lo).all() and np.isfinite(hi).all():
             ax.fill_between(it, 100 * lo, 100 * hi, color=color, alpha=0.15, lw=0)
-    for m in mark or ():
-        ax.axvline(m, color="#888888", ls=":", lw=0.8)
+    for m in mark or ():  # the iterations of the tables' PGD, named in the legend
+        ax.axvline(m, color="#888888", ls=":", lw=0.8, label=f"{m:g} iterations: the tables' PGD")
     its = sorted({float(r["iterations"]) for r in recs})
     if its[0] > 0:
         from matplotlib.ticker import NullLocator

@@ -132,7 +132,7 @@ def plot_robust_vs_iterations(
     top = max(float(r[x]) for r in rows)
     for m in mark or ():
         if m <= top:  # a mark beyond the measured iterations would only squeeze the curves
-            ax.axvline(m, color="#888888", ls=":", lw=0.8)
+            ax.axvline(m, color="#888888", ls=":", lw=0.8, label=f"{m:g} iterations: the tables' PGD")
     ax.set_xlabel("PGD iterations")
     ax.set_ylabel("robust accuracy" + (" (%)" if percent else ""))
     if title:

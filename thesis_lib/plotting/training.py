@@ -227,12 +227,14 @@ def plot_training_curves(
     histories: {label: metrics["history"]} where each history is a list of per-epoch dicts
     (as written by `thesis_lib.training.train`). keys: metrics to draw; default: those of
     train/test loss/accuracy present in any run. Runs are coloured by activation when the label
-    is an activation name. Short histories (at most SHORT_HISTORY epochs, e.g. a one-epoch smoke
+    is an activation name. A run whose history ends before the longest one (training stopped: it
+    diverged) gets a cross at its last epoch. Short histories (at most SHORT_HISTORY epochs, e.g. a one-epoch smoke
     run) get a marker per epoch (diamonds: fixed activations, crosses: KAFs), so a single epoch is
     a visible point, not an invisible line; the epoch axis has integer ticks. ncols (default: 2
     for 2 or 4 panels, else up to 3); slots left over in the last row hold the legend.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     if not histories:
@@ -249,8 +251,10 @@ def plot_training_curves(
     nrows = math.ceil(n / ncols)
     fig = plt.figure(figsize=(TEXT_WIDTH, 2.1 * nrows + 0.5))
     axes, legend_ax = _panel_grid(fig, n, ncols)
-    short = max(len(h) for h in histories.values()) <= SHORT_HISTORY
+    longest = max(len(h) for h in histories.values())
+    short = longest <= SHORT_HISTORY
     all_x = set()
+    stopped = False
     for ax, key in zip(axes, keys):
         for label, hist in histories.items():
             ys = np.asarray([row.get(key, np.nan) for row in hist], dtype=float)
@@ -266,6 +270,9 @@ def plot_training_curves(
                 ms=5,
                 alpha=0.9,
             )
+            if 0 < len(hist) < longest and np.isfinite(ys[-1]):  # a run that stopped early (it diverged):
+                ax.plot(xs[-1], ys[-1], "X", color=activation_color(label), ms=7, mec="black", mew=0.6)  # mark its end
+                stopped = True
         ax.set_title(key.replace("_", " "))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(all_x) == 1:  # one epoch: centre it, one tick
@@ -276,6 +283,9 @@ def plot_training_curves(
         if k >= n - ncols:  # bottom panel of its column
             ax.set_xlabel(x)
     handles, labels = axes[0].get_legend_handles_labels()
+    if stopped:
+        handles.append(Line2D([], [], ls="", marker="X", color="#888888", mec="black", mew=0.6, ms=7))
+        labels.append("run stopped early")
     legend_cols = 2 if len(labels) > 4 else 1
     if legend_ax is not None:
         legend_ax.legend(handles, labels, loc="center", ncols=legend_cols, title="run")
