@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import chapter5 as c5
-from .observations import from_results, mcnemar_exact, wilson
+from .observations import from_results, mcnemar_exact, percent_ci, wilson
 
 __all__ = [
     "SUPPORTED",
@@ -934,7 +934,7 @@ def claims_stamp(results: Mapping[str, Any]) -> str:
 def robustness_comparison(results: Mapping[str, Any], experiments: Sequence[str] = ("vgg", "resnet20_at")):
     """Clean and PGD robust accuracy of our fast-AT networks (each at its selected profile), then LITERATURE.
 
-    Accuracies in percent (1 decimal); the source column says which profile a row comes from, and the
+    Accuracies in percent with 95% Wilson intervals; the source column says which profile a row comes from, and the
     literature row says that it is not our run (its source: LITERATURE_CITATION).
     """
     import pandas as pd
@@ -955,11 +955,15 @@ def robustness_comparison(results: Mapping[str, Any], experiments: Sequence[str]
                     "model": names.get(exp, exp),
                     "activation": act,
                     "training": f"fast AT (FGSM-RS), {s.get('epochs')} epoch" + ("" if s.get("epochs") == 1 else "s"),
-                    "clean (%)": round(100 * o["clean"], 1) if not math.isnan(o["clean"]) else math.nan,
-                    "robust (%)": round(100 * o["robust"], 1) if not math.isnan(o["robust"]) else math.nan,
+                    "clean (%) [95% CI]": percent_ci(o["clean"], o["clean_n"]),
+                    "robust (%) [95% CI]": percent_ci(o["robust"], o["robust_n"]),
                     "attack": f"{attack}, eps 8/255",
                     "images": f"{int(o['robust_n']):,}" if o["robust_n"] else "--",
                 }
             )
-    rows.append(dict(LITERATURE))
+    lit = dict(LITERATURE)  # its interval: the binomial sampling of the 10,000 test images, as for ours
+    n = int(lit.pop("images").replace(",", ""))
+    lit["clean (%) [95% CI]"] = percent_ci(lit.pop("clean (%)") / 100, n)
+    lit["robust (%) [95% CI]"] = percent_ci(lit.pop("robust (%)") / 100, n)
+    rows.append({**lit, "attack": LITERATURE["attack"], "images": LITERATURE["images"]})
     return pd.DataFrame(rows)

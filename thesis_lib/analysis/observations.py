@@ -28,6 +28,7 @@ from dataclasses import dataclass
 __all__ = [
     "Estimate",
     "wilson",
+    "percent_ci",
     "paired_difference",
     "mcnemar_exact",
     "proportion_difference",
@@ -69,6 +70,15 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
     return centre - half, centre + half
+
+
+def percent_ci(x, n, digits: int = 1) -> str:
+    """Accuracy `x` of `n` images as "59.6 [58.6, 60.6]": percent with its 95% Wilson interval ("--" if unknown)."""
+    if x is None or n in (None, 0) or math.isnan(float(x)):
+        return "--"
+    lo, hi = wilson(round(float(x) * int(n)), int(n))
+    d = max(digits, 2) if 100 * hi < 0.1 else digits  # an upper bound under 0.1% would round to 0.0
+    return f"{100 * float(x):.{digits}f} [{100 * lo:.{d}f}, {100 * hi:.{d}f}]"
 
 
 def paired_difference(a: list[bool], b: list[bool], z: float = Z95) -> Estimate:

@@ -5,11 +5,11 @@ Notebook outputs are compared by nbval, so everything printed here is rounded an
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..analysis.observations import percent_ci  # re-exported: the notebooks' accuracy cells
 from ..utils import short_commit
 
 __all__ = ["provenance_table", "save_figure", "save_table", "percent", "percent_ci"]
@@ -63,17 +63,6 @@ def percent(x, digits: int = 1):
     if x is None:
         return float("nan")
     return round(100.0 * float(x), digits)
-
-
-def percent_ci(x, n, digits: int = 1) -> str:
-    """Accuracy `x` of `n` images as "59.6 [58.6, 60.6]": percent with its 95% Wilson interval ("--" if unknown)."""
-    from ..analysis.observations import wilson
-
-    if x is None or n in (None, 0) or math.isnan(float(x)):
-        return "--"
-    lo, hi = wilson(round(float(x) * int(n)), int(n))
-    d = max(digits, 2) if 100 * hi < 0.1 else digits  # an upper bound under 0.1% would round to 0.0
-    return f"{100 * float(x):.{digits}f} [{100 * lo:.{d}f}, {100 * hi:.{d}f}]"
 
 
 def save_table(
