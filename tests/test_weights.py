@@ -69,15 +69,22 @@ def test_record_evaluation_writes_the_card_once(finished_run, tmp_path):
 
 
 def _fast_at_cards():
-    """(profile, experiment, key) of every committed fast-AT model beyond smoke that has a PGD step."""
+    """(profile, experiment, key) of every committed fast-AT model beyond smoke with a PGD step, in an experiment
+    that has finished (one being computed writes its cards' evaluations as it evaluates)."""
     from thesis_lib.weights import default_results_dir
 
     out = []
     for card in sorted(default_results_dir().glob("*/*/weights/*.json")):
-        profile = card.parent.parent.parent.name
-        step = card.parent.parent / f"pgd_{card.stem}.json"
-        if profile != "smoke" and step.is_file() and json.loads(card.read_text()).get("method") == "fast_at":
-            out.append((profile, card.parent.parent.name, card.stem))
+        folder = card.parent.parent
+        profile, finished = folder.parent.name, (folder / "summary.json").is_file()
+        step = folder / f"pgd_{card.stem}.json"
+        if (
+            profile != "smoke"
+            and finished
+            and step.is_file()
+            and json.loads(card.read_text()).get("method") == "fast_at"
+        ):
+            out.append((profile, folder.name, card.stem))
     return out
 
 
