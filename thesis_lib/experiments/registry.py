@@ -1,20 +1,12 @@
-"""The experiment registry: one line per row of the table "Experiments and the figures they produce".
+"""The experiment registry: `_ALL` below lists every experiment, in thesis order.
 
-| experiment | thesis | notebook |
-| --- | --- | --- |
-| light_cnn | 4 | 05_activation_distributions |
-| adversarial_examples | 1.1 / 2.2 | 02_adversarial_examples |
-| kwta_line | 3.1 | 04_kwta_discontinuities |
-| vgg_lr_range | 4.2 / 5.1 | 06_fast_adversarial_training |
-| vgg | 5.1 | 07_vgg_results |
-| kaf_shapes | 2.4 | 03_kernel_activation_functions |
-| resnet_standard | 5.2 | 08_exploding_gradients |
-| resnet20_lr_range, resnet20_at, resnet20_seeds | 5.3 | 09_resnet20_results |
-| lipschitz_light_cnn, lipschitz, autoattack_light_cnn, autoattack, resnet56_fix | 4.1 / 6 | 10_future_work |
-
-(Section 2.1.3's figures are analytic: notebook 01 needs no experiment.) Adding an experiment is
-one module defining an `Experiment` plus one line in `_ALL` below; importing this module registers
-nothing anywhere else (the experiment modules import only `experiment.py` and `common.py`).
+Each experiment module defines one `Experiment` (its thesis section, notebook, settings per profile,
+requirements and figures); `docs/protocol.md` says what each computes, and the README's status table
+and `notebooks/README.md` are generated from this registry. (Section 2.1.3's figures are analytic:
+notebook 01 needs no experiment.) Adding an experiment is one module defining an `Experiment` plus one
+line in `_ALL`. Importing this module runs no experiment and registers nothing elsewhere: the modules
+only define their settings and functions (one may reuse another's, e.g. `resnet20_at` builds on
+`vgg`'s fast-AT family), and none of them imports this registry back.
 """
 
 from __future__ import annotations
