@@ -165,20 +165,25 @@ def test_amp_off_and_layout_off_are_recorded(blobs):
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16")
 def test_bf16_training_matches_fp32_accuracy_and_resumes_bitwise(blobs, tmp_path):
-    # 8 epochs (80 steps): after 2 (20 steps) the toy task is still chaotic, both precisions land anywhere
-    # between 26% and 60% depending on rounding, so one pair of runs says nothing about bf16
-    bf = train(_cfg(epochs=8), data=blobs, out_dir=tmp_path / "bf16", verbose=False)
-    fp = train(_cfg(epochs=8, amp=False), data=blobs, verbose=False)
-    assert bf["precision"] == "bf16" and fp["precision"] == "fp32"
-    # 500 test images of an easy task: both well above chance and within 5 points (benchmarks/README.md
-    # records the seed-to-seed spread of this comparison on real CIFAR-10)
-    assert bf["clean_acc"] > 0.5 and fp["clean_acc"] > 0.5
-    assert abs(bf["clean_acc"] - fp["clean_acc"]) < 0.05
+    # One pair of toy runs says nothing: after 8 epochs (80 Adam steps) a run of either precision lands
+    # anywhere between about 40% and 80% depending on its seed and on rounding (measured on an AMD EPYC and
+    # an Intel Xeon). So three seeds per precision, and bf16 must not be worse than fp32 by more than the
+    # seed-to-seed noise measured here: 3 standard errors of the difference of the means (at least 5 points).
+    seeds = (0, 1, 2)
+    bf = {seed: train(_cfg(epochs=8, seed=seed), data=blobs, verbose=False) for seed in seeds}
+    fp = [train(_cfg(epochs=8, seed=seed, amp=False), data=blobs, verbose=False)["clean_acc"] for seed in seeds]
+    assert {m["precision"] for m in bf.values()} == {"bf16"}
+    acc = [m["clean_acc"] for m in bf.values()]
+    mean_bf, mean_fp = sum(acc) / 3, sum(fp) / 3
+    var = [sum((a - m) ** 2 for a in xs) / 2 for xs, m in ((acc, mean_bf), (fp, mean_fp))]
+    noise = max(3 * ((var[0] + var[1]) / 3) ** 0.5, 0.05)
+    assert mean_bf > 0.25 and mean_fp > 0.25, (acc, fp)  # both learn (chance: 10%)
+    assert mean_bf > mean_fp - noise, (acc, fp, noise)
     part = train(_cfg(epochs=8), data=blobs, out_dir=tmp_path / "part", stop_after=1, verbose=False)
     assert not part["finished"]
     resumed = train(_cfg(epochs=8), data=blobs, out_dir=tmp_path / "part", resume=True, verbose=False)
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in bf["history"]]
-    assert resumed["clean_acc"] == bf["clean_acc"]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in bf[0]["history"]]
+    assert resumed["clean_acc"] == bf[0]["clean_acc"]
 
 
 def test_reported_clean_accuracy_is_float32(blobs, tmp_path):
