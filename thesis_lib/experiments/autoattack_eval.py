@@ -58,33 +58,32 @@ def run(ctx) -> dict:
     s: AutoAttackSettings = ctx.settings
     images, labels = ctx.test_images(s.n, s.seed)
     rows = []
-    for exp, acts in s.models:
-        other = ctx.sibling(exp)
-        for run in other.trained_runs(acts):
-            # each model at the radius its experiment evaluates it at (light CNNs: chapter 4's eps 0.031)
-            eps, step = run.eps, run.step
+    for other, run in ctx.runs_of(s.models):
+        exp = other.experiment.name
+        # each model at the radius its experiment evaluates it at (light CNNs: chapter 4's eps 0.031)
+        eps, step = run.eps, run.step
 
-            def evaluate():
-                with other.model(run.key, run.config) as model:
-                    return _compare(model, images, labels, s, eps, step)
+        def evaluate():
+            with other.model(run.key, run.config) as model:
+                return _compare(model, images, labels, s, eps, step)
 
-            r = ctx.step(
-                f"autoattack_{exp}_{run.key}",
-                {"config": run.config, "settings": stored_settings(s), "eps": eps},
-                evaluate,
-            )
-            rows.append(
-                {
-                    "experiment": exp,
-                    "key": run.key,
-                    "pgd_overestimates": bool(r["autoattack_acc"] < r["pgd_acc"] - MASKING_GAP),
-                    "model": run.model,
-                    "training": run.training,
-                    "activation": run.activation,
-                    "eps": eps,
-                    **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
-                }
-            )
+        r = ctx.step(
+            f"autoattack_{exp}_{run.key}",
+            {"config": run.config, "settings": stored_settings(s), "eps": eps},
+            evaluate,
+        )
+        rows.append(
+            {
+                "experiment": exp,
+                "key": run.key,
+                "pgd_overestimates": bool(r["autoattack_acc"] < r["pgd_acc"] - MASKING_GAP),
+                "model": run.model,
+                "training": run.training,
+                "activation": run.activation,
+                "eps": eps,
+                **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
+            }
+        )
     return {"models": rows, "version": s.version}
 
 

@@ -386,6 +386,15 @@ class RunContext:
             images=self.images,
         )
 
+    def runs_of(self, models) -> list:
+        """(sibling context, run) for every trained run that `models` names: pairs (experiment, run keys or
+        None for all of its runs), as the analyses of trained models (Lipschitz, AutoAttack) declare them."""
+        out = []
+        for name, keys in models:
+            other = self.sibling(name)
+            out += [(other, run) for run in other.trained_runs(keys)]
+        return out
+
     def trained_runs(self, only=None) -> list:
         """The experiment's declared `TrainedRun`s; `only` keeps runs by key (a fast-AT family's main row set is
         keyed by activation: "relu" is the range-test-bounds ReLU model, "relu_thesis_lr" the second row set's)."""

@@ -44,28 +44,27 @@ def run(ctx) -> dict:
     s: LipschitzSettings = ctx.settings
     images, _ = ctx.test_images(s.empirical_n, s.seed)
     rows = []
-    for exp, acts in s.models:
-        other = ctx.sibling(exp)
-        for run in other.trained_runs(acts):
+    for other, run in ctx.runs_of(s.models):
+        exp = other.experiment.name
 
-            def compute():
-                with other.model(run.key, run.config) as model:
-                    return _bounds(model, images, s)
+        def compute():
+            with other.model(run.key, run.config) as model:
+                return _bounds(model, images, s)
 
-            r = ctx.step(f"lipschitz_{exp}_{run.key}", {"config": run.config, "settings": stored_settings(s)}, compute)
-            rows.append(
-                {
-                    "experiment": exp,
-                    "key": run.key,
-                    "model": run.model,
-                    "training": run.training,
-                    "activation": run.activation,
-                    "bound": r["bound"],
-                    "certified": r["certified"],
-                    "empirical_jacobian": r["empirical_jacobian"],
-                    "non_finite": r.get("non_finite", 0),
-                }
-            )
+        r = ctx.step(f"lipschitz_{exp}_{run.key}", {"config": run.config, "settings": stored_settings(s)}, compute)
+        rows.append(
+            {
+                "experiment": exp,
+                "key": run.key,
+                "model": run.model,
+                "training": run.training,
+                "activation": run.activation,
+                "bound": r["bound"],
+                "certified": r["certified"],
+                "empirical_jacobian": r["empirical_jacobian"],
+                "non_finite": r.get("non_finite", 0),
+            }
+        )
     return {"models": rows}
 
 
