@@ -43,6 +43,7 @@ __all__ = [
     "stable_hash",
     "damage",
     "checksum",
+    "inspect_stored",
 ]
 
 # Request fields that say where or how fast a run happens, not what it computes: a finished run
@@ -100,7 +101,7 @@ def checksum(entry: dict) -> str:
     return stable_hash({"settings": entry.get("settings"), "result": entry.get("result")}, 16)
 
 
-def _inspect(path: Path) -> tuple[dict | None, str | None]:
+def inspect_stored(path: Path) -> tuple[dict | None, str | None]:
     """(the stored JSON object, None), or (None, why it cannot be used: the end of a sentence naming `path`)."""
     try:
         stored = read_json(path)
@@ -120,14 +121,14 @@ def damage(path: Path) -> str | None:
     result no longer match its checksum (edited by hand). A file without checksum (written before
     checksums existed) is trusted.
     """
-    return _inspect(path)[1]
+    return inspect_stored(path)[1]
 
 
 def _read_stored(path: Path, log: Callable[[str], None], label: str) -> dict | None:
     """A stored JSON result, or None (missing; or damaged: said in one line, then recomputed)."""
     if not path.is_file():
         return None
-    stored, why = _inspect(path)
+    stored, why = inspect_stored(path)
     if why is not None:
         log(f"[{label}] {path} {why}; recomputing it")
     return stored

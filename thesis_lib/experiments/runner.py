@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..utils import ThesisError, atomic_write_json, get_device, provenance, read_json, short_commit
-from .context import RunContext, checksum, damage, runs_cache_dir, stable_hash, to_jsonable
+from .context import RunContext, checksum, damage, inspect_stored, runs_cache_dir, stable_hash, to_jsonable
 from .registry import check_profile, experiments_with_profile, get_experiment
 
 __all__ = [
@@ -82,9 +82,11 @@ def settings_key(name: str, profile: str) -> str:
 def is_complete(name: str, profile: str, results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR) -> bool:
     """True when the experiment's summary exists and matches the current settings of `profile` (and requirements')."""
     path = summary_path(name, profile, results_dir)
-    if not path.is_file() or damage(path) is not None:  # truncated, or edited by hand: not finished
+    if not path.is_file():
         return False
-    summary = read_json(path)
+    summary, why = inspect_stored(path)  # read once; truncated or edited by hand: not finished
+    if why is not None:
+        return False
     return summary.get("status") == "complete" and summary.get("settings_key") == settings_key(name, profile)
 
 
