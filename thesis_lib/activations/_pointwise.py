@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from . import _kaf_native
+import thesis_lib.activations._kaf_native as _kaf_native  # the module, not through the package
 
 __all__ = ["apply"]
 

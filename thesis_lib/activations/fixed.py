@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _pointwise
+import thesis_lib.activations._pointwise as _pointwise  # the module, not through the package
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "GELU", "Swish", "Softplus", "Sigmoid", "Tanh", "FixedActivation"]
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _kaf_native
+import thesis_lib.activations._kaf_native as _kaf_native  # the module, not through the package
 
 __all__ = ["KAF", "KAF_PRESETS", "kaf_reference", "ridge_alpha", "KERNELS"]
 
