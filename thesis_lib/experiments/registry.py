@@ -3,29 +3,32 @@
 Each experiment module defines one `Experiment` (its thesis section, notebook, settings per profile,
 requirements and figures); `docs/protocol.md` says what each computes, and the README's status table
 and `notebooks/README.md` are generated from this registry. (Section 2.1.3's figures are analytic:
-notebook 01 needs no experiment.) Adding an experiment is one module defining an `Experiment` plus one
-line in `_ALL`. Importing this module runs no experiment and registers nothing elsewhere: the modules
-only define their settings and functions (one may reuse another's, e.g. `resnet20_at` builds on
-`vgg`'s fast-AT family), and none of them imports this registry back.
+notebook 01 needs no experiment.) Adding an experiment is one module defining an `Experiment`, its
+import here and one line in `_ALL`. Importing this module runs no experiment and registers nothing
+elsewhere: the modules only define their settings and functions (one may reuse another's, e.g.
+`resnet20_at` builds on `vgg`'s fast-AT family), and none of them imports this registry back. The
+experiments are imported from their modules, not through the `experiments` package (whose `__init__`
+imports this registry).
 """
 
 from __future__ import annotations
 
-from . import (
-    adversarial_examples,
-    autoattack_eval,
-    kaf_shapes,
-    kwta_line,
-    light_cnn,
-    lipschitz,
-    lr_range,
-    resnet20_at,
-    resnet20_seeds,
-    resnet56_fix,
-    resnet_standard,
-    vgg,
-)
+from .adversarial_examples import EXPERIMENT as ADVERSARIAL_EXAMPLES
+from .autoattack_eval import EXPERIMENT as AUTOATTACK
+from .autoattack_eval import LIGHT_CNN as AUTOATTACK_LIGHT_CNN
 from .experiment import PROFILES, REQUIRED_PROFILES, Experiment, TrainedRun, check_profile
+from .kaf_shapes import EXPERIMENT as KAF_SHAPES
+from .kwta_line import EXPERIMENT as KWTA_LINE
+from .light_cnn import EXPERIMENT as LIGHT_CNN
+from .lipschitz import EXPERIMENT as LIPSCHITZ
+from .lipschitz import LIGHT_CNN as LIPSCHITZ_LIGHT_CNN
+from .lr_range import VGG_LR_RANGE
+from .resnet20_at import EXPERIMENT as RESNET20_AT
+from .resnet20_at import LR_RANGE as RESNET20_LR_RANGE
+from .resnet20_seeds import EXPERIMENT as RESNET20_SEEDS
+from .resnet56_fix import EXPERIMENT as RESNET56_FIX
+from .resnet_standard import EXPERIMENT as RESNET_STANDARD
+from .vgg import EXPERIMENT as VGG
 
 __all__ = [
     "Experiment",
@@ -41,21 +44,21 @@ __all__ = [
 
 # Thesis order (a requirement may come later: `list_experiments` puts requirements first).
 _ALL: tuple[Experiment, ...] = (
-    light_cnn.EXPERIMENT,
-    adversarial_examples.EXPERIMENT,
-    kwta_line.EXPERIMENT,
-    lr_range.VGG_LR_RANGE,
-    vgg.EXPERIMENT,
-    kaf_shapes.EXPERIMENT,
-    resnet_standard.EXPERIMENT,
-    resnet20_at.LR_RANGE,
-    resnet20_at.EXPERIMENT,
-    resnet20_seeds.EXPERIMENT,
-    lipschitz.LIGHT_CNN,
-    lipschitz.EXPERIMENT,
-    autoattack_eval.LIGHT_CNN,
-    autoattack_eval.EXPERIMENT,
-    resnet56_fix.EXPERIMENT,
+    LIGHT_CNN,
+    ADVERSARIAL_EXAMPLES,
+    KWTA_LINE,
+    VGG_LR_RANGE,
+    VGG,
+    KAF_SHAPES,
+    RESNET_STANDARD,
+    RESNET20_LR_RANGE,
+    RESNET20_AT,
+    RESNET20_SEEDS,
+    LIPSCHITZ_LIGHT_CNN,
+    LIPSCHITZ,
+    AUTOATTACK_LIGHT_CNN,
+    AUTOATTACK,
+    RESNET56_FIX,
 )
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in _ALL}
 if len(EXPERIMENTS) != len(_ALL):
