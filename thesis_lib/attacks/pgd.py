@@ -318,31 +318,16 @@ def _forward(model: nn.Module, x: torch.Tensor, channels_last: bool) -> torch.Te
     return model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
 
 
-def pgd(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float,
-    step: float,
-    steps: int,
-    restarts: int = 1,
-    norm: str = "linf",
-    random_start: bool = True,
-    target: torch.Tensor | None = None,
-    *,
-    seed: int = 0,
-    batch_size: int = 512,
-    stop: str = "first",
-) -> torch.Tensor:
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     """PGD adversarial images (N x C x H x W float in [0, 1]), the worst case over `restarts`.
 
-    Per example: the first misclassified iterate found (any restart), else the final iterate with the
-    highest loss. `stop="none"` gives classic PGD instead (every step of every restart; the final
-    iterate of the highest-loss restart): stronger, higher-confidence images, e.g. for transfer or for
+    Takes `run_pgd`'s arguments (`eps, step, steps, restarts=1, norm="linf", random_start=True, target=None`,
+    then keyword-only `seed`, `batch_size`, `stop`, ...) and returns its `x_adv`. Per example: the first
+    misclassified iterate found (any restart), else the final iterate with the highest loss.
+    `stop="none"` gives classic PGD instead (every step of every restart; the final iterate of the
+    highest-loss restart): stronger, higher-confidence images, e.g. for transfer or for
     comparing activations, at the full cost. `eps` and `step` are in [0, 1] pixel units (L-inf) or L2
     norm units (`norm="l2"`). The model is attacked in eval mode with frozen parameters; its state is
     restored afterwards.
     """
-    return run_pgd(
-        model, x, y, eps, step, steps, restarts, norm, random_start, target, seed=seed, batch_size=batch_size, stop=stop
-    ).x_adv
+    return run_pgd(model, x, y, *args, **kwargs, return_adv=True).x_adv
