@@ -53,11 +53,17 @@ def stored_settings(obj: Any) -> Any:
 
 @dataclass(frozen=True)
 class TrainedRun:
-    """One model an experiment trains, as other experiments (AutoAttack, Lipschitz, ...) see it."""
+    """One model an experiment trains, as other experiments (AutoAttack, Lipschitz, ...) see it.
+
+    `config` is the run's identity as the experiment states it, not a TrainConfig object: only the fields
+    the experiment sets (None dropped), the training package filling in the defaults. The steps that
+    evaluate the model store this dict in their settings and every stored result is keyed by its hash,
+    so it stays this plain form; `ctx.train_config(run.config)` gives the TrainConfig where one is needed.
+    """
 
     key: str  # run key, unique within the experiment (its training/<key>.json and weights/<key>.*)
     activation: str
-    config: dict  # the TrainConfig dict (None fields dropped) the experiment trains it with
+    config: dict  # the TrainConfig fields the experiment sets (None dropped): see above
     model: str  # architecture label for tables, e.g. "VGG", "ResNet-20"
     training: str  # "standard" or "fast AT"
     eps: float  # L-inf radius the experiment evaluates this model at, [0, 1] pixel units
