@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .common import PGD_SMOKE, PGD_THESIS, PGDSettings
+from .common import PGD_SMOKE, PGD_THESIS, PGDSettings, evaluate_runs
 from .experiment import Experiment, stored_settings
 
 __all__ = ["AutoAttackSettings", "MASKING_GAP", "EXPERIMENT", "LIGHT_CNN"]
@@ -57,33 +57,23 @@ def _compare(model, images, labels, s: AutoAttackSettings, eps: float, step: flo
 def run(ctx) -> dict:
     s: AutoAttackSettings = ctx.settings
     images, labels = ctx.test_images(s.n, s.seed)
-    rows = []
-    for other, run in ctx.runs_of(s.models):
-        exp = other.experiment.name
-        # each model at the radius its experiment evaluates it at (light CNNs: chapter 4's eps 0.031)
-        eps, step = run.eps, run.step
-
-        def evaluate():
-            with other.model(run.key, run.config) as model:
-                return _compare(model, images, labels, s, eps, step)
-
-        r = ctx.step(
-            f"autoattack_{exp}_{run.key}",
-            {"config": run.config, "settings": stored_settings(s), "eps": eps},
-            evaluate,
-        )
-        rows.append(
-            {
-                "experiment": exp,
-                "key": run.key,
-                "pgd_overestimates": bool(r["autoattack_acc"] < r["pgd_acc"] - MASKING_GAP),
-                "model": run.model,
-                "training": run.training,
-                "activation": run.activation,
-                "eps": eps,
-                **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
-            }
-        )
+    # each model at the radius its experiment evaluates it at (light CNNs: chapter 4's eps 0.031)
+    done = evaluate_runs(
+        ctx,
+        "autoattack",
+        s.models,
+        lambda run: {"settings": stored_settings(s), "eps": run.eps},
+        lambda model, run: _compare(model, images, labels, s, run.eps, run.step),
+    )
+    rows = [
+        {
+            **row,
+            "pgd_overestimates": bool(r["autoattack_acc"] < r["pgd_acc"] - MASKING_GAP),
+            "eps": r["eps"],
+            **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
+        }
+        for row, r in done
+    ]
     return {"models": rows, "version": s.version}
 
 

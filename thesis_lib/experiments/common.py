@@ -24,6 +24,7 @@ __all__ = [
     "PGD_SMOKE",
     "evaluate_pgd",
     "evaluate_thesis_protocol",
+    "evaluate_runs",
     "train_config",
     "arch_label",
 ]
@@ -112,6 +113,27 @@ def evaluate_thesis_protocol(ctx, key: str, model, pgd: PGDSettings, config: dic
             channels_last=prefers_channels_last(model),  # as our PGD: NHWC where it is faster
         ),
     )
+
+
+def evaluate_runs(ctx, prefix: str, models, settings, compute) -> list[tuple[dict, dict]]:
+    """`compute(model, run)` for every trained run that `models` names (see `RunContext.runs_of`), each
+    cached as step `<prefix>_<experiment>_<run key>` with the run's config and `settings(run)` (a dict).
+
+    Returns (row, result) per run, in order; the row names the model for tables (experiment, key,
+    model, training, activation). The analyses of other experiments' models (Lipschitz, AutoAttack) use it.
+    """
+    out = []
+    for other, run in ctx.runs_of(models):
+
+        def fn(other=other, run=run):
+            with other.model(run.key, run.config) as model:
+                return compute(model, run)
+
+        exp = other.experiment.name
+        result = ctx.step(f"{prefix}_{exp}_{run.key}", {"config": run.config, **settings(run)}, fn)
+        row = {"experiment": exp, "key": run.key, "model": run.model, "training": run.training}
+        out.append(({**row, "activation": run.activation}, result))
+    return out
 
 
 def arch_label(arch: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .common import evaluate_runs
 from .experiment import Experiment, stored_settings
 
 __all__ = ["LipschitzSettings", "EXPERIMENT", "LIGHT_CNN"]
@@ -43,29 +44,15 @@ def _bounds(model, images, s: LipschitzSettings) -> dict:
 def run(ctx) -> dict:
     s: LipschitzSettings = ctx.settings
     images, _ = ctx.test_images(s.empirical_n, s.seed)
-    rows = []
-    for other, run in ctx.runs_of(s.models):
-        exp = other.experiment.name
-
-        def compute():
-            with other.model(run.key, run.config) as model:
-                return _bounds(model, images, s)
-
-        r = ctx.step(f"lipschitz_{exp}_{run.key}", {"config": run.config, "settings": stored_settings(s)}, compute)
-        rows.append(
-            {
-                "experiment": exp,
-                "key": run.key,
-                "model": run.model,
-                "training": run.training,
-                "activation": run.activation,
-                "bound": r["bound"],
-                "certified": r["certified"],
-                "empirical_jacobian": r["empirical_jacobian"],
-                "non_finite": r.get("non_finite", 0),
-            }
-        )
-    return {"models": rows}
+    done = evaluate_runs(
+        ctx,
+        "lipschitz",
+        s.models,
+        lambda run: {"settings": stored_settings(s)},
+        lambda model, run: _bounds(model, images, s),
+    )
+    keep = ("bound", "certified", "empirical_jacobian")
+    return {"models": [{**row, **{k: r[k] for k in keep}, "non_finite": r.get("non_finite", 0)} for row, r in done]}
 
 
 # The chapter-4 light CNNs (standard training) are an experiment of their own: they exist at every profile
