@@ -30,7 +30,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 figures: setup
-	$(PY) -m thesis_lib.experiments.notebooks --profile $(PROFILE)
+	$(PY) -m thesis_lib.reporting.notebooks --profile $(PROFILE)
 
 test: lint test-unit test-notebooks test-smoke
 
@@ -51,7 +51,7 @@ test-notebooks: setup
 	THESIS_NO_PROGRESS=1 $(PY) -m pytest -q --nbval --nbval-current-env notebooks --nbval-sanitize-with notebooks/sanitize.cfg
 
 test-smoke: setup
-	THESIS_NO_PROGRESS=1 $(PY) -m thesis_lib.experiments.notebooks --profile smoke \
+	THESIS_NO_PROGRESS=1 $(PY) -m thesis_lib.reporting.notebooks --profile smoke \
 		--results-dir $(TMP)/results --figures-dir $(TMP)/figures --output-dir $(TMP)/notebooks
 
 benchmarks: setup

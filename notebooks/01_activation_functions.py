@@ -29,7 +29,8 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 import torch
 
 import thesis_lib
-from thesis_lib.plotting import plot_activation_derivatives, plot_activation_functions, plot_sigmoid, profile_stamp
+from thesis_lib.plotting import plot_activation_derivatives, plot_activation_functions, plot_sigmoid
+from thesis_lib.reporting.stamp import profile_stamp
 
 # %% [markdown]
 # ## Sigmoid and the vanishing gradient (eq. 2.13, Fig. 2.6)

@@ -14,7 +14,7 @@
 # results), `cpu` (the chapter-4 light CNNs, notebooks 02, 04 and 05: the light CNNs on all 50,000 training images
 # for 5 of the protocol's 20 epochs, attacked as in the protocol, on a 2-core CPU) and `full` (exactly the protocol: run on the 2-core CPU for the chapter-4
 # light CNNs of notebooks 02, 04 and 05; the other experiments need a GPU and have not been run at this
-# scale yet). `python -m thesis_lib.experiments.notebooks`
+# scale yet). `python -m thesis_lib.reporting.notebooks`
 # (default `--profile best`) shows, per notebook, the largest profile whose results exist; run
 # `python -m thesis_lib reproduce --profile full` on a GPU first to reproduce the protocol.
 
@@ -37,7 +37,8 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 from safetensors.torch import load_file
 
 from thesis_lib.data import CIFAR10_CLASSES
-from thesis_lib.plotting import plot_adversarial_grid, profile_stamp
+from thesis_lib.plotting import plot_adversarial_grid
+from thesis_lib.reporting.stamp import profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -15,7 +15,7 @@
 # CIFAR-10 subset, one epoch: proves the pipeline end to end; its numbers are *not* the thesis's
 # results), `cpu` (a stated reduction for a 2-core CPU: here the curves of the cpu profile's VGG runs,
 # 15 of the protocol's 60 epochs on all 50,000 training images, notebook 07) and `full` (exactly the
-# protocol, a GPU). `python -m thesis_lib.experiments.notebooks`
+# protocol, a GPU). `python -m thesis_lib.reporting.notebooks`
 # (default `--profile best`) shows, per notebook, the largest profile whose results exist; run
 # `python -m thesis_lib reproduce --profile full` on a GPU first to reproduce the protocol.
 
@@ -40,7 +40,8 @@ import torch
 import thesis_lib
 from thesis_lib.analysis.kaf_shapes import ridge_fits, shape_changes, slope_bound_parts
 from thesis_lib.experiments import ExperimentResults
-from thesis_lib.plotting import plot_kaf_ridge_fit, plot_kaf_shapes, profile_stamp
+from thesis_lib.plotting import plot_kaf_ridge_fit, plot_kaf_shapes
+from thesis_lib.reporting.stamp import profile_stamp
 
 # %% [markdown]
 # ## Building blocks (analytic)

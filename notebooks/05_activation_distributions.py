@@ -18,7 +18,7 @@
 # results), `cpu` (the chapter-4 light CNNs, notebooks 02, 04 and 05: the light CNNs on all 50,000 training images
 # for 5 of the protocol's 20 epochs, attacked as in the protocol, on a 2-core CPU) and `full` (exactly the protocol: run on the 2-core CPU for the chapter-4
 # light CNNs of notebooks 02, 04 and 05; the other experiments need a GPU and have not been run at this
-# scale yet). `python -m thesis_lib.experiments.notebooks`
+# scale yet). `python -m thesis_lib.reporting.notebooks`
 # (default `--profile best`) shows, per notebook, the largest profile whose results exist; run
 # `python -m thesis_lib reproduce --profile full` on a GPU first to reproduce the protocol.
 
@@ -38,8 +38,9 @@ from thesis_lib.notebook import setup
 
 plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup()
 
-from thesis_lib.experiments.report import percent_ci
-from thesis_lib.plotting import plot_activation_histograms, plot_filter_means, plot_layer_distances, profile_stamp
+from thesis_lib.plotting import plot_activation_histograms, plot_filter_means, plot_layer_distances
+from thesis_lib.reporting.outputs import percent_ci
+from thesis_lib.reporting.stamp import profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -141,7 +142,7 @@ for a in acts:
 # %% [markdown]
 # ## Do the chapter's observations hold on these runs?
 #
-# Computed from the stored results (`thesis_lib.analysis.observations`), so the answer belongs to the
+# Computed from the stored results (`thesis_lib.reporting.observations`), so the answer belongs to the
 # profile in the provenance table (at `smoke` scale the networks are near chance and the answers mean
 # nothing); where a smaller profile's results exist beside this one (the 5-epoch `cpu` runs next to the
 # 20-epoch `full` ones), both are shown with whether the verdict changed. Each measured difference comes
@@ -152,7 +153,7 @@ for a in acts:
 # (Tramer et al. 2020).
 
 # %%
-from thesis_lib.analysis.observations import observations_across_profiles
+from thesis_lib.reporting.observations import observations_across_profiles
 
 with pd.option_context("display.max_colwidth", 70, "display.width", 250):
     display(observations_across_profiles(res))  # the 5-epoch cpu runs beside the full ones, when both exist

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 07 · VGG results (thesis section 5.1)
 #
-# The VGG-inspired CNN (three [conv-BN-act] x2 + pool + dropout blocks of 32/64/128 filters, dense 128) with seven activations, fast adversarial training (eps 8/255) for 60 epochs with the one-cycle schedule, no augmentation. The thesis used the bounds of its own range tests (recorded in the protocol); the `cpu` profile trains every activation twice: between the bounds of this project's range tests (notebook 06), and, as a second row set, between the thesis's. Robust accuracy: PGD-50-10 (an image counts when it is classified correctly under every restart), beside the thesis's own evaluation (ART 2020 PGD without labels, one restart kept for the whole set) on the same images. Each of the thesis's comparisons gets a verdict with its 95% interval and p-value (`thesis_lib.analysis.chapter5`).
+# The VGG-inspired CNN (three [conv-BN-act] x2 + pool + dropout blocks of 32/64/128 filters, dense 128) with seven activations, fast adversarial training (eps 8/255) for 60 epochs with the one-cycle schedule, no augmentation. The thesis used the bounds of its own range tests (recorded in the protocol); the `cpu` profile trains every activation twice: between the bounds of this project's range tests (notebook 06), and, as a second row set, between the thesis's. Robust accuracy: PGD-50-10 (an image counts when it is classified correctly under every restart), beside the thesis's own evaluation (ART 2020 PGD without labels, one restart kept for the whole set) on the same images. Each of the thesis's comparisons gets a verdict with its 95% interval and p-value (`thesis_lib.reporting.chapter5`).
 #
 # | thesis figure / table | file |
 # | --- | --- |
@@ -21,7 +21,7 @@
 # one epoch: proves the pipeline end to end; its networks are at chance and its numbers are *not*
 # the thesis's results), `cpu` (a stated reduction for a 2-core CPU: 15 of the protocol's 60 epochs on
 # all 50,000 training images, PGD-50-10 on 1,000 stratified test images) and `full` (exactly the
-# protocol, a GPU). `python -m thesis_lib.experiments.notebooks` (default `--profile best`) shows the
+# protocol, a GPU). `python -m thesis_lib.reporting.notebooks` (default `--profile best`) shows the
 # largest profile whose results exist.
 
 # %% tags=["parameters"]
@@ -42,9 +42,9 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 
 from IPython.display import Markdown
 
-from thesis_lib.analysis import chapter5 as c5
 from thesis_lib.plotting import plot_accuracy_vs_robustness_ci, plot_overfitting_watch
 from thesis_lib.plotting import plot_robust_vs_iterations_ci, plot_training_curves
+from thesis_lib.reporting import chapter5 as c5
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -180,7 +180,8 @@ save_figure(fig, "vgg_training_curves", figures_dir, stamp=stamp)
 
 # %%
 from thesis_lib.activations import KAF
-from thesis_lib.analysis.kaf_reach import committed_reach, kernel_reach, reach_lines
+from thesis_lib.analysis.kaf_reach import kernel_reach, reach_lines
+from thesis_lib.reporting.kaf_reach import committed_reach
 
 print(f"reach at the thesis's bandwidth: {kernel_reach(float(KAF(1).gamma)):.2f} beyond the outer dictionary points")
 reach = committed_reach("vgg", profile, results_dir, data=data)

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 08 · Exploding gradients in KAF ResNets (thesis section 5.2)
 #
-# The CIFAR ResNets (thesis block: conv-BN-act-conv + shortcut, add, BN, act) trained as a sanity check: SGD, lr 0.1, batch 128, 150 epochs, augmentation. The thesis reports a KAF ResNet-56 that stays at chance, with NaN gradients in early layers and huge norms around layer 15. Every run logs each layer's weight and gradient L2 norm at each of the first iterations and stops cleanly at the first non-finite value. The claim gets a verdict with 95% intervals (`thesis_lib.analysis.chapter5`).
+# The CIFAR ResNets (thesis block: conv-BN-act-conv + shortcut, add, BN, act) trained as a sanity check: SGD, lr 0.1, batch 128, 150 epochs, augmentation. The thesis reports a KAF ResNet-56 that stays at chance, with NaN gradients in early layers and huge norms around layer 15. Every run logs each layer's weight and gradient L2 norm at each of the first iterations and stops cleanly at the first non-finite value. The claim gets a verdict with 95% intervals (`thesis_lib.reporting.chapter5`).
 #
 # | thesis figure / table | file |
 # | --- | --- |
@@ -17,7 +17,7 @@
 # one epoch: proves the pipeline end to end; its networks are at chance and its numbers are *not*
 # the thesis's results), `cpu` (a stated reduction for a 2-core CPU: fewer epochs than the
 # protocol's 150 on all 50,000 training images, with a step-decayed learning rate; the stamp says how
-# many) and `full` (exactly the protocol, a GPU). `python -m thesis_lib.experiments.notebooks`
+# many) and `full` (exactly the protocol, a GPU). `python -m thesis_lib.reporting.notebooks`
 # (default `--profile best`) shows the largest profile whose results exist.
 
 # %% tags=["parameters"]
@@ -38,9 +38,9 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 
 from IPython.display import Markdown
 
-from thesis_lib.analysis import chapter5 as c5
 from thesis_lib.experiments.resnet_standard import norms_frame
 from thesis_lib.plotting import pick_layers, plot_gradient_norms, plot_training_curves
+from thesis_lib.reporting import chapter5 as c5
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -131,8 +131,9 @@ summary.round(3)
 # test images, for the committed trained weights (`thesis_lib.analysis.kaf_reach`).
 
 # %%
-from thesis_lib.analysis.kaf_reach import committed_reach, reach_lines
+from thesis_lib.analysis.kaf_reach import reach_lines
 from thesis_lib.plotting import plot_kaf_reach
+from thesis_lib.reporting.kaf_reach import committed_reach
 
 reach = committed_reach("resnet_standard", profile, results_dir, data=data)
 if reach is None:

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 09 · ResNet-20 results (thesis section 5.3)
 #
-# ResNet-20 (thesis block) with eight activations, fast adversarial training (eps 8/255) for 80 epochs with augmentation (pad 4, random crop, flip) and the one-cycle schedule between bounds from this project's learning-rate range tests (the thesis recorded only kaf_relu's: 0.01, 0.8). Robust accuracy: PGD-50-10 on the whole test set (an image counts when it is classified correctly under every restart), beside the thesis's own evaluation (ART 2020 PGD without labels, one restart kept for the whole set) on the same images. Each of the thesis's comparisons gets a verdict with its 95% interval and p-value (`thesis_lib.analysis.chapter5`).
+# ResNet-20 (thesis block) with eight activations, fast adversarial training (eps 8/255) for 80 epochs with augmentation (pad 4, random crop, flip) and the one-cycle schedule between bounds from this project's learning-rate range tests (the thesis recorded only kaf_relu's: 0.01, 0.8). Robust accuracy: PGD-50-10 on the whole test set (an image counts when it is classified correctly under every restart), beside the thesis's own evaluation (ART 2020 PGD without labels, one restart kept for the whole set) on the same images. Each of the thesis's comparisons gets a verdict with its 95% interval and p-value (`thesis_lib.reporting.chapter5`).
 #
 # | thesis figure / table | file |
 # | --- | --- |
@@ -22,7 +22,7 @@
 # one epoch: proves the pipeline end to end; its networks are at chance and its numbers are *not*
 # the thesis's results), `cpu` (a stated reduction for a 2-core CPU: fewer epochs than the
 # protocol's 80 on all 50,000 training images, PGD-50-10 on a stratified subset of the test set; the
-# stamp says how many) and `full` (exactly the protocol, a GPU). `python -m thesis_lib.experiments.notebooks`
+# stamp says how many) and `full` (exactly the protocol, a GPU). `python -m thesis_lib.reporting.notebooks`
 # (default `--profile best`) shows the largest profile whose results exist.
 
 # %% tags=["parameters"]
@@ -43,10 +43,10 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 
 from IPython.display import Markdown
 
-from thesis_lib.analysis import chapter5 as c5
 from thesis_lib.experiments import ensure_supplementary
 from thesis_lib.plotting import plot_accuracy_vs_robustness_ci, plot_lr_range_tests, plot_overfitting_watch
 from thesis_lib.plotting import plot_robust_vs_iterations_ci, plot_seeds, plot_training_curves
+from thesis_lib.reporting import chapter5 as c5
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -204,7 +204,8 @@ save_figure(fig, "resnet20_training_curves", figures_dir, stamp=stamp)
 
 # %%
 from thesis_lib.activations import KAF
-from thesis_lib.analysis.kaf_reach import committed_reach, kernel_reach, reach_lines
+from thesis_lib.analysis.kaf_reach import kernel_reach, reach_lines
+from thesis_lib.reporting.kaf_reach import committed_reach
 
 print(f"reach at the thesis's bandwidth: {kernel_reach(float(KAF(1).gamma)):.2f} beyond the outer dictionary points")
 reach = committed_reach("resnet20_at", profile, results_dir, data=data)

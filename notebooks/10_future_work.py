@@ -23,7 +23,7 @@
 # The notebook runs at the largest profile at which all its experiments are finished; each analysis of
 # models that exist at a larger profile (the Lipschitz bounds and AutoAttack tables) is shown at that
 # larger profile, and its stamp says which. Under each section, the thesis's claim it tests and its
-# verdict, computed from the same results (`thesis_lib.analysis.claims`, as in notebook 11).
+# verdict, computed from the same results (`thesis_lib.reporting.claims`, as in notebook 11).
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, minutes: proves the pipeline), "cpu" (a stated reduced scale, where run) or "full" (the protocol, GPU)
@@ -39,11 +39,12 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 
 from IPython.display import Markdown
 
-from thesis_lib.analysis import claims as cl
 from thesis_lib.experiments.autoattack_eval import MASKING_GAP
-from thesis_lib.experiments.report import percent_ci
 from thesis_lib.experiments.runner import largest_profile
-from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds, profile_stamp
+from thesis_lib.plotting import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds
+from thesis_lib.reporting import claims as cl
+from thesis_lib.reporting.outputs import percent_ci
+from thesis_lib.reporting.stamp import profile_stamp
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -192,8 +193,8 @@ save_figure(fig, "resnet56_fix_ablation", figures_dir, stamp=profile_stamp(res_r
 # above the margin printed with it.
 
 # %%
-from thesis_lib.analysis import chapter5 as c5
 from thesis_lib.experiments import ExperimentResults
+from thesis_lib.reporting import chapter5 as c5
 
 if res_resnet56_fix.result.get("final"):
     res_std = ExperimentResults("resnet_standard", profile, results_dir)  # a requirement: already run
@@ -218,8 +219,9 @@ claims_verdicts("resnet56-fix")
 # one), on 250 stratified test images: a fix that works should keep it low in every layer.
 
 # %%
-from thesis_lib.analysis.kaf_reach import committed_reach, reach_lines
+from thesis_lib.analysis.kaf_reach import reach_lines
 from thesis_lib.plotting import plot_kaf_reach
+from thesis_lib.reporting.kaf_reach import committed_reach
 
 reach = committed_reach("resnet56_fix", profile, results_dir, data=data, n_images=250)
 if reach is None:

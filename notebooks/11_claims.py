@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 11 · Claims and their verdicts (thesis section 1.2, section 2.1.3, section 3.1, chapter 4, section 4.1, section 5.1, section 5.2, section 5.3, chapter 6 and chapter 7)
 #
-# Every claim the thesis makes in its text (introduction, related work, solution approach, evaluation, future work, conclusion) and in the protocol (docs/protocol.md), each with its verdict, the experiment, profile and scale it rests on, and the notebook and figure or table holding the evidence. Nothing here is typed by hand: the claims and their rules are `thesis_lib.analysis.claims.CLAIMS`, and each verdict is computed from the stored results with the project's own statistics (`thesis_lib.analysis.observations` for chapter 4, `thesis_lib.analysis.chapter5` for chapter 5; 95% intervals, McNemar's exact test for paired robust accuracies, significance level 0.05).
+# Every claim the thesis makes in its text (introduction, related work, solution approach, evaluation, future work, conclusion) and in the protocol (docs/protocol.md), each with its verdict, the experiment, profile and scale it rests on, and the notebook and figure or table holding the evidence. Nothing here is typed by hand: the claims and their rules are `thesis_lib.reporting.claims.CLAIMS`, and each verdict is computed from the stored results with the project's own statistics (`thesis_lib.reporting.observations` for chapter 4, `thesis_lib.reporting.chapter5` for chapter 5; 95% intervals, McNemar's exact test for paired robust accuracies, significance level 0.05).
 #
 # | thesis figure / table | file |
 # | --- | --- |
@@ -31,7 +31,7 @@ plt, np, pd, ensure, percent, provenance_table, save_figure, save_table = setup(
 
 from IPython.display import Markdown
 
-from thesis_lib.analysis import claims as cl
+from thesis_lib.reporting import claims as cl
 
 # %% [markdown]
 # ## What the claims rest on
@@ -68,7 +68,7 @@ with pd.option_context("display.max_colwidth", 60, "display.width", 250):
 # ## What decided each verdict
 #
 # Differences in percentage points with their 95% intervals and the p-value of the test named in
-# the module docstring of `thesis_lib.analysis.claims` (paired over the same attacked images for
+# the module docstring of `thesis_lib.reporting.claims` (paired over the same attacked images for
 # robust accuracies). A claim that combines comparisons says which way each went; "conclusion"
 # lists the verdicts of the claims it gathers.
 

@@ -214,7 +214,7 @@ def test_line_scan_confirmation_rejects_kinks_even_with_a_tiny_threshold():
 
 
 def test_committed_reach_reads_the_kaf_models_of_an_experiment(offline_cifar):
-    from thesis_lib.analysis import committed_reach
+    from thesis_lib.reporting.kaf_reach import committed_reach
 
     table = committed_reach("light_cnn", "full", data=offline_cifar, n_images=100)
     assert list(table.columns) == ["kaf"]  # relu and kwta have no Gaussian KAF: left out

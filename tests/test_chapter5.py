@@ -13,9 +13,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from thesis_lib import plotting as P  # noqa: E402
-from thesis_lib.analysis import chapter5 as c5  # noqa: E402
-from thesis_lib.analysis.observations import wilson  # noqa: E402
+from thesis_lib.analysis.stats import wilson  # noqa: E402
 from thesis_lib.experiments import ExperimentResults  # noqa: E402
+from thesis_lib.reporting import chapter5 as c5  # noqa: E402
 
 N = 200  # attacked images of the synthetic runs
 

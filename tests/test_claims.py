@@ -1,4 +1,4 @@
-"""The thesis's claims and their verdicts (`thesis_lib.analysis.claims`, notebook 11): each verdict can come out
+"""The thesis's claims and their verdicts (`thesis_lib.reporting.claims`, notebook 11): each verdict can come out
 each way on made-up results, smoke-only claims are "not tested yet", and the evidence pointers name real outputs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from thesis_lib.analysis import claims as cl
+from thesis_lib.reporting import claims as cl
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 200  # attacked images of the made-up results

@@ -9,13 +9,13 @@ import math
 import pytest
 import torch
 
-from thesis_lib.analysis import chapter5 as c5
 from thesis_lib.data.subset import stratified_indices
 from thesis_lib.experiments import ExperimentResults, get_experiment
-from thesis_lib.experiments.notebooks import best_profile, missing_results
 from thesis_lib.experiments.resnet56_fix import best_candidate
 from thesis_lib.experiments.runner import ensure_supplementary
 from thesis_lib.experiments.vgg import THESIS_LR_SUFFIX
+from thesis_lib.reporting import chapter5 as c5
+from thesis_lib.reporting.notebooks import best_profile, missing_results
 
 N = 100
 

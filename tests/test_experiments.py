@@ -27,8 +27,8 @@ from thesis_lib.experiments import (
     registry,
     runner,
 )
-from thesis_lib.experiments import notebooks as nbrun
 from thesis_lib.experiments.context import RunContext, runs_cache_dir, stable_hash, to_jsonable
+from thesis_lib.reporting import notebooks as nbrun
 from thesis_lib.utils import ThesisError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,10 +18,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from thesis_lib import plotting as P  # noqa: E402
-from thesis_lib.experiments.report import save_figure, save_table  # noqa: E402
 from thesis_lib.experiments.runner import ExperimentResults, is_complete  # noqa: E402
 from thesis_lib.plotting.annotate import texts_overlap  # noqa: E402
 from thesis_lib.plotting.checks import blank_axes, small_fonts  # noqa: E402
+from thesis_lib.reporting.outputs import save_figure, save_table  # noqa: E402
+from thesis_lib.reporting.stamp import profile_stamp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS, FIGURES, NOTEBOOKS = ROOT / "results", ROOT / "figures", ROOT / "notebooks"
@@ -360,13 +361,13 @@ def test_adversarial_examples_are_correct_and_of_distinct_classes():
 
 
 def test_profile_stamp_says_profile_and_scale():
-    assert P.profile_stamp() == P.ANALYTIC and P.is_stamp(P.ANALYTIC)
+    assert profile_stamp() == P.ANALYTIC and P.is_stamp(P.ANALYTIC)
     res = _best("light_cnn")
-    stamp = P.profile_stamp(res)
+    stamp = profile_stamp(res)
     assert P.is_stamp(stamp) and stamp.startswith(f"{res.profile} profile")
     assert f"{res.settings['epochs']} epoch" in stamp and f"attacks on {res.settings['attack_n']} images" in stamp
     if is_complete("vgg", "smoke", RESULTS):
-        assert P.profile_stamp(ExperimentResults("vgg", "smoke", RESULTS)).startswith("smoke profile: not a result")
+        assert profile_stamp(ExperimentResults("vgg", "smoke", RESULTS)).startswith("smoke profile: not a result")
     assert not P.is_stamp("Predictions of the light ReLU CNN")
 
 

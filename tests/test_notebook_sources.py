@@ -96,7 +96,7 @@ def test_read_pair_takes_cells_from_the_source_and_outputs_from_the_notebook(pai
 
 def test_injected_parameters_round_trip():
     """A papermill-injected cell (trailing newline stripped by the runner) survives .py -> .ipynb unchanged."""
-    from thesis_lib.experiments.notebooks import strip_execution_metadata
+    from thesis_lib.reporting.notebooks import strip_execution_metadata
 
     cell = {"id": "x", "cell_type": "code", "source": '# Parameters\nprofile = "full"\n'}
     cell["metadata"] = {"tags": ["injected-parameters"]}
@@ -192,9 +192,9 @@ def test_setup_returns_what_the_notebooks_use():
     import pandas as pd
 
     from thesis_lib.experiments import ensure
-    from thesis_lib.experiments.report import save_table
     from thesis_lib.notebook import Prelude, setup
     from thesis_lib.plotting import STYLE
+    from thesis_lib.reporting.outputs import save_table
 
     with warnings.catch_warnings(), pd.option_context("display.precision", 6), matplotlib.rc_context():
         prelude = setup()
@@ -232,8 +232,8 @@ def test_setup_cell_prints_nothing_in_a_fresh_kernel():
 
 # ------------------------------------------------------------ library functions instead of cell logic
 def test_observations_across_profiles():
-    from thesis_lib.analysis.observations import observations_across_profiles, observations_table
     from thesis_lib.experiments import ExperimentResults, is_complete
+    from thesis_lib.reporting.observations import observations_across_profiles, observations_table
 
     if not is_complete("light_cnn", "full", ROOT / "results"):
         pytest.skip("no current full-profile light_cnn results")
@@ -318,7 +318,7 @@ def test_notebook_10_draws_no_figure_by_hand():
 
 # ------------------------------------------------------------------------------------------ runner
 def test_no_compute_refuses_a_notebook_whose_results_are_missing(tmp_path):
-    from thesis_lib.experiments import notebooks as nbrun
+    from thesis_lib.reporting import notebooks as nbrun
     from thesis_lib.utils import ThesisError
 
     assert nbrun.missing_results("07_vgg_results", "smoke", tmp_path) == ["vgg", "vgg_lr_range"]

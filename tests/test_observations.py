@@ -4,15 +4,8 @@ import math
 
 import pytest
 
-from thesis_lib.analysis.observations import (
-    chapter4_observations,
-    compare_profiles,
-    mcnemar_exact,
-    paired_difference,
-    proportion_difference,
-    welch_difference,
-    wilson,
-)
+from thesis_lib.analysis.stats import mcnemar_exact, paired_difference, proportion_difference, welch_difference, wilson
+from thesis_lib.reporting.observations import chapter4_observations, compare_profiles
 
 
 def test_wilson_matches_known_values():
@@ -97,7 +90,7 @@ def test_mcnemar_exact_counts_discordant_pairs_and_matches_the_binomial_tail():
 
 
 def test_percent_ci_is_wilsons_interval_in_percent():
-    from thesis_lib.experiments.report import percent_ci
+    from thesis_lib.reporting.outputs import percent_ci
 
     assert percent_ci(0.5, 100) == "50.0 [40.4, 59.6]"  # textbook Wilson: 0.4038, 0.5962
     assert percent_ci(0.0, 10000) == "0.0 [0.00, 0.04]"  # a bound under 0.1% keeps two decimals

@@ -1,4 +1,4 @@
-"""The README's result blocks are what the committed results give (thesis_lib.experiments.readme)."""
+"""The README's result blocks are what the committed results give (thesis_lib.reporting.readme)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from thesis_lib.experiments import readme
+from thesis_lib.reporting import readme
 from thesis_lib.utils import ThesisError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,7 @@ RESULTS = ROOT / "results"
 def test_every_readme_block_is_known_and_current():
     names = [m["name"] for m in readme._blocks(readme.README.read_text())]
     assert set(names) <= set(readme.BLOCKS), names
-    assert readme.stale_blocks(readme.README, RESULTS) == [], "run `python -m thesis_lib.experiments.readme`"
+    assert readme.stale_blocks(readme.README, RESULTS) == [], "run `python -m thesis_lib.reporting.readme`"
 
 
 def test_a_changed_number_is_stale_and_rewritten(tmp_path):

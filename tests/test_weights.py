@@ -71,7 +71,7 @@ def test_record_evaluation_writes_the_card_once(finished_run, tmp_path):
 def _fast_at_cards():
     """(profile, experiment, key) of every committed fast-AT model beyond smoke with a PGD step, in an experiment
     that has finished (one being computed writes its cards' evaluations as it evaluates)."""
-    from thesis_lib.weights import default_results_dir
+    from thesis_lib.reporting.pretrained import default_results_dir
 
     out = []
     for card in sorted(default_results_dir().glob("*/*/weights/*.json")):
@@ -90,7 +90,7 @@ def _fast_at_cards():
 
 @pytest.mark.parametrize("profile,experiment,key", _fast_at_cards())
 def test_fast_at_cards_state_the_robust_accuracy_of_their_pgd_step(profile, experiment, key):
-    from thesis_lib.weights import default_results_dir
+    from thesis_lib.reporting.pretrained import default_results_dir
 
     folder = default_results_dir() / profile / experiment
     card = json.loads((folder / "weights" / f"{key}.json").read_text())
@@ -108,7 +108,7 @@ def test_load_pretrained_finds_committed_weights_and_names_what_exists():
     assert not model.training and type(model).__name__ == "LightCNN"
     with pytest.raises(ThesisError, match="available: kaf, kwta, relu"):
         thesis_lib.load_pretrained("light_cnn", "nope", profile="full")
-    from thesis_lib.weights import available_weights
+    from thesis_lib.reporting.pretrained import available_weights
 
     assert available_weights("light_cnn", "full") == ["kaf", "kwta", "relu"]
     assert available_weights("light_cnn", "nope-profile") == []
@@ -120,7 +120,7 @@ def test_load_pretrained_finds_committed_weights_and_names_what_exists():
 
 def _cards_with_clean_outcomes():
     """(profile, experiment, key) of every committed model whose PGD step stored its per-image clean outcomes."""
-    from thesis_lib.weights import default_results_dir
+    from thesis_lib.reporting.pretrained import default_results_dir
 
     out = []
     for card in sorted(default_results_dir().glob("*/*/weights/*.json")):
@@ -136,7 +136,7 @@ def test_committed_weights_reproduce_their_clean_outcomes(profile, experiment, k
     import thesis_lib
     from thesis_lib.attacks import predict
     from thesis_lib.data import load_cifar10
-    from thesis_lib.weights import default_results_dir
+    from thesis_lib.reporting.pretrained import default_results_dir
 
     step = json.loads((default_results_dir() / profile / experiment / f"pgd_{key}.json").read_text())
     s = step["settings"]
@@ -154,7 +154,7 @@ def test_committed_weights_reproduce_their_clean_outcomes(profile, experiment, k
 def _standard_training_cards():
     """(profile, key, marks) of the committed standard-training ResNets (no attacked-image outcomes stored:
     their clean accuracy on the whole test set is the check); ResNet-56 only in the slow suite."""
-    from thesis_lib.weights import default_results_dir
+    from thesis_lib.reporting.pretrained import default_results_dir
 
     out = []
     for card in sorted(default_results_dir().glob("*/resnet_standard/weights/*.json")):
@@ -171,7 +171,7 @@ def test_committed_standard_training_weights_reproduce_their_clean_accuracy(prof
     import thesis_lib
     from thesis_lib.attacks import predict
     from thesis_lib.data import load_cifar10
-    from thesis_lib.weights import default_results_dir
+    from thesis_lib.reporting.pretrained import default_results_dir
 
     run = json.loads((default_results_dir() / profile / "resnet_standard" / "training" / f"{key}.json").read_text())
     images, labels = load_cifar10("test", root=offline_cifar)

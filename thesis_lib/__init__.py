@@ -11,8 +11,11 @@ __all__ = ["make_activation", "list_activations", "build_model", "list_models", 
 
 
 def load_pretrained(experiment: str, key: str, profile: str = "cpu", results_dir=None, device="cpu"):
-    """Committed trained weights, e.g. `load_pretrained("resnet20_at", "kaf", profile="cpu")` (see `weights`)."""
-    from .weights import load_pretrained as load
+    """Committed trained weights, e.g. `load_pretrained("resnet20_at", "kaf", profile="cpu")`.
+
+    See `thesis_lib.reporting.pretrained`, which finds them by experiment, run key and profile.
+    """
+    from .reporting.pretrained import load_pretrained as load
 
     return load(experiment, key, profile, results_dir, device)
 

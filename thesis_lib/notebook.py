@@ -10,7 +10,7 @@ or tqdm's ipywidgets notice, pandas showing three decimals. It returns the modul
 notebooks use, in the order above (a `Prelude`, so `setup().ensure` works too).
 
 The notebook's parameters (`profile`, `results_dir`, `figures_dir`, `data`, `device`) stay in its
-`parameters` cell: the runner (`python -m thesis_lib.experiments.notebooks`) resolves `--profile
+`parameters` cell: the runner (`python -m thesis_lib.reporting.notebooks`) resolves `--profile
 best` per notebook and injects only what differs from those defaults, paths relative to the notebook.
 """
 
@@ -30,7 +30,7 @@ class Prelude(NamedTuple):
     np: Any
     pd: Any
     ensure: Callable  # thesis_lib.experiments.ensure(name, profile, results_dir, ...)
-    percent: Callable  # thesis_lib.experiments.report.percent
+    percent: Callable  # thesis_lib.reporting.outputs.percent
     provenance_table: Callable
     save_figure: Callable  # figures/<name>.pdf and .png, reproducible bytes
     save_table: Callable  # figures/<name>.tex, returns the DataFrame for display
@@ -63,8 +63,8 @@ def setup(inline: bool = True) -> Prelude:
     import pandas as pd
 
     from .experiments import ensure
-    from .experiments.report import percent, provenance_table, save_figure, save_table
     from .plotting import use_style
+    from .reporting.outputs import percent, provenance_table, save_figure, save_table
 
     use_style()
     pd.set_option("display.precision", 3)

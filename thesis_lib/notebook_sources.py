@@ -3,8 +3,8 @@
 Each thesis notebook is a pair in `notebooks/`: `NN_topic.py` (jupytext percent format: the source
 that is reviewed and edited) and `NN_topic.ipynb` (the same cells with their stored outputs, what
 nbval checks). `notebooks/jupytext.toml` pairs them, so Jupyter with jupytext keeps both in step;
-`jupytext --sync notebooks/NN_topic.py` does it by hand, and the notebook runner executes the `.py`
-cells and writes both files.
+`jupytext --sync notebooks/NN_topic.py` does it by hand, and the notebook runner
+(`thesis_lib.reporting.notebooks`) executes the `.py` cells and writes both files.
 
 What a notebook shows is read from the experiment registry (`thesis_lib.experiments.registry`):
 its header's first line names the thesis sections of its experiments, `# NN · Title (thesis
@@ -30,6 +30,7 @@ from pathlib import Path
 
 __all__ = [
     "FORMAT",
+    "NOTEBOOKS_DIR",
     "OPTIONAL_OUTPUTS",
     "paired_source",
     "read_source",
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 FORMAT = "py:percent"  # jupytext format of the reviewed sources
+# The repository's notebooks/ (editable install), else ./notebooks.
+NOTEBOOKS_DIR = next(
+    (p for p in (Path(__file__).resolve().parents[1] / "notebooks", Path("notebooks")) if p.is_dir()), Path("notebooks")
+)
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 SOURCE_GLOB = "[0-9][0-9]_*.py"
 INJECTED = "injected-parameters"  # papermill's tag for the parameters it injected
@@ -393,8 +398,6 @@ def check_all(notebooks_dir: str | os.PathLike, readme: str | os.PathLike | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .experiments.notebooks import NOTEBOOKS_DIR
-
     p = argparse.ArgumentParser(
         prog="python -m thesis_lib.notebook_sources",
         description="Check that the notebooks' .py sources, headers and README table agree with the registry.",

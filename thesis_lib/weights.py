@@ -1,6 +1,7 @@
 """Trained weights as committed data: a safetensors file and a model card per training run.
 
-Layout, beside the run's metrics (RobustBench-style: weights with a card and a loader):
+Layout, beside the run's metrics (RobustBench-style: weights with a card and a loader; loading by
+experiment name, `load_pretrained`, is `thesis_lib.reporting.pretrained`):
 
     results/<profile>/<experiment>/weights/<key>.safetensors   the final weights (float32, state_dict)
     results/<profile>/<experiment>/weights/<key>.json          the model card: what the network is, how it
@@ -27,8 +28,6 @@ from .utils import ThesisError, atomic_write_json, read_json
 __all__ = [
     "export_weights",
     "load_model",
-    "load_pretrained",
-    "available_weights",
     "model_card",
     "record_evaluation",
     "weights_dir",
@@ -155,48 +154,3 @@ def load_model(card_path: str | os.PathLike, device: str | torch.device = "cpu")
     except (SafetensorError, OSError) as e:
         raise ThesisError(f"{wfile} is not a readable safetensors file ({str(e)[:80]}).") from None
     return model_with_weights(cfg, state, wfile).to(device).eval()
-
-
-def default_results_dir() -> Path:
-    """The repository's results/ (an editable install), else ./results."""
-    repo = Path(__file__).resolve().parents[1] / "results"
-    return repo if repo.is_dir() else Path("results")
-
-
-def available_weights(experiment: str, profile: str = "cpu", results_dir: str | os.PathLike | None = None) -> list[str]:
-    """The run keys of `experiment` at `profile` with committed weights (model cards), sorted."""
-    root = Path(results_dir) if results_dir is not None else default_results_dir()
-    folder = weights_dir(root / profile / experiment)
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
-
-
-def load_pretrained(
-    experiment: str,
-    key: str,
-    profile: str = "cpu",
-    results_dir: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
-) -> torch.nn.Module:
-    """The committed weights of run `key` of `experiment` at `profile`, in eval mode.
-
-    E.g. `load_pretrained("resnet20_at", "kaf", profile="cpu")`. Unknown names give one sentence
-    listing what exists; the weights are checked against their card's SHA-256 (see `load_model`).
-    """
-    from .experiments.registry import check_profile, get_experiment
-
-    get_experiment(experiment)  # ValueError listing the valid experiment names
-    check_profile(profile)
-    root = Path(results_dir) if results_dir is not None else default_results_dir()
-    folder = weights_dir(root / profile / experiment)
-    card = folder / f"{key}.json"
-    if not card.is_file():
-        have = available_weights(experiment, profile, root)
-        if have:
-            raise ThesisError(
-                f"No committed weights for run {key!r} of {experiment!r} at profile {profile!r}; "
-                f"available: {', '.join(have)}."
-            )
-        profiles = sorted(p.parent.parent.parent.name for p in root.glob(f"*/{experiment}/weights/*.json"))
-        hint = f" (weights exist for profile(s): {', '.join(sorted(set(profiles)))})" if profiles else ""
-        raise ThesisError(f"No committed weights for {experiment!r} at profile {profile!r} in {root}{hint}.")
-    return load_model(card, device)

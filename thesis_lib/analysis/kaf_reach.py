@@ -9,20 +9,20 @@ scale before the KAF grows until most inputs fall outside), which a ReLU network
 
 `kernel_reach(gamma, tol)` is the distance at which one bump has fallen to `tol` of its peak;
 `inputs_beyond_reach(model, images)` measures, per KAF layer, the share of inputs farther than that
-from every dictionary point, on real images; `reach_table` puts several models side by side,
-`committed_reach` does so for an experiment's committed KAF weights and `reach_lines` says what it shows.
+from every dictionary point, on real images; `reach_table` puts several models side by side and
+`reach_lines` says what it shows (`thesis_lib.reporting.kaf_reach.committed_reach` does so for an
+experiment's committed KAF weights).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
 from .capture import activation_layers, collect_activations
 
-__all__ = ["kernel_reach", "inputs_beyond_reach", "reach_table", "committed_reach", "reach_lines", "REACH_TOL"]
+__all__ = ["kernel_reach", "inputs_beyond_reach", "reach_table", "reach_lines", "REACH_TOL"]
 
 REACH_TOL = 1e-3  # a bump counts as gone below this fraction of its peak
 
@@ -114,35 +114,6 @@ def reach_table(models, images: torch.Tensor, tol: float = REACH_TOL, batch_size
     table = pd.DataFrame(cols, index=order)
     table.index.name = "KAF layer"
     return table
-
-
-def committed_reach(
-    experiment: str, profile: str, results_dir=None, data=None, n_images: int = 500, tol: float = REACH_TOL
-):
-    """`reach_table` of every committed model of `experiment` at `profile` whose model card names a KAF
-    activation ("kaf*"), on `n_images` stratified CIFAR-10 test images (`data`: a location as in
-    `load_cifar10`); None without such weights, and always None at the smoke profile, whose weights are
-    never committed (networks at chance that retrain in seconds), so that a fresh checkout shows the same."""
-    from ..data import load_cifar10
-    from ..experiments.registry import get_experiment
-    from ..utils import read_json
-    from ..weights import available_weights, default_results_dir, load_pretrained, weights_dir
-
-    get_experiment(experiment)  # an unknown name is one sentence listing the valid ones, not "no weights"
-    if profile == "smoke":
-        return None
-    root = default_results_dir() if results_dir is None else results_dir
-    folder = weights_dir(Path(root) / profile / experiment)
-    keys = [
-        k
-        for k in available_weights(experiment, profile, root)
-        if str(read_json(folder / f"{k}.json").get("activation", "")).startswith("kaf")
-    ]
-    if not keys:
-        return None
-    images, _ = load_cifar10("test", data, subset=n_images)
-    models = {k: load_pretrained(experiment, k, profile, root) for k in keys}
-    return reach_table(models, images, tol=tol)
 
 
 def _runs(positions: list[int]) -> list[tuple[int, int]]:

@@ -7,8 +7,8 @@
 
 `python -m thesis_lib reproduce --profile P [--only EXP]` runs them (finished ones are skipped,
 interrupted ones resumed); the notebooks call `ensure(name, profile, results_dir)` and plot what is
-stored under results/<profile>/<name>/. `python -m thesis_lib.experiments.notebooks` re-executes
-every notebook (all figures and tables).
+stored under results/<profile>/<name>/ (read back by `thesis_lib.reporting`). `python -m
+thesis_lib.reporting.notebooks` re-executes every notebook (all figures and tables).
 """
 
 from .registry import EXPERIMENTS, PROFILES, Experiment, get_experiment, list_experiments

@@ -5,7 +5,7 @@ accuracy can be the spread between two trainings of the same network; here the f
 the comparisons that matter most (relu, swish, kaf) is trained again with other seeds (weight
 initialisation, data order and FGSM-RS noise), with exactly the settings, bounds and evaluation of
 `resnet20_at` (clean accuracy, PGD-50-10 on the same stratified images, the thesis's evaluation), so
-each activation has len(seeds) + 1 runs. `analysis.chapter5.seed_table` gives mean and spread.
+each activation has len(seeds) + 1 runs. `reporting.chapter5.seed_table` gives mean and spread.
 """
 
 from __future__ import annotations

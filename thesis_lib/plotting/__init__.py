@@ -3,15 +3,17 @@
 Usage in a notebook:
 
     from thesis_lib import plotting
+    from thesis_lib.reporting.stamp import profile_stamp
     plotting.use_style()
     fig = plotting.plot_accuracy_vs_robustness(table)
-    plotting.savefig(fig, "5.1_accuracy_vs_robustness", stamp=plotting.profile_stamp(res))
+    plotting.savefig(fig, "5.1_accuracy_vs_robustness", stamp=profile_stamp(res))
     # figures/<name>.pdf and .png, with the profile stamp drawn over the figure and in the metadata
 
 Every `plot_*` function returns its matplotlib Figure and never saves or shows it; figures are at
 most `TEXT_WIDTH` (6.3 in, a thesis page) wide with fonts of at least `MIN_FONT_SIZE` (8 pt), so
-they print at their drawn size. Importing this package does not import pyplot (it is imported when
-a figure is first drawn).
+they print at their drawn size. The functions draw the data they are given and read no stored
+results (`thesis_lib.reporting` does, and builds the profile stamps). Importing this package does not
+import pyplot (it is imported when a figure is first drawn).
 """
 
 from .activations import (
@@ -29,7 +31,7 @@ from .distributions import plot_activation_histograms, plot_filter_means, plot_l
 from .future_work import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds
 from .line_scan import plot_kwta_line_scan
 from .robustness import plot_accuracy_vs_robustness, plot_robust_vs_iterations
-from .stamp import ANALYTIC, figure_stamp, is_stamp, profile_stamp, read_stamp, stamp_figure, tex_stamp
+from .stamp import ANALYTIC, figure_stamp, is_stamp, read_stamp, stamp_figure, tex_stamp
 from .style import (
     DPI,
     MIN_FONT_SIZE,
@@ -64,7 +66,6 @@ __all__ = [
     "TEXT_WIDTH",
     "MIN_FONT_SIZE",
     "ANALYTIC",
-    "profile_stamp",
     "stamp_figure",
     "figure_stamp",
     "is_stamp",

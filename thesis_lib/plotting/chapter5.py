@@ -2,11 +2,11 @@
 catastrophic-overfitting watch, and robust accuracy vs PGD iterations with its 95% band. (The range-test
 grid of sections 4.2 / 5.3 is `training.plot_lr_range_tests`.)
 
-Inputs are the tables of `thesis_lib.analysis.chapter5` (accuracies as fractions, drawn in percent)
+Inputs are the tables of `thesis_lib.reporting.chapter5` (accuracies as fractions, drawn in percent)
 or the stored training histories. Conventions as everywhere in `thesis_lib.plotting`: fixed colour per
 activation, fixed activations diamonds and solid lines, KAFs crosses and dashed lines, `TEXT_WIDTH`
 wide, fonts of 8 pt and more, labels placed by `annotate.label_points`. `stamp`: the profile stamp
-drawn under the figure (`stamp.stamp_figure`; e.g. `analysis.chapter5.chapter5_stamp(res)`). A figure
+drawn under the figure (`stamp.stamp_figure`; e.g. `reporting.chapter5.chapter5_stamp(res)`). A figure
 without data says so in a short placeholder instead of an empty panel.
 """
 
@@ -75,7 +75,7 @@ def plot_accuracy_vs_robustness_ci(
     """Clean vs robust accuracy, one point per activation with 95% intervals on both axes.
 
     table: rows (DataFrame, index or column `label`) with `x`, `x_lo`, `x_hi`, `y`, `y_lo`, `y_hi` as
-    fractions, e.g. `analysis.chapter5.robustness_table`. Labels are placed without overlaps
+    fractions, e.g. `reporting.chapter5.robustness_table`. Labels are placed without overlaps
     (`annotate.label_points`); chance: draws the chance level (10%) as dotted lines (None: not drawn).
     """
     import matplotlib.pyplot as plt
@@ -180,7 +180,7 @@ def plot_robust_vs_iterations_ci(
     """Robust accuracy against PGD iterations per activation, with its 95% Wilson band.
 
     rows: tidy rows with activation, iterations, robust_acc, lo, hi (fractions), e.g.
-    `analysis.chapter5.iterations_table`. A flat curve after `mark` (the evaluation's 50) says the
+    `reporting.chapter5.iterations_table`. A flat curve after `mark` (the evaluation's 50) says the
     attack has converged. Empty rows: the panel says that the profile measured no curve.
     """
     import matplotlib.pyplot as plt
@@ -233,7 +233,7 @@ def plot_seeds(by_seed: Mapping[str, Mapping[int, Mapping]], title: str | None =
     """Clean and robust accuracy of every training seed (points, labelled by seed) and their mean +- one
     standard deviation (bar), per activation with more than one seed.
 
-    by_seed: activation -> {seed -> {"clean", "robust"} as fractions}, e.g. `analysis.chapter5.seed_outcomes`.
+    by_seed: activation -> {seed -> {"clean", "robust"} as fractions}, e.g. `reporting.chapter5.seed_outcomes`.
     """
     import matplotlib.pyplot as plt
 

@@ -1,6 +1,6 @@
 """Regenerate every figure and table: execute the thesis notebooks with papermill, in thesis order.
 
-    python -m thesis_lib.experiments.notebooks --profile best|smoke|cpu|full [--results-dir D]
+    python -m thesis_lib.reporting.notebooks --profile best|smoke|cpu|full [--results-dir D]
         [--figures-dir F] [--output-dir O] [--data PATH] [--device D] [--only NN[,NN...]]
 
 `--profile best` (the default of `make figures`) executes each notebook with the largest profile
@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..notebook_sources import NOTEBOOKS_DIR
 from ..utils import ThesisError, atomic_write_text
 
 __all__ = [
@@ -51,10 +52,6 @@ __all__ = [
     "missing_results",
 ]
 
-# The repository's notebooks/ (editable install), else ./notebooks.
-NOTEBOOKS_DIR = next(
-    (p for p in (Path(__file__).resolve().parents[2] / "notebooks", Path("notebooks")) if p.is_dir()), Path("notebooks")
-)
 KERNEL_NAME = "python3"
 # The defaults of every notebook's `parameters` cell (relative to the notebook's folder).
 DEFAULTS = {
@@ -200,8 +197,8 @@ def execute_notebook(
 
 def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
     """The largest profile (full, then cpu) with finished results for every experiment `notebook` shows; else smoke."""
-    from .registry import EXPERIMENTS
-    from .runner import is_complete
+    from ..experiments.registry import EXPERIMENTS
+    from ..experiments.runner import is_complete
 
     shown = [e for e in EXPERIMENTS.values() if e.notebook == notebook and not e.supplementary]
     for profile in ("full", "cpu"):
@@ -213,8 +210,8 @@ def best_profile(notebook: str, results_dir: str | os.PathLike) -> str:
 def missing_results(notebook: str, profile: str, results_dir: str | os.PathLike) -> list[str]:
     """The experiments `notebook` shows, and their requirements, whose `profile` results are missing or stale
     (beyond smoke, not its supplementary experiments: the notebook shows those only where they exist)."""
-    from .registry import get_experiment, list_experiments
-    from .runner import is_complete
+    from ..experiments.registry import get_experiment, list_experiments
+    from ..experiments.runner import is_complete
 
     todo = [n for n in list_experiments() if get_experiment(n).notebook == notebook]
     if profile != "smoke":  # a supplementary experiment is shown where it exists, computed only at smoke
@@ -246,7 +243,7 @@ def execute_all(
     `no_compute`: raise ThesisError, before executing it, for a notebook whose results would have to be
     computed (`missing_results`) instead of letting it run the experiments.
     """
-    from .registry import check_profile
+    from ..experiments.registry import check_profile
 
     check_profile(profile, extra=("best",))
     nb_dir = Path(notebooks_dir).resolve()
@@ -291,7 +288,7 @@ def execute_all(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m thesis_lib.experiments.notebooks",
+        prog="python -m thesis_lib.reporting.notebooks",
         description="Execute the thesis notebooks with papermill (regenerates figures and tables).",
     )
     p.add_argument(

@@ -1,12 +1,13 @@
 """The README's result blocks, computed from the committed results.
 
-The README quotes the headline tables of the finished experiments. Each quoted block sits between
-`<!-- NAME: start -->` and `<!-- NAME: end -->` and is generated here from `results/` (the same
-tables and tests the notebooks use: `thesis_lib.analysis.chapter5`), so no number in it is typed by
-hand; `tests/test_readme.py` recomputes every block and fails when the README is not current.
+The README quotes the headline tables of the finished experiments (thesis chapters 4 to 6). Each
+quoted block sits between `<!-- NAME: start -->` and `<!-- NAME: end -->` and is generated here from
+`results/` (the same tables and tests the notebooks use: `thesis_lib.reporting.chapter5`), so no
+number in it is typed by hand; `tests/test_readme.py` recomputes every block and fails when the
+README is not current.
 
-    python -m thesis_lib.experiments.readme            # rewrite the blocks of README.md
-    python -m thesis_lib.experiments.readme --check    # exit 1 (naming the blocks) when one is stale
+    python -m thesis_lib.reporting.readme            # rewrite the blocks of README.md
+    python -m thesis_lib.reporting.readme --check    # exit 1 (naming the blocks) when one is stale
 
 A block whose experiment has not finished is left as it is (a fresh checkout without results checks
 nothing); a block named in the README but unknown here is an error.
@@ -21,8 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..experiments.runner import DEFAULT_RESULTS_DIR, ExperimentResults, is_complete
 from ..utils import ThesisError, short_commit
-from .runner import DEFAULT_RESULTS_DIR, ExperimentResults, is_complete
 
 __all__ = ["BLOCKS", "render_block", "update_readme", "stale_blocks", "main"]
 
@@ -65,7 +66,7 @@ def _hours(*res: ExperimentResults) -> float:
 
 
 def _paired_with(o: dict, a: str, b: str):
-    from ..analysis.observations import mcnemar_exact, paired_difference
+    from ..analysis.stats import mcnemar_exact, paired_difference
 
     d = paired_difference(o[a]["robust_pe"], o[b]["robust_pe"])
     return d, mcnemar_exact(o[a]["robust_pe"], o[b]["robust_pe"])["p_value"]
@@ -87,7 +88,7 @@ def _watch(res, act: str) -> list[float]:
 
 def _collapse_sentences(res, table) -> str:
     """What the overfitting watch shows: the collapsed networks, and the others' passing dips to zero."""
-    from ..analysis import chapter5 as c5
+    from . import chapter5 as c5
 
     failed = c5.failed_runs(table)
     parts = []
@@ -123,7 +124,7 @@ def _collapse_sentences(res, table) -> str:
 
 
 def _iterations_sentence(res) -> str:
-    from ..analysis import chapter5 as c5
+    from . import chapter5 as c5
 
     it = c5.iterations_table(res)
     if it.empty:
@@ -146,7 +147,7 @@ def _iterations_sentence(res) -> str:
 
 def _fast_at_block(res: ExperimentResults, res_lr: ExperimentResults, arch: str, epochs_of: int) -> str:
     """Section 5.3's table (one fast-AT family of the cpu profile) with the paired comparisons to relu."""
-    from ..analysis import chapter5 as c5
+    from . import chapter5 as c5
 
     table = c5.robustness_table(res)
     o = c5.at_outcomes(res)
@@ -220,7 +221,7 @@ def _resnet20_cpu(results: Path) -> str | None:
 
 
 def _resnet_standard_cpu(results: Path) -> str | None:
-    from ..analysis import chapter5 as c5
+    from . import chapter5 as c5
 
     res = ExperimentResults("resnet_standard", "cpu", results)
     t = c5.exploding_table(res)
@@ -264,10 +265,10 @@ What the norm logs show (notebook 08):
 def _autoattack_block(res: ExperimentResults) -> str:
     """AutoAttack against PGD-50 x 10 on the same images, per model, with McNemar's test on the images only one
     of them breaks and the masking flag (AutoAttack more than `MASKING_GAP` below PGD)."""
-    from ..analysis import chapter5 as c5
-    from ..analysis.claims import _counts_pairs
-    from ..analysis.observations import mcnemar_exact
-    from .autoattack_eval import MASKING_GAP
+    from ..analysis.stats import mcnemar_exact
+    from ..experiments.autoattack_eval import MASKING_GAP
+    from . import chapter5 as c5
+    from .claims import _counts_pairs
 
     rows = [
         f"| model | activation | clean, same images | {_attack(res.settings['pgd'])} [95% CI] | AutoAttack [95% CI] | "
@@ -318,7 +319,7 @@ def _autoattack_cpu(results: Path) -> str:
 
 
 def _vgg_cpu(results: Path) -> str:
-    from ..analysis import chapter5 as c5
+    from . import chapter5 as c5
 
     res = ExperimentResults("vgg", "cpu", results)
     text = _fast_at_block(res, ExperimentResults("vgg_lr_range", "cpu", results), "VGG", 60)
@@ -344,7 +345,7 @@ tests (second row set, same evaluation):
 
 
 def _robust(step: dict) -> float:
-    from ..analysis.observations import _robust_per_image
+    from .observations import _robust_per_image
 
     robust = _robust_per_image(step)
     return sum(robust) / len(robust)
@@ -358,7 +359,7 @@ def _run_precision(run: dict) -> str:
 def _light_cnn_full(results: Path) -> str:
     """Chapter 4 at the protocol's scale next to the 5-epoch cpu runs: the table, the observations of notebook
     05 with their intervals, k-WTA's jumps along lines (notebook 04) and the Lipschitz numbers (notebook 10)."""
-    from ..analysis.observations import observations_across_profiles
+    from .observations import observations_across_profiles
 
     full, cpu = (ExperimentResults("light_cnn", p, results) for p in ("full", "cpu"))
     both = [cpu, full] if is_complete("light_cnn", "cpu", results) else [full]
@@ -453,8 +454,8 @@ The thesis's chapter-4 observations (notebook 05; differences with 95% intervals
 def _status(results: Path) -> str | None:
     """Per experiment and profile beyond smoke: finished (with its compute time), started, or not yet run;
     None when nothing beyond smoke has finished (a fresh results folder)."""
-    from .registry import EXPERIMENTS, list_experiments
-    from .runner import stored_progress
+    from ..experiments.registry import EXPERIMENTS, list_experiments
+    from ..experiments.runner import stored_progress
 
     profiles = ("cpu", "full")
     total = dict.fromkeys(profiles, 0.0)
@@ -546,9 +547,7 @@ def update_readme(readme: str | Path = README, results_dir: str | Path = DEFAULT
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m thesis_lib.experiments.readme", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m thesis_lib.reporting.readme", description=__doc__.splitlines()[0])
     parser.add_argument("--readme", default=str(README))
     parser.add_argument("--results-dir", default=str(ROOT / DEFAULT_RESULTS_DIR))
     parser.add_argument("--check", action="store_true", help="only report stale blocks (exit 1 if any)")

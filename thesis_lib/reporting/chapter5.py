@@ -10,7 +10,7 @@ Statistics (95% intervals, two-sided tests at `ALPHA` = 0.05):
 
 - accuracy of one model: Wilson score interval of k correct out of n;
 - robust accuracies of two models, or of two evaluations of one model, on the same attacked images:
-  paired difference of per-image outcomes (Newcombe's paired interval, `observations.paired_difference`)
+  paired difference of per-image outcomes (Newcombe's paired interval, `analysis.stats.paired_difference`)
   and McNemar's exact test on the discordant images (the p-value decides the verdict);
 - clean accuracies on the test set: Newcombe's hybrid score interval of the difference and the pooled
   two-proportion z-test (the per-image clean outcomes of the test set are not stored, so the two
@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from .observations import Estimate, mcnemar_exact, paired_difference, proportion_difference, wilson
+from ..analysis.stats import Estimate, mcnemar_exact, paired_difference, proportion_difference, wilson
 
 __all__ = [
     "ALPHA",

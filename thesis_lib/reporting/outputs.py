@@ -1,6 +1,8 @@
-"""Small helpers the notebooks share: provenance lines, figure saving, tables with a LaTeX export.
+"""What the notebooks save and show: provenance tables, figures, tables with a LaTeX export.
 
-Notebook outputs are compared by nbval, so everything printed here is rounded and stable.
+Every thesis notebook (sections 1.1 to 7) saves its figures and tables through these helpers, each
+with the profile stamp of the results it shows (`thesis_lib.reporting.stamp`). Notebook outputs are
+compared by nbval, so everything printed here is rounded and stable.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..analysis.observations import percent_ci  # re-exported: the notebooks' accuracy cells
+from ..analysis.stats import percent_ci  # re-exported: the notebooks' accuracy cells
 from ..utils import short_commit
 
 __all__ = ["provenance_table", "save_figure", "save_table", "percent", "percent_ci"]
@@ -42,7 +44,7 @@ def _stamp_text(stamp) -> str | None:
     """A stamp given as text, or as the ExperimentResults (one or several) it is built from."""
     if stamp is None or isinstance(stamp, str):
         return stamp
-    from ..plotting.stamp import profile_stamp
+    from .stamp import profile_stamp
 
     return profile_stamp(stamp)
 

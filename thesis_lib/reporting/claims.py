@@ -33,8 +33,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..analysis.stats import mcnemar_exact, percent_ci, wilson
 from . import chapter5 as c5
-from .observations import from_results, mcnemar_exact, percent_ci, wilson
+from .observations import from_results
 
 __all__ = [
     "SUPPORTED",
@@ -786,7 +787,7 @@ def select_results(results_dir: str | os.PathLike, names: Iterable[str] | None =
 
 def _scale(results: Sequence) -> str:
     """The profile stamp of `results` (their profile alone when a stamp cannot be built)."""
-    from ..plotting.stamp import profile_stamp
+    from .stamp import profile_stamp
 
     try:
         return profile_stamp(list(results))
