@@ -1,7 +1,7 @@
 """Reporting: everything that reads the stored results to produce the thesis's tables, verdicts and stamps.
 
 The layers of `thesis_lib`, lowest first (a layer imports only from the layers below it, never the
-other way, not even inside a function):
+other way, not even inside a function; `tests/test_layering.py` checks it):
 
 1. `utils`, `precision`, `activations`, `models`, `data`, `training`, `attacks`: the building blocks;
 2. `analysis` (computations and statistics), `plotting` (draws the data it is given, reads no
