@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .common import PGD_SMOKE, PGD_THESIS, PGDSettings, evaluate_runs
+from .common import PGD_SMOKE, PGD_THESIS, PGDSettings, model_steps, step_units
 from .experiment import Experiment, stored_settings
 
 __all__ = ["AutoAttackSettings", "MASKING_GAP", "EXPERIMENT", "LIGHT_CNN"]
@@ -54,27 +54,36 @@ def _compare(model, images, labels, s: AutoAttackSettings, eps: float, step: flo
     }
 
 
-def run(ctx) -> dict:
+def _steps(ctx) -> list:
     s: AutoAttackSettings = ctx.settings
-    images, labels = ctx.test_images(s.n, s.seed)
     # each model at the radius its experiment evaluates it at (light CNNs: chapter 4's eps 0.031)
-    done = evaluate_runs(
+    return model_steps(
         ctx,
         "autoattack",
         s.models,
         lambda run: {"settings": stored_settings(s), "eps": run.eps},
-        lambda model, run: _compare(model, images, labels, s, run.eps, run.step),
+        lambda model, run: _compare(model, *ctx.test_images(s.n, s.seed), s, run.eps, run.step),
     )
-    rows = [
-        {
-            **row,
-            "pgd_overestimates": bool(r["autoattack_acc"] < r["pgd_acc"] - MASKING_GAP),
-            "eps": r["eps"],
-            **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
-        }
-        for row, r in done
-    ]
-    return {"models": rows, "version": s.version}
+
+
+def run(ctx) -> dict:
+    rows = []
+    for row, step in _steps(ctx):
+        r = step()
+        rows.append(
+            {
+                **row,
+                "pgd_overestimates": bool(r["autoattack_acc"] < r["pgd_acc"] - MASKING_GAP),
+                "eps": r["eps"],
+                **{k: r[k] for k in ("clean_acc", "pgd_acc", "autoattack_acc", "only_autoattack", "n")},
+            }
+        )
+    return {"models": rows, "version": ctx.settings.version}
+
+
+def evaluations(ctx) -> dict:
+    """One unit per model: its AutoAttack and PGD on the same images."""
+    return step_units(_steps(ctx))
 
 
 # The chapter-4 light CNNs (standard training; k-WTA is the gradient-masking suspect) are an experiment of
@@ -84,6 +93,7 @@ LIGHT_CNN = Experiment(
     section="4/6",
     title="AutoAttack vs PGD on the chapter-4 light CNNs (is k-WTA's PGD robustness gradient masking?)",
     run=run,
+    evaluations=evaluations,
     settings={
         "smoke": AutoAttackSettings(version="apgd", n=16, n_iter=5, n_queries=50, pgd=PGD_SMOKE),
         "cpu": AutoAttackSettings(n=1000),  # standard AutoAttack on 1,000 stratified test images
@@ -99,6 +109,7 @@ EXPERIMENT = Experiment(
     section="6",
     title="AutoAttack vs PGD on the fast-adversarially trained VGGs and ResNet-20s",
     run=run,
+    evaluations=evaluations,
     settings={
         "smoke": AutoAttackSettings(
             models=(("vgg", ("relu", "kaf")), ("resnet20_at", ("relu", "kaf"))),

@@ -10,8 +10,10 @@ per family only. The full profile is the protocol.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from functools import partial
+from typing import Any, ClassVar
 
 from ..attacks.evaluate import AttackSettings
 from .experiment import stored_settings
@@ -24,7 +26,8 @@ __all__ = [
     "PGD_SMOKE",
     "evaluate_pgd",
     "evaluate_thesis_protocol",
-    "evaluate_runs",
+    "model_steps",
+    "step_units",
     "train_config",
     "arch_label",
 ]
@@ -115,25 +118,30 @@ def evaluate_thesis_protocol(ctx, key: str, model, pgd: PGDSettings, config: dic
     )
 
 
-def evaluate_runs(ctx, prefix: str, models, settings, compute) -> list[tuple[dict, dict]]:
-    """`compute(model, run)` for every trained run that `models` names (see `RunContext.runs_of`), each
-    cached as step `<prefix>_<experiment>_<run key>` with the run's config and `settings(run)` (a dict).
-
-    Returns (row, result) per run, in order; the row names the model for tables (experiment, key,
-    model, training, activation). The analyses of other experiments' models (Lipschitz, AutoAttack) use it.
+def model_steps(ctx, prefix: str, models, settings, compute) -> list[tuple[dict, Callable[[], Any]]]:
+    """(row, step) for every trained run that `models` names (see `RunContext.runs_of`), in order: `step()`
+    is `compute(model, run)` cached as step `<prefix>_<experiment>_<run key>` with the run's config and
+    `settings(run)` (a dict); the row names the model for tables (experiment, key, model, training,
+    activation). The analyses of other experiments' models (Lipschitz, AutoAttack) are made of these.
     """
     out = []
     for other, run in ctx.runs_of(models):
-
-        def fn(other=other, run=run):
-            with other.model(run.key, run.config) as model:
-                return compute(model, run)
-
         exp = other.experiment.name
-        result = ctx.step(f"{prefix}_{exp}_{run.key}", {"config": run.config, **settings(run)}, fn)
+        fn = partial(_on_model, other, run, compute)
+        step = partial(ctx.step, f"{prefix}_{exp}_{run.key}", {"config": run.config, **settings(run)}, fn)
         row = {"experiment": exp, "key": run.key, "model": run.model, "training": run.training}
-        out.append(({**row, "activation": run.activation}, result))
+        out.append(({**row, "activation": run.activation}, step))
     return out
+
+
+def _on_model(ctx, run, compute):
+    with ctx.model(run.key, run.config) as model:
+        return compute(model, run)
+
+
+def step_units(steps: list[tuple[dict, Callable[[], Any]]]) -> dict[str, Callable[[], Any]]:
+    """`model_steps` as evaluation units (`Experiment.evaluations`), keyed "<experiment>/<run key>"."""
+    return {f"{row['experiment']}/{row['key']}": step for row, step in steps}
 
 
 def arch_label(arch: str) -> str:

@@ -8,7 +8,8 @@ Profiles, smallest to largest:
 
 An experiment may train models (`runs`: the key, activation and TrainConfig of each, and the attack
 radius its models are evaluated at), so "every trained model of a profile" is a loop over the
-registry, and may require other experiments, which run first.
+registry; may split its evaluation into independent units (`evaluations`, e.g. one per model), which
+an executor may run side by side; and may require other experiments, which run first.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ class Experiment:
     requires_by_profile: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per-profile `requires`
     figures: tuple[str, ...] = ()  # stable figure/table names the notebook writes to figures/
     runs: Callable[..., list[TrainedRun]] | None = None  # runs(ctx) -> the models it trains; None: none
+    # evaluations(ctx) -> {unit key: fn()}: independent units of its evaluation (e.g. one per model), each
+    # computing and storing its own steps once the models are trained; run(ctx) then reads them back. The
+    # Ray executor runs each unit as a task of its own. None: the evaluation is run(ctx) alone.
+    evaluations: Callable[..., dict[str, Callable[[], Any]]] | None = None
     # shown by its notebook where its results exist: the notebook's profile (`--profile best`) does not wait for it
     supplementary: bool = False
 

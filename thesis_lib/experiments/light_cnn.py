@@ -17,6 +17,7 @@ from the ReLU network as the stronger/adaptive attack for the k-WTA network, Tra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from ..attacks.evaluate import AttackSettings
 from ..utils import model_device
@@ -227,15 +228,21 @@ def _headline(result: dict) -> dict:
     return {k: v for k, v in result.items() if not isinstance(v, list)}
 
 
-def run(ctx) -> dict:
+def run(ctx, only: tuple[str, ...] | None = None) -> dict:
+    """Train and evaluate every network (`only`: these activations), the ReLU network first."""
     s: LightCNNSettings = ctx.settings
     if "relu" not in s.activations:
         raise ValueError("the light-CNN experiment needs the relu network (transfer surrogate of the masking report)")
     relu_cfg = light_cnn_config(s, "relu")
     ctx.train("relu", relu_cfg)
     with ctx.model("relu", relu_cfg) as relu_model:
-        rows = [_evaluate(ctx, act, s, relu_model) for act in s.activations]
+        rows = [_evaluate(ctx, act, s, relu_model) for act in s.activations if only is None or act in only]
     return {"models": rows}
+
+
+def evaluations(ctx) -> dict:
+    """One unit per network (its attacks, distributions and masking report, which also use the ReLU network)."""
+    return {act: partial(run, ctx, (act,)) for act in ctx.settings.activations}
 
 
 def light_cnn_runs(ctx) -> list[TrainedRun]:
@@ -255,6 +262,7 @@ EXPERIMENT = Experiment(
     settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": FULL},
     notebook="05_activation_distributions",
     runs=light_cnn_runs,
+    evaluations=evaluations,
     figures=(
         "light_cnn_hist_neuron",
         "light_cnn_hist_filter",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import evaluate_runs
+from .common import model_steps, step_units
 from .experiment import Experiment, stored_settings
 
 __all__ = ["LipschitzSettings", "EXPERIMENT", "LIGHT_CNN"]
@@ -41,18 +41,29 @@ def _bounds(model, images, s: LipschitzSettings) -> dict:
     }
 
 
-def run(ctx) -> dict:
+def _steps(ctx) -> list:
     s: LipschitzSettings = ctx.settings
-    images, _ = ctx.test_images(s.empirical_n, s.seed)
-    done = evaluate_runs(
+    return model_steps(
         ctx,
         "lipschitz",
         s.models,
         lambda run: {"settings": stored_settings(s)},
-        lambda model, run: _bounds(model, images, s),
+        lambda model, run: _bounds(model, ctx.test_images(s.empirical_n, s.seed)[0], s),
     )
+
+
+def run(ctx) -> dict:
     keep = ("bound", "certified", "empirical_jacobian")
-    return {"models": [{**row, **{k: r[k] for k in keep}, "non_finite": r.get("non_finite", 0)} for row, r in done]}
+    rows = []
+    for row, step in _steps(ctx):
+        r = step()
+        rows.append({**row, **{k: r[k] for k in keep}, "non_finite": r.get("non_finite", 0)})
+    return {"models": rows}
+
+
+def evaluations(ctx) -> dict:
+    """One unit per model: its bounds."""
+    return step_units(_steps(ctx))
 
 
 # The chapter-4 light CNNs (standard training) are an experiment of their own: they exist at every profile
@@ -63,6 +74,7 @@ LIGHT_CNN = Experiment(
     section="4.1/6",
     title="Lipschitz upper bounds vs local estimates of the chapter-4 light CNNs",
     run=run,
+    evaluations=evaluations,
     settings={
         "smoke": LipschitzSettings(models=(("light_cnn", None),), iters=10, empirical_n=8),
         "cpu": LIGHT_CNN_ALL,  # 500 power iterations per convolution, Jacobian norms on 500 test images
@@ -79,6 +91,7 @@ EXPERIMENT = Experiment(
     section="4.1/6",
     title="Lipschitz upper bounds vs local estimates of the chapter-5 models (VGG, ResNet-20 AT, ResNet-20/56)",
     run=run,
+    evaluations=evaluations,
     settings={
         # smoke: fewer models (KAF slope bounds on a fine grid cost seconds per layer on a CPU) and iterations
         "smoke": LipschitzSettings(

@@ -8,8 +8,13 @@ CPUs of a Ray cluster (`pip install '.[ray]'`):
   config)` in that experiment's context, which leaves exactly what the experiment's own `run(ctx)` later
   finds (training/<key>.json, the exported weights, the checkpoint folder in the runs cache), so nothing
   is trained twice. The training runs of one experiment are independent and run side by side;
-- one *experiment task* per experiment, `run_experiment(name, ...)`, once its training tasks have
-  finished: it evaluates (every model is in the cache) and writes the summary;
+- one *evaluation task* per evaluation unit an experiment declares (`Experiment.evaluations`: one per
+  model for the fast-AT families, the light CNNs, AutoAttack and Lipschitz), once the experiment's
+  training tasks have finished: it computes and stores that unit's steps (attacks, analyses), so the
+  models of one experiment are evaluated side by side;
+- one *experiment task* per experiment, `run_experiment(name, ...)`, once its training and evaluation
+  tasks have finished: it evaluates what no unit covers (every step of the units is read back) and
+  writes the summary;
 - order: an experiment's tasks are submitted once its requirements' experiment tasks have finished
   (its declared runs may depend on them: the fast-AT runs read their range tests' lr bounds). Finished
   experiments (summary present, same settings, no damaged file) are skipped without any task.
@@ -23,8 +28,8 @@ paths, and every node needs this project installed (same commit).
 Resources per task: one CPU (`CPUS_PER_TASK`; Ray then also sets the task's torch threads to one). When
 the cluster has GPUs (and the device is not "cpu"): a training task of the `full` profile takes one GPU,
 except the small models (`SMALL_ARCHS`: light CNN, VGG, ResNet-20), which take a quarter of one
-(`SMALL_GPU_SHARE`), as does every task of the smaller profiles (`smoke`, `cpu`); an experiment task takes
-one GPU in `full`, a quarter otherwise. Without GPUs every task runs on CPU.
+(`SMALL_GPU_SHARE`), as does every task of the smaller profiles (`smoke`, `cpu`); an evaluation or
+experiment task takes one GPU in `full`, a quarter otherwise. Without GPUs every task runs on CPU.
 
 Retries: a task whose worker process or node dies is re-run by Ray (`MAX_RETRIES` times). A re-run
 resumes like an interrupted `reproduce` (finished steps read back, training continued from its last
@@ -134,6 +139,15 @@ def _train_task(name: str, profile: str, key: str, config: dict, results: str, d
     return key
 
 
+def _evaluation_task(name: str, profile: str, unit: str, results: str, data, device: str, cache: str, kill_once, *_):
+    """Evaluation unit `unit` of experiment `name` once its training tasks (the ignored arguments) finished."""
+    log = print if kill_once is None else _killing_log(kill_once, summary_path(name, profile, results).parent)
+    ctx = _context(name, profile, results, data, device, cache, log)
+    with flush_denormals():  # as inside run_experiment: the same numbers as the in-process executor
+        get_experiment(name).evaluations(ctx)[unit]()
+    return unit
+
+
 def _experiment_task(name: str, profile: str, results: str, data, device: str, cache: str, force: bool, kill_once, *_):
     """`run_experiment(name)` once its training tasks (the ignored arguments: Ray waits for them) finished."""
     log = print if kill_once is None else _killing_log(kill_once, summary_path(name, profile, results).parent)
@@ -205,7 +219,7 @@ class _Cluster:
         self.ray = import_ray()
         self.started = False
         self.submitted: list = []  # every task, to cancel what is left when one fails
-        self._train = self._experiment = None
+        self._train = self._evaluate = self._experiment = None
 
     def _connect(self) -> None:
         if self._train is not None:
@@ -216,6 +230,7 @@ class _Cluster:
             self.started = True
         self.gpus = self.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0
         self._train = ray.remote(max_retries=MAX_RETRIES)(_train_task)
+        self._evaluate = ray.remote(max_retries=MAX_RETRIES)(_evaluation_task)
         self._experiment = ray.remote(max_retries=MAX_RETRIES)(_experiment_task)
 
     def train(self, name: str, run, *args):
@@ -224,6 +239,13 @@ class _Cluster:
         ref = self._train.options(name=f"train {name}/{run.key}", **opts).remote(
             name, self.profile, run.key, run.config, *args
         )
+        self.submitted.append(ref)
+        return ref
+
+    def evaluate(self, name: str, unit: str, *args):
+        self._connect()
+        opts = experiment_resources(self.profile, self.gpus)
+        ref = self._evaluate.options(name=f"evaluate {name}/{unit}", **opts).remote(name, self.profile, unit, *args)
         self.submitted.append(ref)
         return ref
 
@@ -283,9 +305,10 @@ def run_profile_ray(
                 if name not in forced and (stored := _finished(name, profile, results)) is not None:
                     summaries[name] = stored  # nothing to run; its dependents may start in the next round
                     continue
-                runs = [] if name in forced else _declared_runs(name, profile, *where, log)
+                runs, units = ([], []) if name in forced else _declared_work(name, profile, *where, log)
                 trained = [cluster.train(name, run, *where) for run in runs]
-                ref = cluster.experiment(name, *where, name in forced, kill_once, *trained)
+                evaluated = [cluster.evaluate(name, unit, *where, kill_once, *trained) for unit in units]
+                ref = cluster.experiment(name, *where, name in forced, kill_once, *trained, *evaluated)
                 running[ref] = name
             if not running:
                 if not startable:  # cannot happen with the registry's acyclic requirements
@@ -305,15 +328,18 @@ def run_profile_ray(
     return {n: summaries[n] for n in names}
 
 
-def _declared_runs(name: str, profile: str, results: str, data, device: str, cache: str, log) -> list:
-    """The training runs experiment `name` declares (empty: it trains none, or trains inside its run).
+def _declared_work(name: str, profile: str, results: str, data, device: str, cache: str, log) -> tuple[list, list]:
+    """The training runs and the evaluation units experiment `name` declares (empty: it has none, or does
+    them inside its run).
 
     Read here, once the requirements have finished: a run's config may come from their results (range-test
     bounds), which are then read back, not computed."""
     exp = get_experiment(name)
-    if exp.runs is None:
-        return []
-    return exp.runs(_context(name, profile, results, data, device, cache, log))
+    if exp.runs is None and exp.evaluations is None:
+        return [], []
+    ctx = _context(name, profile, results, data, device, cache, log)
+    runs = [] if exp.runs is None else exp.runs(ctx)
+    return runs, [] if exp.evaluations is None else list(exp.evaluations(ctx))
 
 
 def _get(ray, ref, name: str) -> dict:

@@ -14,7 +14,7 @@ from .common import PGD_SMOKE, SMOKE, PGDSettings
 from .experiment import Experiment
 from .lr_range import LRRangeSettings
 from .lr_range import run as run_lr_range
-from .vgg import ATSettings, at_runs, run_at_experiment
+from .vgg import ATSettings, at_evaluations, at_runs, run_at_experiment
 
 __all__ = ["RESNET20_ACTIVATIONS", "LR_RANGE", "EXPERIMENT"]
 
@@ -98,5 +98,6 @@ EXPERIMENT = Experiment(
     notebook="09_resnet20_results",
     requires=("resnet20_lr_range",),
     runs=at_runs,
+    evaluations=at_evaluations,
     figures=("resnet20_results", "resnet20_accuracy_vs_robustness"),
 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .common import arch_label
 from .experiment import Experiment, TrainedRun, stored_settings
-from .vgg import ATSettings, at_config, evaluate_at_run, lr_bounds_for, overfitting_watch
+from .vgg import ATSettings, at_config, evaluate_at_run, evaluation_units, lr_bounds_for, overfitting_watch
 
 __all__ = ["SeedSettings", "seed_key", "EXPERIMENT"]
 
@@ -50,6 +50,11 @@ def seed_runs(ctx) -> list[TrainedRun]:
         TrainedRun(key, act, at_config(at, act, lo, hi), arch_label(at.arch), "fast AT", at.pgd.eps, at.pgd.step)
         for key, act, _seed, at, lo, hi, _ in _members(ctx)
     ]
+
+
+def seed_evaluations(ctx) -> dict:
+    """One unit per repeat: evaluated as the base family evaluates its models."""
+    return evaluation_units(ctx, [(m[3], run) for m, run in zip(_members(ctx), seed_runs(ctx))])
 
 
 def run(ctx) -> dict:
@@ -98,6 +103,7 @@ EXPERIMENT = Experiment(
     notebook="09_resnet20_results",
     requires=("resnet20_at",),
     runs=seed_runs,
+    evaluations=seed_evaluations,
     figures=("resnet20_seeds",),
     supplementary=True,
 )

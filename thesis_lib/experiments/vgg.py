@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
 from ..weights import record_evaluation
@@ -209,6 +210,21 @@ def _row_set(ctx, s: ATSettings, members) -> list[dict]:
     return rows
 
 
+def at_evaluations(ctx) -> dict:
+    """One unit per model (`Experiment.evaluations`): its evaluation, as `run_at_experiment` does it."""
+    return evaluation_units(ctx, [(ctx.settings, run) for run in at_runs(ctx)])
+
+
+def evaluation_units(ctx, members: list[tuple[ATSettings, TrainedRun]]) -> dict:
+    """{run key: fn()} evaluating each trained run with its family's settings (`evaluate_at_run`)."""
+    return {run.key: partial(_evaluate_unit, ctx, s, run) for s, run in members}
+
+
+def _evaluate_unit(ctx, s: ATSettings, run: TrainedRun) -> None:
+    with ctx.model(run.key, run.config) as model:
+        evaluate_at_run(ctx, s, run.key, run.activation, run.config, model, {"activation": run.activation})
+
+
 def card_evaluation(pgd: PGDSettings, row: dict) -> dict:
     """What a fast-AT model card says the network scored (from its evaluation row)."""
     out = {
@@ -307,5 +323,6 @@ EXPERIMENT = Experiment(
     notebook="07_vgg_results",
     requires=("vgg_lr_range",),
     runs=at_runs,
+    evaluations=at_evaluations,
     figures=("vgg_results", "vgg_accuracy_vs_robustness", "vgg_robust_vs_iterations", "vgg_training_curves"),
 )
