@@ -19,8 +19,8 @@ import pytest
 from results_compare import assert_same_results, run_reproduce
 
 from thesis_lib.cli import main as cli_main
+from thesis_lib.experiments.executors import run_profile
 from thesis_lib.experiments.ray_executor import KILL_ONCE_ENV, training_resources
-from thesis_lib.experiments.runner import run_profile
 from thesis_lib.utils import ThesisError
 
 ROOT = Path(__file__).resolve().parents[1]

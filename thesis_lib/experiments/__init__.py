@@ -11,8 +11,9 @@ stored under results/<profile>/<name>/ (read back by `thesis_lib.reporting`). `p
 thesis_lib.reporting.notebooks` re-executes every notebook (all figures and tables).
 """
 
+from .executors import run_profile
 from .registry import EXPERIMENTS, PROFILES, Experiment, get_experiment, list_experiments
-from .runner import ExperimentResults, ensure, ensure_supplementary, is_complete, run_experiment, run_profile
+from .runner import ExperimentResults, ensure, ensure_supplementary, is_complete, run_experiment
 
 __all__ = [
     "Experiment",

@@ -10,6 +10,7 @@ import argparse
 import time
 
 from ..utils import ThesisError
+from .executors import EXECUTORS
 from .runner import results_lock
 
 __all__ = ["register", "handle_reproduce", "results_lock"]
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--executor",
-        choices=("inprocess", "ray"),
+        choices=EXECUTORS,
         default="inprocess",
         help="inprocess (default): one experiment after another in this process; ray: every training run and "
         "every experiment's evaluation as a Ray task, on this machine's GPUs or a Ray cluster "
@@ -62,8 +63,9 @@ def register(subparsers) -> None:
 
 
 def handle_reproduce(args) -> int:
+    from .executors import run_profile
     from .registry import get_experiment
-    from .runner import is_complete, run_profile, select_experiments, stored_progress
+    from .runner import is_complete, select_experiments, stored_progress
 
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     names = select_experiments(args.profile, only)

@@ -26,7 +26,6 @@ from .registry import check_profile, experiments_with_profile, get_experiment
 
 __all__ = [
     "run_experiment",
-    "run_profile",
     "select_experiments",
     "ensure",
     "ensure_supplementary",
@@ -38,11 +37,9 @@ __all__ = [
     "settings_key",
     "results_lock",
     "DEFAULT_RESULTS_DIR",
-    "EXECUTORS",
 ]
 
 DEFAULT_RESULTS_DIR = "results"
-EXECUTORS = ("inprocess", "ray")  # how `run_profile` runs the experiments (ray: `ray_executor`, optional)
 SUMMARY = "summary.json"
 
 
@@ -260,30 +257,6 @@ def select_experiments(profile: str, only: Iterable[str] | None = None) -> list[
             get_experiment(n).settings_for(profile)  # unknown experiment (lists valid names), or no such profile
         names = [n for n in names if n in wanted]
     return names
-
-
-def run_profile(
-    profile: str = "smoke",
-    only: Iterable[str] | None = None,
-    executor: str = "inprocess",
-    address: str | None = None,
-    **kwargs,
-) -> dict[str, dict]:
-    """Run every experiment (or those in `only`) in thesis order; returns {name: summary}.
-
-    executor: "inprocess" (one after another in this process) or "ray" (training runs and experiments as
-    Ray tasks on the cluster at `address`, see `ray_executor`; the same results).
-    """
-    if executor == "ray":
-        from .ray_executor import run_profile_ray
-
-        return run_profile_ray(profile, only, address=address, **kwargs)
-    if executor != "inprocess":
-        raise ThesisError(f"Unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}.")
-    if address is not None:
-        raise ThesisError("A Ray address needs the ray executor (--executor ray).")
-    seen: set = set()
-    return {n: run_experiment(n, profile, _seen=seen, **kwargs) for n in select_experiments(profile, only)}
 
 
 class ExperimentResults:
