@@ -84,7 +84,7 @@ def import_edges(modules: dict[str, Path]) -> dict[str, dict[str, int]]:
                 targets = [base] + [f"{base}.{a.name}" for a in node.names]
             for target in targets:
                 if target in modules and target != name:
-                    edges[name].setdefault(target, node.lineno)
+                    edges[name][target] = min(edges[name].get(target, node.lineno), node.lineno)
     return edges
 
 
