@@ -48,10 +48,6 @@ LAYERS = {
     "thesis_lib.cli": 5,
     "thesis_lib.notebook": 5,
 }
-# Cycles that are known and not yet removed: `runner.run_profile` hands the ray executor its work (an import
-# inside the function) while `ray_executor` builds on the runner's helpers. Listed so that any other cycle
-# fails; the test below fails as well once this one is gone, so that the entry is removed with it.
-KNOWN_CYCLES = {frozenset({"thesis_lib.experiments.runner", "thesis_lib.experiments.ray_executor"})}
 
 
 # ------------------------------------------------------------------------------------------- the graph
@@ -181,7 +177,7 @@ def layer_violations(edges: dict[str, dict[str, int]], layers: dict[str, int], m
 
 
 # ------------------------------------------------------------------------------------------- the checks
-def check(root: Path, package: str, layers: dict[str, int], known_cycles=frozenset()) -> list[str]:
+def check(root: Path, package: str, layers: dict[str, int]) -> list[str]:
     """Every problem of the package at `root`, one sentence each ([] when it is cleanly layered)."""
     modules = module_files(root, package)
     problems = [
@@ -201,21 +197,13 @@ def check(root: Path, package: str, layers: dict[str, int], known_cycles=frozens
             )
         )
     for comp in strongly_connected(edges):
-        if frozenset(comp) not in known_cycles:
-            problems.append("between modules: " + cycle_sentence(edges, comp, lambda a, b: f"line {edges[a][b]}"))
+        problems.append("between modules: " + cycle_sentence(edges, comp, lambda a, b: f"line {edges[a][b]}"))
     return problems + layer_violations(edges, layers, modules)
 
 
 def test_no_import_cycle_and_no_import_from_a_lower_layer_to_a_higher_one():
-    problems = check(ROOT, PACKAGE, LAYERS, KNOWN_CYCLES)
+    problems = check(ROOT, PACKAGE, LAYERS)
     assert not problems, "\n".join(problems)
-
-
-def test_every_known_cycle_still_exists():
-    """An entry of KNOWN_CYCLES that no longer is a cycle is removed from the list."""
-    found = {frozenset(c) for c in strongly_connected(import_edges(module_files(ROOT, PACKAGE)))}
-    gone = [sorted(c) for c in KNOWN_CYCLES if not any(c <= f for f in found)]
-    assert not gone, f"no longer a cycle, remove it from KNOWN_CYCLES: {gone}"
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
