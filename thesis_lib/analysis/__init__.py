@@ -9,61 +9,28 @@ results (that is `thesis_lib.reporting`, which also holds the chapter-5 tables a
 claims). Importing does no work.
 """
 
-from .capture import ActivationCapture, activation_layers, collect_activations
-from .distributions import activation_histograms, activation_shape, filter_mean_activations, layer_distances
-from .kaf_reach import inputs_beyond_reach, kernel_reach, reach_lines, reach_table
-from .kaf_shapes import kaf_curves
-from .line_scan import count_discontinuities, find_jumps, line_scan, random_direction
-from .lipschitz import (
-    conv_fft_bound,
-    conv_matrix,
-    conv_operator_norm,
-    empirical_lipschitz,
-    layer_lipschitz,
-    lipschitz_bound,
-    network_units,
-    power_iteration,
-)
-from .stats import (
-    Estimate,
-    mcnemar_exact,
-    paired_difference,
-    percent_ci,
-    proportion_difference,
-    welch_difference,
-    wilson,
-)
+# The package's names are its modules' public names (each module's __all__).
+from . import capture as _capture
+from . import distributions as _distributions
+from . import kaf_reach as _kaf_reach
+from . import kaf_shapes as _kaf_shapes
+from . import line_scan as _line_scan
+from . import lipschitz as _lipschitz
+from . import stats as _stats
+from .capture import *  # noqa: F403
+from .distributions import *  # noqa: F403
+from .kaf_reach import *  # noqa: F403
+from .kaf_shapes import *  # noqa: F403
+from .line_scan import *  # noqa: F403
+from .lipschitz import *  # noqa: F403
+from .stats import *  # noqa: F403
 
 __all__ = [
-    "ActivationCapture",
-    "collect_activations",
-    "activation_layers",
-    "activation_histograms",
-    "filter_mean_activations",
-    "layer_distances",
-    "activation_shape",
-    "kaf_curves",
-    "kernel_reach",
-    "inputs_beyond_reach",
-    "reach_table",
-    "reach_lines",
-    "line_scan",
-    "find_jumps",
-    "count_discontinuities",
-    "random_direction",
-    "lipschitz_bound",
-    "layer_lipschitz",
-    "empirical_lipschitz",
-    "power_iteration",
-    "conv_operator_norm",
-    "conv_fft_bound",
-    "conv_matrix",
-    "network_units",
-    "Estimate",
-    "wilson",
-    "percent_ci",
-    "paired_difference",
-    "mcnemar_exact",
-    "proportion_difference",
-    "welch_difference",
+    *_capture.__all__,
+    *_distributions.__all__,
+    *_kaf_reach.__all__,
+    *_kaf_shapes.__all__,
+    *_line_scan.__all__,
+    *_lipschitz.__all__,
+    *_stats.__all__,
 ]

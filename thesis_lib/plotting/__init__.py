@@ -16,93 +16,40 @@ results (`thesis_lib.reporting` does, and builds the profile stamps). Importing 
 import pyplot (it is imported when a figure is first drawn).
 """
 
-from .activations import (
-    plot_activation_derivatives,
-    plot_activation_functions,
-    plot_kaf_reach,
-    plot_kaf_ridge_fit,
-    plot_kaf_shapes,
-    plot_sigmoid,
-)
-from .adversarial import plot_adversarial_example, plot_adversarial_grid
-from .annotate import label_points, mark_off_scale
-from .chapter5 import plot_accuracy_vs_robustness_ci, plot_overfitting_watch, plot_robust_vs_iterations_ci, plot_seeds
-from .distributions import plot_activation_histograms, plot_filter_means, plot_layer_distances
-from .future_work import plot_fix_ablation, plot_kaf_kernels, plot_lipschitz_bounds
-from .line_scan import plot_kwta_line_scan
-from .robustness import plot_accuracy_vs_robustness, plot_robust_vs_iterations
-from .stamp import ANALYTIC, figure_stamp, is_stamp, read_stamp, stamp_figure, tex_stamp
-from .style import (
-    DPI,
-    MIN_FONT_SIZE,
-    PALETTE,
-    STYLE,
-    TEXT_WIDTH,
-    activation_color,
-    activation_marker,
-    is_kaf_name,
-    savefig,
-    style_context,
-    use_style,
-)
-from .training import (
-    ema,
-    pick_layers,
-    plot_gradient_norms,
-    plot_lr_range_step,
-    plot_lr_range_test,
-    plot_lr_range_tests,
-    plot_one_cycle,
-    plot_training_curves,
-)
+# The package's names are its modules' public names (each module's __all__).
+from . import activations as _activations
+from . import adversarial as _adversarial
+from . import annotate as _annotate
+from . import chapter5 as _chapter5
+from . import distributions as _distributions
+from . import future_work as _future_work
+from . import line_scan as _line_scan
+from . import robustness as _robustness
+from . import stamp as _stamp
+from . import style as _style
+from . import training as _training
+from .activations import *  # noqa: F403
+from .adversarial import *  # noqa: F403
+from .annotate import *  # noqa: F403
+from .chapter5 import *  # noqa: F403
+from .distributions import *  # noqa: F403
+from .future_work import *  # noqa: F403
+from .line_scan import *  # noqa: F403
+from .robustness import *  # noqa: F403
+from .stamp import *  # noqa: F403
+from .style import *  # noqa: F403
+from .training import *  # noqa: F403
 
 __all__ = [
-    "use_style",
-    "style_context",
-    "savefig",
-    "STYLE",
-    "PALETTE",
-    "DPI",
-    "TEXT_WIDTH",
-    "MIN_FONT_SIZE",
-    "ANALYTIC",
-    "stamp_figure",
-    "figure_stamp",
-    "is_stamp",
-    "read_stamp",
-    "tex_stamp",
-    "label_points",
-    "mark_off_scale",
-    "activation_color",
-    "activation_marker",
-    "is_kaf_name",
-    "plot_sigmoid",
-    "plot_activation_functions",
-    "plot_activation_derivatives",
-    "plot_kaf_ridge_fit",
-    "plot_kaf_shapes",
-    "plot_kaf_reach",
-    "plot_adversarial_example",
-    "plot_adversarial_grid",
-    "plot_lr_range_test",
-    "plot_lr_range_step",
-    "plot_lr_range_tests",
-    "plot_one_cycle",
-    "plot_training_curves",
-    "plot_gradient_norms",
-    "ema",
-    "pick_layers",
-    "plot_accuracy_vs_robustness",
-    "plot_robust_vs_iterations",
-    "plot_accuracy_vs_robustness_ci",
-    "plot_robust_vs_iterations_ci",
-    "plot_seeds",
-    "plot_overfitting_watch",
-    "plot_activation_histograms",
-    "plot_filter_means",
-    "plot_layer_distances",
-    "plot_kwta_line_scan",
-    "plot_lipschitz_bounds",
-    "plot_fix_ablation",
-    "plot_kaf_kernels",
+    *_activations.__all__,
+    *_adversarial.__all__,
+    *_annotate.__all__,
+    *_chapter5.__all__,
+    *_distributions.__all__,
+    *_future_work.__all__,
+    *_line_scan.__all__,
+    *_robustness.__all__,
+    *_stamp.__all__,
+    *_style.__all__,
+    *_training.__all__,
 ]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .style import styled
 
-__all__ = ["plot_adversarial_example"]
+__all__ = ["plot_adversarial_example", "plot_adversarial_grid"]
 
 
 def _hwc(img) -> np.ndarray:
