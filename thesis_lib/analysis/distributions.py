@@ -114,6 +114,14 @@ def _summary(clean, adv):
     )
 
 
+def _layer_row(i: int, name: str, mod: nn.Module, mode: str, clean, adv, bins: int, **fields) -> dict:
+    """One layer's result: which layer, `fields`, the clean and adversarial histograms of `clean` / `adv`
+    (values of the layer's units) on common bins, and their summary statistics."""
+    edges, hc, ha = _hist(clean, adv, bins)
+    head = dict(layer=i, name=name, activation=getattr(mod, "name", type(mod).__name__), mode=mode)
+    return dict(**head, **fields, edges=edges, clean=hc, adversarial=ha, **_summary(clean, adv))
+
+
 def activation_histograms(
     model: nn.Module,
     x_clean: torch.Tensor,
@@ -149,28 +157,18 @@ def activation_histograms(
     result = []
     for i, (name, mod) in enumerate(zip(clean["names"], clean["modules"])):
         c_in = clean["inputs"][i].double().numpy()
-        a_in = adv["inputs"][i].double().numpy()
-        edges, hc, ha = _hist(c_in, a_in, bins)
-        s = np.linspace(edges[0], edges[-1], shape_points)
-        k = min(scatter_points, len(c_in))
-        result.append(
-            dict(
-                layer=i,
-                name=name,
-                activation=getattr(mod, "name", type(mod).__name__),
-                mode=mode,
-                unit=chosen[i],
-                channel=chosen[i][0],
-                edges=edges,
-                clean=hc,
-                adversarial=ha,
-                **_summary(c_in, a_in),
-                shape_s=s,
-                shape_f=activation_shape(mod, s, chosen[i][0]),
-                scatter_in=c_in[:k],
-                scatter_out=clean["outputs"][i].double().numpy()[:k],
-            )
+        row = _layer_row(
+            i, name, mod, mode, c_in, adv["inputs"][i].double().numpy(), bins, unit=chosen[i], channel=chosen[i][0]
         )
+        s = np.linspace(row["edges"][0], row["edges"][-1], shape_points)
+        k = min(scatter_points, len(c_in))
+        row.update(
+            shape_s=s,
+            shape_f=activation_shape(mod, s, chosen[i][0]),
+            scatter_in=c_in[:k],
+            scatter_out=clean["outputs"][i].double().numpy()[:k],
+        )
+        result.append(row)
     return result
 
 
@@ -207,26 +205,8 @@ def filter_mean_activations(
     for i, (name, mod) in enumerate(zip(clean["names"], clean["modules"])):
         cm = clean[key][i].mean(0).numpy()
         am = adv[key][i].mean(0).numpy()
-        edges, hc, ha = _hist(cm, am, bins)
-        result.append(
-            dict(
-                layer=i,
-                name=name,
-                activation=getattr(mod, "name", type(mod).__name__),
-                mode="filter_means",
-                which=which,
-                clean_means=cm,
-                adv_means=am,
-                edges=edges,
-                clean=hc,
-                adversarial=ha,
-                **_summary(cm, am),
-                shape_s=None,
-                shape_f=None,
-                scatter_in=None,
-                scatter_out=None,
-            )
-        )
+        row = _layer_row(i, name, mod, "filter_means", cm, am, bins, which=which, clean_means=cm, adv_means=am)
+        result.append({**row, "shape_s": None, "shape_f": None, "scatter_in": None, "scatter_out": None})
     return result
 
 
