@@ -19,7 +19,7 @@ import numpy as np
 
 from .annotate import label_points
 from .stamp import STAMP_COLOR, stamp_figure
-from .style import TEXT_WIDTH, activation_color, activation_marker, is_kaf_name, styled
+from .style import TEXT_WIDTH, activation_color, activation_line, activation_marker, styled
 
 __all__ = ["plot_accuracy_vs_robustness_ci", "plot_overfitting_watch", "plot_robust_vs_iterations_ci", "plot_seeds"]
 
@@ -149,14 +149,10 @@ def plot_overfitting_watch(
         return _placeholder(f"no per-epoch watch ('{key}') in these runs", title, stamp)
     fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.3))
     for name, (ex, acc) in curves.items():
-        kaf = is_kaf_name(name)
         ax.plot(
             ex,
             100 * acc,
-            marker=activation_marker(name),
-            ms=4,
-            color=activation_color(name),
-            ls="--" if kaf else "-",
+            **activation_line(name),
             lw=1.2,
             label=str(name),
         )
@@ -200,10 +196,7 @@ def plot_robust_vs_iterations_ci(
         ax.plot(
             it,
             100 * acc,
-            marker=activation_marker(name),
-            ms=4,
-            color=color,
-            ls="--" if is_kaf_name(name) else "-",
+            **activation_line(name),
             label=name,
         )
         if np.isfinite(lo).all() and np.isfinite(hi).all():

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .annotate import label_points
-from .style import TEXT_WIDTH, activation_color, activation_marker, is_kaf_name, styled
+from .style import TEXT_WIDTH, activation_color, activation_line, activation_marker, styled
 
 __all__ = ["plot_accuracy_vs_robustness", "plot_robust_vs_iterations"]
 
@@ -123,10 +123,7 @@ def plot_robust_vs_iterations(
         ax.plot(
             xs,
             ys * scale,
-            marker=activation_marker(name),
-            ms=4,
-            color=activation_color(name),
-            ls="--" if is_kaf_name(name) else "-",
+            **activation_line(name),
             label=name,
         )
     top = max(float(r[x]) for r in rows)

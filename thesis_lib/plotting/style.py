@@ -33,6 +33,7 @@ __all__ = [
     "savefig",
     "activation_color",
     "activation_marker",
+    "activation_line",
     "is_kaf_name",
     "styled",
 ]
@@ -120,6 +121,14 @@ def activation_color(name: str) -> str:
 def activation_marker(name: str) -> str:
     """Thesis convention: fixed activations are diamonds, KAFs are crosses."""
     return "X" if is_kaf_name(name) else "D"
+
+
+def activation_line(name: str) -> dict:
+    """Line keywords of activation `name` in curves over a shared axis: its colour and marker (4 pt), dashed
+    for the KAFs (so that coinciding curves stay visible)."""
+    return dict(
+        marker=activation_marker(name), ms=4, color=activation_color(name), ls="--" if is_kaf_name(name) else "-"
+    )
 
 
 def use_style() -> dict:
