@@ -45,6 +45,7 @@ without separate training tasks: a training task would retrain once, the experim
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
@@ -55,7 +56,6 @@ from ..utils import ThesisError, read_json
 from .context import RunContext, runs_cache_dir
 from .registry import get_experiment
 from .runner import (
-    DEFAULT_RESULTS_DIR,
     _damaged_files,
     flush_denormals,
     is_complete,
@@ -74,6 +74,7 @@ __all__ = [
     "SMALL_GPU_SHARE",
     "MAX_RETRIES",
     "KILL_ONCE_ENV",
+    "RUN_OPTIONS",
 ]
 
 CPUS_PER_TASK = 1
@@ -82,6 +83,7 @@ CPUS_PER_TASK = 1
 SMALL_ARCHS = ("light_cnn", "vgg", "resnet20")
 SMALL_GPU_SHARE = 0.25
 MAX_RETRIES = 3  # re-runs of a task whose worker or node died
+RUN_OPTIONS = ("results_dir", "data", "device", "cache_dir", "force", "log")  # run_experiment's, taken as they are
 TASK_ERRORS = (ThesisError, ValueError, FileNotFoundError)  # the code's own errors: shown as in-process
 # Test hook: a file path. The first experiment task that has stored a step while the file does not exist
 # creates it and kills its own worker (SIGKILL), as a crashed node would; Ray then retries the task.
@@ -270,22 +272,16 @@ class _Cluster:
 
 
 def run_profile_ray(
-    profile: str = "smoke",
-    only: Iterable[str] | None = None,
-    results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
-    data: str | None = None,
-    device: str = "auto",
-    cache_dir: str | os.PathLike | None = None,
-    force: bool = False,
-    log: Callable[[str], None] = print,
-    address: str | None = None,
+    profile: str = "smoke", only: Iterable[str] | None = None, address: str | None = None, **options
 ) -> dict[str, dict]:
     """`run_profile` through Ray; returns {name: summary} of the selected experiments.
 
     address: the Ray cluster ("auto": the one `ray start` runs on this machine; "HOST:PORT"); None starts a
     local Ray for this run. A process already connected to Ray (`ray.init` called before) uses that one.
-    log: the driver's messages; the tasks print theirs, which Ray shows prefixed with the task's name.
+    options: those of `run_experiment` (`RUN_OPTIONS`), with its defaults; log: the driver's messages (the
+    tasks print theirs, which Ray shows prefixed with the task's name).
     """
+    results_dir, data, device, cache_dir, force, log = _run_options(options)
     cluster = _Cluster(address, device, profile)  # raises first when Ray is missing
     names = select_experiments(profile, only)
     results = str(Path(results_dir).resolve())
@@ -326,6 +322,15 @@ def run_profile_ray(
     finally:
         cluster.close()
     return {n: summaries[n] for n in names}
+
+
+def _run_options(options: dict) -> tuple:
+    """The values of `RUN_OPTIONS`: `options`, else `run_experiment`'s defaults; an unknown one is a TypeError."""
+    unknown = sorted(set(options) - set(RUN_OPTIONS))
+    if unknown:
+        raise TypeError(f"run_profile_ray() got unexpected keyword argument(s): {', '.join(unknown)}")
+    defaults = inspect.signature(run_experiment).parameters
+    return tuple(options.get(k, defaults[k].default) for k in RUN_OPTIONS)
 
 
 def _declared_work(name: str, profile: str, results: str, data, device: str, cache: str, log) -> tuple[list, list]:
