@@ -11,6 +11,7 @@ that) is recorded with its error and no bounds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from .common import SMOKE, train_config
 from .experiment import Experiment, stored_settings
@@ -98,6 +99,11 @@ def run(ctx) -> dict:
     return {"bounds": rows}
 
 
+def evaluations(ctx) -> dict:
+    """One unit per activation: its range test (as long as a short training run, independent of the others)."""
+    return {act: partial(range_test, ctx, ctx.settings, act) for act in ctx.settings.activations}
+
+
 # Smoke: an 8-step sweep with lighter smoothing, for one fixed activation and one KAF (a sweep costs as much
 # as a short training run; the other activations use the thesis's bounds).
 SMOKE_VGG = LRRangeSettings(
@@ -113,6 +119,7 @@ VGG_LR_RANGE = Experiment(
     section="4.2/5.1",
     title="Learning-rate range tests (fast AT) of the VGG x 7 activations",
     run=run,
+    evaluations=evaluations,
     # cpu: one-epoch sweeps (as ResNet-20's cpu profile), lr 1e-4 to 3 on all 50,000 images
     settings={"smoke": SMOKE_VGG, "cpu": LRRangeSettings(activations=CPU_ORDER, epochs=1), "full": LRRangeSettings()},
     notebook="06_fast_adversarial_training",

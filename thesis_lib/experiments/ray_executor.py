@@ -9,9 +9,9 @@ CPUs of a Ray cluster (`pip install '.[ray]'`):
   finds (training/<key>.json, the exported weights, the checkpoint folder in the runs cache), so nothing
   is trained twice. The training runs of one experiment are independent and run side by side;
 - one *evaluation task* per evaluation unit an experiment declares (`Experiment.evaluations`: one per
-  model for the fast-AT families, the light CNNs, AutoAttack and Lipschitz), once the experiment's
-  training tasks have finished: it computes and stores that unit's steps (attacks, analyses), so the
-  models of one experiment are evaluated side by side;
+  activation for the range tests; one per model for the fast-AT families, the light CNNs, AutoAttack and
+  Lipschitz), once the experiment's training tasks have finished: it computes and stores that unit's
+  steps (attacks, analyses), so the models of one experiment are evaluated side by side;
 - one *experiment task* per experiment, `run_experiment(name, ...)`, once its training and evaluation
   tasks have finished: it evaluates what no unit covers (every step of the units is read back) and
   writes the summary;

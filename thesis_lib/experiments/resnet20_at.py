@@ -13,6 +13,7 @@ from __future__ import annotations
 from .common import PGD_SMOKE, SMOKE, PGDSettings
 from .experiment import Experiment
 from .lr_range import LRRangeSettings
+from .lr_range import evaluations as range_tests
 from .lr_range import run as run_lr_range
 from .vgg import ATSettings, at_evaluations, at_runs, run_at_experiment
 
@@ -39,6 +40,7 @@ LR_RANGE = Experiment(
     section="5.3",
     title="Learning-rate range tests (fast AT) of ResNet-20 x 8 activations",
     run=run_lr_range,
+    evaluations=range_tests,
     settings={"smoke": LR_SMOKE, "cpu": LR_CPU, "full": LR_FULL},
     notebook="09_resnet20_results",
     figures=("lr_range_tests_resnet20",),

@@ -26,8 +26,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .common import SMOKE
-from .experiment import Experiment
+from .common import SMOKE, arch_label
+from .experiment import Experiment, TrainedRun
 
 __all__ = ["ResNet56FixSettings", "CANDIDATES", "CPU_CANDIDATES", "candidate_config", "final_key"]
 
@@ -95,6 +95,16 @@ def final_config(ctx, s: ResNet56FixSettings, c: dict) -> tuple[dict, object]:
     std = dataclasses.replace(std, grad_clip=c.get("grad_clip", std.grad_clip))
     extra = {k: c[k] for k in ("activation_options", "model_options") if c.get(k)}
     return resnet_standard_config(std, s.arch, c["activation"], **extra), std
+
+
+def candidate_runs(ctx) -> list[TrainedRun]:
+    """The candidates (independent training runs; the final run depends on their results and is not declared)."""
+    s: ResNet56FixSettings = ctx.settings
+    label = arch_label(s.arch)
+    return [
+        TrainedRun(c["name"], c["activation"], candidate_config(s, c), label, "standard", 8 / 255, 2 / 255)
+        for c in s.candidates
+    ]
 
 
 def run(ctx) -> dict:
@@ -165,6 +175,7 @@ EXPERIMENT = Experiment(
     run=run,
     settings={"smoke": SMOKE_SETTINGS, "cpu": CPU_SETTINGS, "full": ResNet56FixSettings()},
     requires_by_profile={"smoke": ("resnet_standard",), "cpu": ("resnet_standard",)},
+    runs=candidate_runs,
     notebook="10_future_work",
     figures=("resnet56_fix_ablation", "kaf_kernels"),
 )
