@@ -355,3 +355,18 @@ def test_p_values_and_range_test_stamps(tmp_path):
     watch = [{"epoch": 1, "watch_pgd_acc": 0.3}]
     res = at_results(tmp_path / "w", {"relu": {"clean": 0.58, "robust": 60, "watch": watch}})
     assert c5.watch_label(res) == "PGD accuracy on the watch images"  # the synthetic run records no n_watch
+
+
+def test_one_seed_comparison_within_a_seed_spread_is_not_distinguishable():
+    """A difference measured on one training seed, smaller than the spread of one side's repeats, decides nothing."""
+    from thesis_lib.reporting.chapter5 import SUPPORTED, UNDECIDED, _within_seed_spread
+
+    def row(diff):
+        return {"difference (pts)": diff, "verdict": SUPPORTED, "measured": "robust a - b", "networks": ("a", "b")}
+
+    by_seed = {"b": {0: {"robust": 0.0}, 1: {"robust": 0.398}, 2: {"robust": 0.396}}}
+    wide = _within_seed_spread(row(39.3), by_seed, "robust")
+    assert wide["verdict"] == UNDECIDED
+    assert wide["measured"] == "robust a - b (one seed; b: 0.0-39.8% over 3 seeds)"
+    assert _within_seed_spread(row(45.0), by_seed, "robust")["verdict"] == SUPPORTED  # wider than the spread
+    assert _within_seed_spread(row(39.3), {"b": {0: {"robust": 0.0}}}, "robust")["verdict"] == SUPPORTED  # one seed

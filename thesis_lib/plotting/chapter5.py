@@ -240,15 +240,17 @@ def plot_seeds(by_seed: Mapping[str, Mapping[int, Mapping]], title: str | None =
             vals = np.array([100 * float(by_seed[act][k][key]) for k in seeds], dtype=float)
             color, marker = activation_color(act), activation_marker(act)
             offsets = np.linspace(-0.12, 0.12, len(vals))
-            ax.scatter(i + offsets, vals, color=color, marker=marker, s=28, zorder=3)
+            ax.scatter(i + offsets, vals, color=color, marker=marker, s=28, zorder=3, clip_on=False)  # 0% on the axis
             for x, v, k in zip(i + offsets, vals, seeds):
-                ax.annotate(str(k), (x, v), xytext=(4, 0), textcoords="offset points", fontsize=8, va="center")
+                # above its point: seeds with equal accuracies sit side by side and their labels must not merge
+                ax.annotate(str(k), (x, v), xytext=(0, 5), textcoords="offset points", fontsize=8, ha="center")
             ok = vals[~np.isnan(vals)]
             if len(ok) > 1:
                 mean, sd = ok.mean(), ok.std(ddof=1)
                 ax.errorbar(i + 0.3, mean, yerr=sd, color=color, capsize=3, marker="_", ms=10, lw=1.2)
         ax.set_xticks(range(len(acts)), acts)
         ax.set_xlim(-0.5, len(acts) - 0.3)
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], 0))  # accuracies: a mean - SD below 0 is cut at 0
         ax.set_ylabel(name)
     axes[0].set_title("points: seeds; bar: mean \u00b1 SD", fontsize=8)
     if title:

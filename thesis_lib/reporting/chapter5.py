@@ -48,6 +48,7 @@ __all__ = [
     "seed_display",
     "robustness_table",
     "robustness_verdicts",
+    "robust_comparison",
     "evaluation_table",
     "art_crosscheck_table",
     "iterations_table",
@@ -447,6 +448,22 @@ def _seed_row(comparison, name_a, name_b, by_a, by_b, what, blocked, alpha: floa
     return _row(comparison, measured, est, p, _SEEDS, f"{k} seeds", verdict, detail, (name_a, name_b))
 
 
+def _within_seed_spread(row: dict, by_seed: Mapping, what: str) -> dict:
+    """A comparison decided on one training seed, while the repeats of one of its two networks spread over
+    more than the measured difference: which seed was trained could explain the difference as well as the
+    activation, so a verdict either way becomes "not distinguishable", and `measured` says why."""
+    if row["verdict"] not in (SUPPORTED, CONTRADICTED) or math.isnan(row["difference (pts)"]):
+        return row
+    for act in row["networks"]:
+        values = [r[what] for r in by_seed.get(act, {}).values() if not math.isnan(r[what])]
+        if len(values) >= 2 and 100 * (max(values) - min(values)) >= abs(row["difference (pts)"]):
+            spread = f"{100 * min(values):.1f}-{100 * max(values):.1f}%"
+            row["measured"] += f" (one seed; {act}: {spread} over {len(values)} seeds)"
+            row["verdict"] = UNDECIDED
+            break
+    return row
+
+
 def _overfitting(model: Mapping, run: Mapping) -> dict | None:
     if "overfitting" in model:
         return model["overfitting"]
@@ -537,6 +554,29 @@ def _mcnemar_row(comparison, name_a, name_b, a, b, blocked, what="robust", alpha
     return _row(comparison, measured, est, t["p_value"], _MCNEMAR, t["n"], verdict, detail, nets)
 
 
+def _blocked_over_seeds(profile: str, o: Mapping, by_seed: Mapping, acts) -> str | None:
+    """`_blocked`, where every seed's network must have learnt the task (the lowest clean accuracy decides)."""
+    lowest = {a: min((r["clean"] for r in by_seed.get(a, {}).values()), default=o[a]["clean"]) for a in acts}
+    return _blocked(profile, lowest)
+
+
+def _paired_verdict(profile: str, o: Mapping, by_seed: Mapping, comparison: str, a: str, b: str, alpha: float) -> dict:
+    """ "a more robust than b": over the training seeds both have (`_seed_row`), else McNemar's test on the
+    base seed's images, not distinguishable when one side's repeats spread wider (`_within_seed_spread`)."""
+    blocked = _blocked_over_seeds(profile, o, by_seed, (a, b))
+    seeded = _seed_row(comparison, a, b, by_seed.get(a, {}), by_seed.get(b, {}), "robust", blocked, alpha)
+    if seeded is not None:
+        return seeded
+    row = _mcnemar_row(comparison, a, b, o[a]["robust_pe"], o[b]["robust_pe"], blocked, alpha=alpha)
+    return _within_seed_spread(row, by_seed, "robust")
+
+
+def robust_comparison(res, comparison: str, a: str, b: str, res_seeds=None, alpha: float = ALPHA) -> dict:
+    """One verdict row "`a` more robust than `b`" as `robustness_verdicts` decides it (seeds where they exist)."""
+    by_seed = seed_outcomes(res, res_seeds) if res_seeds is not None else {}
+    return _paired_verdict(res.profile, at_outcomes(res), by_seed, comparison, a, b, alpha)
+
+
 def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALPHA, res_seeds=None):
     """The thesis's comparisons of section 5.3, one row each (see the module docstring for the rules).
 
@@ -549,25 +589,21 @@ def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALP
 
     With `res_seeds` (repeats of some models with other training seeds), a comparison of two activations
     that both have several seeds is decided over the seeds instead (`_seed_row`: mean per-seed difference,
-    t interval and t-test over seeds), since the seed-to-seed spread is then part of the question.
+    t interval and t-test over seeds), since the seed-to-seed spread is then part of the question. One
+    decided on a single seed is not distinguishable when one side's repeats spread over more than the
+    measured difference (`_within_seed_spread`).
     """
     import pandas as pd
 
     o = at_outcomes(res)
     by_seed = seed_outcomes(res, res_seeds) if res_seeds is not None else {}
-    clean = {a: v["clean"] for a, v in o.items()}
     rows = []
 
     def blocked(*acts):
-        # every seed's network must have learnt the task (the lowest clean accuracy over seeds decides)
-        lowest = {a: min((r["clean"] for r in by_seed.get(a, {}).values()), default=clean[a]) for a in acts}
-        return _blocked(res.profile, lowest)
+        return _blocked_over_seeds(res.profile, o, by_seed, acts)
 
-    def paired(comparison, a, b, what="robust"):
-        seeded = _seed_row(comparison, a, b, by_seed.get(a, {}), by_seed.get(b, {}), what, blocked(a, b), alpha)
-        if seeded is not None:
-            return seeded
-        return _mcnemar_row(comparison, a, b, o[a]["robust_pe"], o[b]["robust_pe"], blocked(a, b), alpha=alpha)
+    def paired(comparison, a, b):
+        return _paired_verdict(res.profile, o, by_seed, comparison, a, b, alpha)
 
     # which activation is most robust
     ranked = [a for a in o if not math.isnan(o[a]["robust"])]
@@ -611,7 +647,8 @@ def robustness_verdicts(res, claimed_best: str | None = None, alpha: float = ALP
             p = two_proportion_p(k["clean"], k["clean_n"], r0["clean"], r0["clean_n"])
             n = f"{k['clean_n']} / {r0['clean_n']}"
             verdict = _decide(est.value, p, blocked(kaf, "relu"), alpha)
-            rows.append(_row(comparison, f"clean {kaf} - relu", est, p, _NEWCOMBE, n, verdict, networks=(kaf, "relu")))
+            row = _row(comparison, f"clean {kaf} - relu", est, p, _NEWCOMBE, n, verdict, networks=(kaf, "relu"))
+            rows.append(_within_seed_spread(row, by_seed, "clean"))
     # the evaluation choice moves robust accuracy (two-sided)
     for act, v in o.items():
         comparison = f"the evaluation choice moves robust accuracy ({act})"

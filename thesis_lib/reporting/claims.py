@@ -107,8 +107,9 @@ class Claim:
     """One claim of the thesis and where its evidence lies.
 
     section: thesis section(s), "1.2 / 2.1.3"; experiments: the registry experiments it rests on (in the
-    order `judge` takes their results); notebook and evidence: the notebook showing the evidence and the
-    names of the figures / tables it saves there (a table as "name.tex"); judge: results -> Finding;
+    order `judge` takes their results, then those of `supplementary`); notebook and evidence: the notebook
+    showing the evidence and the names of the figures / tables it saves there (a table as "name.tex");
+    judge: results -> Finding;
     components: for a claim judged from other claims' verdicts (ids), instead of a judge.
     """
 
@@ -120,6 +121,9 @@ class Claim:
     evidence: tuple[str, ...]
     judge: Callable[..., Finding] | None = None
     components: tuple[str, ...] = ()
+    # experiments the judge also uses where their results exist at the same profile (else it gets None),
+    # e.g. the seed repeats of the ResNet-20 models
+    supplementary: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -348,30 +352,27 @@ def _noting_collapses(res, finding: Finding, rows) -> Finding:
     return Finding(finding.verdict, finding.measured + note)
 
 
-def _smooth_vs_relu(res) -> Finding:
-    """ELU and Swish against ReLU, paired on the attacked images (chapter 5's rows and rules)."""
+def _smooth_vs_relu(res, res_seeds=None) -> Finding:
+    """ELU and Swish against ReLU, paired on the attacked images (chapter 5's rows and rules; over the
+    training seeds where both have repeats)."""
     o = c5.at_outcomes(res)
     if "relu" not in o:
         return Finding(NOT_MEASURED, "no ReLU network in the stored results")
-    rows = []
-    for act in ("elu", "swish"):
-        if act in o:
-            blocked = c5._blocked(res.profile, {act: o[act]["clean"], "relu": o["relu"]["clean"]})
-            rows.append(
-                c5._mcnemar_row(
-                    f"{act} more robust than relu", act, "relu", o[act]["robust_pe"], o["relu"]["robust_pe"], blocked
-                )
-            )
+    rows = [
+        c5.robust_comparison(res, f"{act} more robust than relu", act, "relu", res_seeds)
+        for act in ("elu", "swish")
+        if act in o
+    ]
     return _noting_collapses(res, _from_rows(rows, "all"), rows)
 
 
-def _kaf_vs_fixed(res) -> Finding:
+def _kaf_vs_fixed(res, res_seeds=None) -> Finding:
     wanted = {f"{k} more robust than {f}" for k, f in c5.KAF_COUNTERPARTS.items()}
-    rows = _rows(c5.robustness_verdicts(res), lambda c: c in wanted)
+    rows = _rows(c5.robustness_verdicts(res, res_seeds=res_seeds), lambda c: c in wanted)
     return _noting_collapses(res, _from_rows(rows, "all"), rows)
 
 
-def _kaf_most_robust(res) -> Finding:
+def _kaf_most_robust(res, res_seeds=None) -> Finding:
     """The best KAF against the best fixed activation (by PGD robust accuracy), paired."""
     o = {a: v for a, v in c5.at_outcomes(res).items() if not math.isnan(v["robust"])}
     kafs = [a for a in o if a.startswith("kaf")]
@@ -381,22 +382,16 @@ def _kaf_most_robust(res) -> Finding:
     best_kaf = max(kafs, key=lambda a: o[a]["robust"])  # ties: the first in training order
     best_fixed = max(fixed, key=lambda a: o[a]["robust"])
     top = max(o, key=lambda a: o[a]["robust"])
-    blocked = c5._blocked(res.profile, {best_kaf: o[best_kaf]["clean"], best_fixed: o[best_fixed]["clean"]})
-    row = c5._mcnemar_row(
-        "best KAF more robust than best fixed",
-        best_kaf,
-        best_fixed,
-        o[best_kaf]["robust_pe"],
-        o[best_fixed]["robust_pe"],
-        blocked,
-    )
+    row = c5.robust_comparison(res, "best KAF more robust than best fixed", best_kaf, best_fixed, res_seeds)
     f = _from_rows([row])
     found = Finding(f.verdict, f"most robust: {top} ({_pct(o[top]['robust'])}); " + f.measured)
     return _noting_collapses(res, found, [row])
 
 
-def _kaf_clean(res) -> Finding:
-    rows = _rows(c5.robustness_verdicts(res), lambda c: c.endswith("raises clean accuracy over relu"))
+def _kaf_clean(res, res_seeds=None) -> Finding:
+    rows = _rows(
+        c5.robustness_verdicts(res, res_seeds=res_seeds), lambda c: c.endswith("raises clean accuracy over relu")
+    )
     return _from_rows(rows, "all")
 
 
@@ -521,7 +516,9 @@ _N05, _N04, _N07, _N08, _N09, _N10 = (
 )
 
 
-def _at_claims(arch: str, exp: str, section: str, notebook: str, evidence: dict) -> list[Claim]:
+def _at_claims(arch: str, exp: str, section: str, notebook: str, evidence: dict, seeds: tuple = ()) -> list[Claim]:
+    """The fast-AT claims of one architecture; `seeds`: the experiment repeating some of its models with other
+    training seeds (then the comparisons use every seed where both networks have repeats)."""
     name = {"vgg": "VGG", "resnet20": "ResNet-20"}[arch]
     return [
         Claim(
@@ -533,6 +530,7 @@ def _at_claims(arch: str, exp: str, section: str, notebook: str, evidence: dict)
             notebook,
             evidence["table"],
             _smooth_vs_relu,
+            supplementary=seeds,
         ),
         Claim(
             f"kaf-vs-fixed-{arch}",
@@ -543,6 +541,7 @@ def _at_claims(arch: str, exp: str, section: str, notebook: str, evidence: dict)
             notebook,
             evidence["table"],
             _kaf_vs_fixed,
+            supplementary=seeds,
         ),
         Claim(
             f"kaf-most-robust-{arch}",
@@ -552,6 +551,7 @@ def _at_claims(arch: str, exp: str, section: str, notebook: str, evidence: dict)
             notebook,
             evidence["table"],
             _kaf_most_robust,
+            supplementary=seeds,
         ),
         Claim(
             f"kaf-clean-{arch}",
@@ -561,6 +561,7 @@ def _at_claims(arch: str, exp: str, section: str, notebook: str, evidence: dict)
             notebook,
             evidence["table"],
             _kaf_clean,
+            supplementary=seeds,
         ),
         Claim(
             f"evaluation-{arch}",
@@ -709,10 +710,16 @@ CLAIMS: tuple[Claim, ...] = (
         "5.3",
         _N09,
         {
-            "table": ("resnet20_results.tex", "resnet20_verdicts.tex", "resnet20_accuracy_vs_robustness"),
+            "table": (
+                "resnet20_results.tex",
+                "resnet20_verdicts.tex",
+                "resnet20_accuracy_vs_robustness",
+                "resnet20_seeds.tex",
+            ),
             "evaluation": ("resnet20_evaluation.tex", "resnet20_art_crosscheck.tex"),
             "iterations": ("resnet20_robust_vs_iterations",),
         },
+        seeds=("resnet20_seeds",),
     ),
     Claim(
         "resnet56-fix",
@@ -767,7 +774,7 @@ def claim_sections(claims: Sequence[Claim] = CLAIMS) -> list[str]:
 # ------------------------------------------------------------------------------------- evaluation
 def claim_experiments(claims: Sequence[Claim] = CLAIMS) -> list[str]:
     """The experiments the claims rest on, in the order the claims name them."""
-    return list(dict.fromkeys(n for c in claims for n in c.experiments))
+    return list(dict.fromkeys(n for c in claims for n in (*c.experiments, *c.supplementary)))
 
 
 def select_results(results_dir: str | os.PathLike, names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -802,14 +809,16 @@ def _judge(claim: Claim, results: Mapping[str, Any]) -> tuple[Finding, list]:
     missing = [n for n, r in zip(claim.experiments, used) if r is None]
     if missing:
         return Finding(NO_RESULTS, "no complete results of " + ", ".join(missing)), []
+    extra = [results.get(n) for n in claim.supplementary]
+    extra = [r if r is not None and r.profile == used[0].profile else None for r in extra]
     try:
-        finding = claim.judge(*used)
+        finding = claim.judge(*used, *extra)
     except (ThesisError, OSError, KeyError, StopIteration) as e:  # a stored file or field the claim needs
         finding = Finding(NOT_MEASURED, f"missing in the stored results: {e}")
     smoke = [n for n, r in zip(claim.experiments, used) if r.profile == "smoke"]
     if smoke:
         finding = Finding(SMOKE_ONLY, finding.measured)
-    return finding, used
+    return finding, used + [r for r in extra if r is not None]
 
 
 def evaluate_claims(
