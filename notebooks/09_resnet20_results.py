@@ -107,6 +107,8 @@ save_figure(fig, "resnet20_accuracy_vs_robustness", figures_dir, stamp=stamp)
 # Where relu, swish and kaf were also trained with other seeds (section "Training seeds" below), a
 # comparison of two of them is decided over the seeds instead: the mean of the per-seed paired
 # differences, its t interval and a t-test over seeds (the seed is then the unit of replication).
+# A comparison decided on one seed is not distinguishable when the repeats of one of its two networks
+# spread over more than the measured difference: which seed was trained could explain it as well.
 
 # %%
 verdicts = c5.robustness_verdicts(res, res_seeds=res_seeds)
