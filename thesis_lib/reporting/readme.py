@@ -220,6 +220,36 @@ def _resnet20_cpu(results: Path) -> str | None:
     return _fast_at_block(res, res_lr, "ResNet-20", 80)
 
 
+def _resnet20_seeds_cpu(results: Path) -> str | None:
+    """The ResNet-20 repeats with other training seeds, and the comparisons they decide or undo."""
+    from . import chapter5 as c5
+
+    res = ExperimentResults("resnet20_at", "cpu", results)
+    seeds = ExperimentResults("resnet20_seeds", "cpu", results)
+    table = c5.seed_display(c5.seed_table(res, seeds))
+    if not len(table):
+        return None
+    cols = list(table.columns)
+    rows = ["| activation | " + " | ".join(cols) + " |", "| --- | " + " | ".join("---" for _ in cols) + " |"]
+    rows += [f"| {act} | " + " | ".join(str(r[c]) for c in cols) + " |" for act, r in table.iterrows()]
+    verdicts = c5.robustness_verdicts(res, res_seeds=seeds)
+    touched = verdicts[[t == c5._SEEDS or "one seed;" in m for t, m in zip(verdicts["test"], verdicts["measured"])]]
+    lines = c5.verdict_lines(touched)
+    others = " and ".join(str(s) for s in seeds.settings.get("seeds", []))
+    return f"""**Training seeds** (cpu profile, same recipe and images as above): relu, swish and kaf trained again
+with seeds {others} ({_hours(seeds):.1f} CPU hours); seed {res.settings.get("seed", 0)} is the table above. Clean
+accuracy on the test set, robust accuracy under {_attack(res.settings["pgd"])} on the same images for every
+run. Catastrophic overfitting depends on the seed: a network at 0.0% robust accuracy collapsed.
+
+{chr(10).join(rows)}
+
+Comparisons of two networks that both have repeats are decided over the seeds (t-test, the seed as the
+unit); one decided on the base seed alone is not distinguishable when one side's repeats spread wider
+than the difference (notebook 09):
+
+{chr(10).join(lines)}"""
+
+
 def _resnet_standard_cpu(results: Path) -> str | None:
     from . import chapter5 as c5
 
@@ -494,6 +524,7 @@ BLOCKS: dict[str, tuple[tuple[tuple[str, str], ...], Callable[[Path], str | None
     "light-cnn-full": ((("light_cnn", "full"),), _light_cnn_full),
     "resnet-standard-cpu": ((("resnet_standard", "cpu"),), _resnet_standard_cpu),
     "resnet20-cpu": ((("resnet20_at", "cpu"), ("resnet20_lr_range", "cpu")), _resnet20_cpu),
+    "resnet20-seeds-cpu": ((("resnet20_at", "cpu"), ("resnet20_seeds", "cpu")), _resnet20_seeds_cpu),
     "vgg-cpu": ((("vgg", "cpu"), ("vgg_lr_range", "cpu")), _vgg_cpu),
     "autoattack-light-cnn": ((("autoattack_light_cnn", "cpu"),), _autoattack_light_cnn),
     "autoattack-cpu": ((("autoattack", "cpu"),), _autoattack_cpu),
