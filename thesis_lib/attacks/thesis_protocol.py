@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 
 from ..utils import get_device, progress_disabled
 from .context import attack_mode, model_device, to_float_images
+from .evaluate import AttackSettings
 
 __all__ = ["thesis_protocol_pgd", "art_crosscheck", "SELECTIONS"]
 
@@ -293,12 +294,8 @@ def art_crosscheck(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    eps: float = 8 / 255,
-    step: float = 2 / 255,
-    steps: int = 50,
-    restarts: int = 10,
+    attack: AttackSettings | None = None,
     batch_size: int = 100,
-    seed: int = 0,
 ) -> dict:
     """The installed ART's own PGD (no labels) next to `thesis_protocol_pgd` with that ART's restart rule.
 
@@ -306,8 +303,11 @@ def art_crosscheck(
     an ART >= 1.5 reduces restarts per image (`selection="per_example"`), a 2020 release before 1.5 keeps
     the restart with the best success rate over the whole input (`"best_rate"`, the thesis's). Returns both
     robust accuracies, the fraction of images with the same outcome, the largest pixel difference of the
-    adversarial images and ART's version. Needs `adversarial-robustness-toolbox`.
+    adversarial images and ART's version. `attack`: the PGD's eps, step, steps, restarts and seed (default:
+    the thesis's, `AttackSettings()`). Needs `adversarial-robustness-toolbox`.
     """
+    a = attack if attack is not None else AttackSettings()  # the thesis's: PGD-50x10, eps 8/255, step 2/255
+    eps, step, steps, restarts, seed = a.eps, a.step, a.steps, a.restarts, a.seed
     try:
         import art
         from art.attacks.evasion import ProjectedGradientDescent

@@ -257,7 +257,7 @@ def evaluate_at_run(ctx, s: ATSettings, key: str, act: str, cfg: dict, model, ro
         ctx.step(
             f"art_crosscheck_{act}",
             {"n": s.art_check_n, "eps": p.eps, "step": p.step, "steps": p.steps, "restarts": p.restarts, "config": cfg},
-            lambda: art_crosscheck(model, images, labels, p.eps, p.step, p.steps, p.restarts, seed=p.seed),
+            lambda: art_crosscheck(model, images, labels, p),
         )
     if act in s.curve_activations:
         images, labels = ctx.test_images(s.curve_n, 0)
