@@ -82,6 +82,30 @@ def test_nchw_and_channels_last_give_the_same_values(name, dtype):
         torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["kaf", "kaf_free"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+def test_frozen_kaf_keeps_its_derivative_and_matches_the_training_gradient(name, dtype):
+    """Parameters frozen (attacks): one value-and-derivative pass, dy/dx kept instead of x; the input
+    gradient equals the one of the training path (which keeps x and recomputes) to rounding."""
+    m = _kaf(name, 24)
+    x = (2 * torch.randn(4, 24, 6, 6)).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    gy = torch.randn_like(x)
+    y_train, (gx_train,) = _grads(m, x, gy, [])
+    saved = []
+    m.requires_grad_(False)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = m(x)
+    (gx,) = torch.autograd.grad(y, x, gy)
+    assert [t.shape for t in saved] == [x.shape] and not any(t.data_ptr() == x.data_ptr() for t in saved)
+    if name == "kaf":
+        assert torch.equal(y, y_train)  # the same Horner arithmetic
+    else:  # the same sum, possibly fused differently
+        torch.testing.assert_close(y, y_train, rtol=1e-5 if dtype == torch.float32 else 8e-3, atol=1e-6)
+    assert gx.is_contiguous(memory_format=torch.channels_last)
+    tol = 1e-5 if dtype == torch.float32 else 8e-3
+    assert (gx.double() - gx_train.double()).abs().max() <= tol * gx_train.double().abs().max()
+
+
 def test_parameter_gradients_do_not_depend_on_thread_count():
     m = _kaf("kaf", 32)
     x = torch.randn(8, 32, 9, 9).bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_()
@@ -219,17 +243,35 @@ def test_evaluate_is_unchanged_by_layout():
     assert a[1] == b[1] and abs(a[0] - b[0]) < 1e-4
 
 
-@pytest.mark.parametrize("name,ref", [("elu", torch.nn.functional.elu), ("swish", torch.nn.functional.silu)])
+POINTWISE_REFS = {
+    "elu": torch.nn.functional.elu,
+    "swish": torch.nn.functional.silu,
+    "gelu": torch.nn.functional.gelu,
+    "softplus": torch.nn.functional.softplus,
+    "tanh": torch.tanh,
+}
+
+
+@pytest.mark.parametrize("name", list(POINTWISE_REFS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last], ids=["nchw", "cl"])
-def test_vector_elu_and_swish_equal_pytorch(name, ref, dtype, fmt):
+def test_vector_pointwise_kernels_equal_pytorch(name, dtype, fmt):
+    """Values and input gradients of the vector kernels vs PyTorch's functions in float64, over a wide range."""
+    ref = POINTWISE_REFS[name]
     m = make_activation(name, 8)
     x = (4 * torch.randn(4, 8, 5, 5)).to(dtype)
-    x[0, 0, 0, :4] = torch.tensor([float("nan"), 1e-6, -1e-6, 0.0])
+    special = [float("nan"), 1e-6, -1e-6, 0.0, 1e-3, -1e-3, 0.3, -0.3, 19.5, 20.5, -30.0, 30.0, -8.0, 1e-30]
+    x[0, 0].view(-1)[: len(special)] = torch.tensor(special)
+    x[1, :2] = torch.linspace(-12, 12, 50).view(2, 5, 5)
     x = x.contiguous(memory_format=fmt).requires_grad_()
-    y = m(x)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = m(x)
     assert y.grad_fn is not None and type(y.grad_fn).__name__ == "_PointwiseBackward"
     assert y.dtype == dtype and y.is_contiguous(memory_format=fmt)
+    assert len(saved) == 1 and saved[0].numel() == x.numel()  # the derivative, in place of x
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), y, rtol=0, atol=0, equal_nan=True)  # the inference kernel: same values
     g = torch.randn_like(y)
     (gx,) = torch.autograd.grad(y, x, g)
     xd = x.detach().double().requires_grad_()

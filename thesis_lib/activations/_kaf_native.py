@@ -104,7 +104,7 @@ def load() -> ctypes.CDLL | None:
     lib.kaf_backward_f64.argtypes = [ptr] * 9 + [i64] * 5 + [cint]
     lib.kaf_forward_fast_f64.argtypes = [ptr] * 5 + [i64] * 4 + [cint]
     lib.kaf_backward_fast_f64.argtypes = [ptr] * 7 + [i64] * 5 + [cint]
-    slib.kafs_forward.argtypes = [ptr, ptr, cint] + [ptr] * 3 + [i64] * 4 + [cint, cint]
+    slib.kafs_forward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 3 + [i64] * 4 + [cint, cint]
     slib.kafs_backward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 6 + [i64] * 4 + [cint, cint, i64, cint]
     slib.kafs_uses_recurrence.argtypes = [ptr] * 3 + [i64] * 2
     _LIB, _SIMD = lib, slib
@@ -140,25 +140,47 @@ def is_evenly_spaced(dictionary: torch.Tensor) -> bool:
 
 
 def forward(
-    x3: torch.Tensor, alpha: torch.Tensor, dictionary: torch.Tensor, gamma: torch.Tensor, fast: bool = False
-) -> torch.Tensor:
+    x3: torch.Tensor,
+    alpha: torch.Tensor,
+    dictionary: torch.Tensor,
+    gamma: torch.Tensor,
+    fast: bool = False,
+    derivative: bool = False,
+):
     """x3: contiguous (outer, C, inner) float32, bfloat16 or float64; parameters contiguous (C, D),
-    (C, D), (C,) in float32 (float64 for a float64 x3). `fast`: the dictionary is evenly spaced."""
+    (C, D), (C,) in float32 (float64 for a float64 x3). `fast`: the dictionary is evenly spaced.
+
+    With `derivative` (float32/bfloat16 only) returns (y, dy/dx), both from one pass."""
     load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
     y = torch.empty_like(x3)
     nt = torch.get_num_threads()
     if x3.dtype == torch.float64:
+        if derivative:
+            raise ValueError("the float64 KAF kernel has no value-and-derivative pass")
         kind = "forward_fast" if fast else "forward"
         getattr(_LIB, f"kaf_{kind}_f64")(_p(x3), _p(y), _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, nt)
         return y
+    dy = torch.empty_like(x3) if derivative else None
     rc = _SIMD.kafs_forward(
-        _p(x3), _p(y), _DTYPE_CODE[x3.dtype], _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, int(fast), nt
+        _p(x3),
+        _p(y),
+        _p(dy),
+        _DTYPE_CODE[x3.dtype],
+        _p(alpha),
+        _p(dictionary),
+        _p(gamma),
+        outer,
+        C,
+        inner,
+        D,
+        int(fast),
+        nt,
     )
     if rc != 0:
         raise MemoryError(f"the KAF kernel could not allocate its coefficient tables (C={C}, D={D})")
-    return y
+    return (y, dy) if derivative else y
 
 
 def backward(

@@ -97,6 +97,60 @@ INLINE void fwd_direct(const vf *s, vf *y, const float *cf, int vec, int D) {
     for (int q = 0; q < TILE; ++q) y[q] = vsel(visnan(s[q]), s[q], acc[q]);
 }
 
+/* Value and derivative in one pass (parameters frozen: attacks, the FGSM step of fast AT). The
+ * derivative is the input-only backward's dL/ds with go = 1, so that backward becomes gy * d. */
+INLINE void fwdd_fixed(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D, int m) {
+    vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
+    vf ng = -coef(cf, F_G, vec);
+    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], Au[TILE], Bu[TILE], Ad[TILE], Bd[TILE];
+    vi in[TILE];
+    for (int q = 0; q < TILE; ++q) {
+        vf tr = s[q] - dm;
+        in[q] = (tr < tmax) & (tr > -tmax);
+        t[q] = vmin(vmax(tr, -tmax), tmax);
+        k0[q] = vexp(ng * t[q] * t[q]);
+        vexp_pair(c1 * t[q], &R[q], &Ri[q]);
+        Au[q] = coef(cf, F_AW + D - 1, vec); Bu[q] = coef(cf, F_AWO(D) + D - 1, vec);
+        Ad[q] = coef(cf, F_AW, vec); Bd[q] = coef(cf, F_AWO(D), vec);
+    }
+    for (int i = D - 2; i >= m; --i) {
+        vf aw = coef(cf, F_AW + i, vec), awo = coef(cf, F_AWO(D) + i, vec);
+        for (int q = 0; q < TILE; ++q) { Au[q] = Au[q] * R[q] + aw; Bu[q] = Bu[q] * R[q] + awo; }
+    }
+    for (int i = 1; i < m; ++i) {
+        vf aw = coef(cf, F_AW + i, vec), awo = coef(cf, F_AWO(D) + i, vec);
+        for (int q = 0; q < TILE; ++q) { Ad[q] = Ad[q] * Ri[q] + aw; Bd[q] = Bd[q] * Ri[q] + awo; }
+    }
+    vf g2 = ng * 2.0f;
+    for (int q = 0; q < TILE; ++q) {
+        vf A = k0[q] * (m > 0 ? Au[q] + Ad[q] * Ri[q] : Au[q]);
+        vf B = k0[q] * (m > 0 ? Bu[q] + Bd[q] * Ri[q] : Bu[q]);
+        vi nan = visnan(s[q]);
+        y[q] = vsel(nan, s[q], (vf)((vi)A & in[q]));
+        dy[q] = vsel(nan, s[q], (vf)((vi)(g2 * (t[q] * A - B)) & in[q]));
+    }
+}
+
+INLINE void fwdd_direct(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D) {
+    vf ng = -coef(cf, F_G, vec), umax = coef(cf, F_UMAX, vec), acc[TILE], B[TILE];
+    for (int q = 0; q < TILE; ++q) acc[q] = B[q] = (vf){0};
+    for (int i = 0; i < D; ++i) {
+        vf a = coef(cf, F_A(D) + i, vec), d = coef(cf, F_D(D) + i, vec);
+        for (int q = 0; q < TILE; ++q) {
+            vf u = vmin(vmax(s[q] - d, -umax), umax);
+            vf ae = a * vexp(ng * u * u);
+            acc[q] += ae;
+            B[q] += ae * u;
+        }
+    }
+    vf g2 = ng * 2.0f;
+    for (int q = 0; q < TILE; ++q) {
+        vi nan = visnan(s[q]);
+        y[q] = vsel(nan, s[q], acc[q]);
+        dy[q] = vsel(nan, s[q], g2 * B[q]);
+    }
+}
+
 /* ------------------------------------------------------------------ TILE groups: backward */
 /* S (D vectors) accumulates sum go * P_j (scaled by w_j when flushed); gx gets dL/ds. */
 /* Backward, fixed dictionary. With parameter gradients (want_a): S_i += go * P_j, P_j = k0 R^j
@@ -236,7 +290,7 @@ static void build_vec_table(const float *tbl, int64_t C, int64_t D, float *vt) {
 }
 
 /* ------------------------------------------------------------------ forward */
-static void forward_impl(const void *x, void *y, int bf16, const float *tbl, const float *vt, int fixed,
+static void forward_impl(const void *x, void *y, void *dy, int bf16, const float *tbl, const float *vt, int fixed,
                          int64_t outer, int64_t C, int64_t inner, int64_t D, int nthreads) {
     const int64_t NF = NFIELDS(D);
     const int m = (int)((D - 1) / 2);
@@ -250,7 +304,7 @@ static void forward_impl(const void *x, void *y, int bf16, const float *tbl, con
         struct fpmode fp = ftz_on();
         #pragma omp for schedule(static)
         for (int64_t it = 0; it < items; ++it) {
-            vf s[TILE], o[TILE];
+            vf s[TILE], o[TILE], od[TILE];
             int nv[TILE];
             int64_t off[TILE];
             const float *cf;
@@ -269,7 +323,11 @@ static void forward_impl(const void *x, void *y, int bf16, const float *tbl, con
                 }
             }
             for (int q = 0; q < TILE; ++q) s[q] = load_any(x, off[q], nv[q], bf16);
-            if (vec) { if (fixed) fwd_fixed(s, o, cf, 1, (int)D, m); else fwd_direct(s, o, cf, 1, (int)D); }
+            if (dy) {
+                if (vec) { if (fixed) fwdd_fixed(s, o, od, cf, 1, (int)D, m); else fwdd_direct(s, o, od, cf, 1, (int)D); }
+                else { if (fixed) fwdd_fixed(s, o, od, cf, 0, (int)D, m); else fwdd_direct(s, o, od, cf, 0, (int)D); }
+                for (int q = 0; q < TILE; ++q) store_any(dy, off[q], od[q], nv[q], bf16);
+            } else if (vec) { if (fixed) fwd_fixed(s, o, cf, 1, (int)D, m); else fwd_direct(s, o, cf, 1, (int)D); }
             else { if (fixed) fwd_fixed(s, o, cf, 0, (int)D, m); else fwd_direct(s, o, cf, 0, (int)D); }
             for (int q = 0; q < TILE; ++q) store_any(y, off[q], o[q], nv[q], bf16);
         }
@@ -386,8 +444,9 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
 /* dtype: 0 float32, 1 bfloat16 (x, y, gy, gx); parameters are float32 (C, D), (C, D), (C,).
  * want_fixed: the dictionary is evenly spaced and fixed; the recurrence is used if it is valid.
  * Returns 0 on success, -1 if out of memory or D is too large. */
-int kafs_forward(const void *x, void *y, int dtype, const float *alpha, const float *dict, const float *gamma,
-                 int64_t outer, int64_t C, int64_t inner, int64_t D, int want_fixed, int nthreads) {
+/* dy: NULL, or where to write dy/dx (same dtype and layout as y) */
+int kafs_forward(const void *x, void *y, void *dy, int dtype, const float *alpha, const float *dict,
+                 const float *gamma, int64_t outer, int64_t C, int64_t inner, int64_t D, int want_fixed, int nthreads) {
     if (D < 1 || D > MAXD) return -1;
     const int64_t NF = NFIELDS(D), CB = (C + VL - 1) / VL;
     float *tbl = malloc((size_t)(C * NF) * sizeof(float));
@@ -395,7 +454,7 @@ int kafs_forward(const void *x, void *y, int dtype, const float *alpha, const fl
     if (!tbl || !vt) { free(tbl); free(vt); return -1; }
     int fixed = build_table(alpha, dict, gamma, C, D, want_fixed, tbl);
     if (inner == 1) build_vec_table(tbl, C, D, vt);
-    forward_impl(x, y, dtype == 1, tbl, vt, fixed, outer, C, inner, D, nthreads);
+    forward_impl(x, y, dy, dtype == 1, tbl, vt, fixed, outer, C, inner, D, nthreads);
     free(tbl); free(vt);
     return 0;
 }

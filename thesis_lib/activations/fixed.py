@@ -75,11 +75,14 @@ class ELU(FixedActivation):
 
 
 class GELU(FixedActivation):
+    """s * Phi(s), Phi the standard normal CDF (the exact erf form, PyTorch's default)."""
+
     name = "gelu"
     lipschitz = 1.129  # max of Phi(s) + s*phi(s), at s = sqrt(2)
 
     def forward(self, x):
-        return F.gelu(x)
+        y = _pointwise.apply("gelu", x)  # vectorised CPU kernel, as for ELU
+        return F.gelu(x) if y is None else y
 
 
 class Swish(FixedActivation):
@@ -94,10 +97,13 @@ class Swish(FixedActivation):
 
 
 class Softplus(FixedActivation):
+    """log(1 + exp(s)), and s above 20 (PyTorch's defaults: beta 1, threshold 20)."""
+
     name = "softplus"
 
     def forward(self, x):
-        return F.softplus(x)
+        y = _pointwise.apply("softplus", x)  # vectorised CPU kernel, as for ELU
+        return F.softplus(x) if y is None else y
 
 
 class Sigmoid(FixedActivation):
@@ -116,4 +122,5 @@ class Tanh(FixedActivation):
     name = "tanh"
 
     def forward(self, x):
-        return torch.tanh(x)
+        y = _pointwise.apply("tanh", x)  # vectorised CPU kernel, as for ELU
+        return torch.tanh(x) if y is None else y

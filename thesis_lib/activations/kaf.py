@@ -87,19 +87,28 @@ def ridge_alpha(
 
 
 class _GaussianKAF(torch.autograd.Function):
-    """f = sum_i alpha_i exp(-gamma (x - d_i)^2) per channel, saving only x for backward."""
+    """f = sum_i alpha_i exp(-gamma (x - d_i)^2) per channel, saving only x for backward (or, with the
+    parameters frozen, only dy/dx)."""
 
     @staticmethod
     def forward(ctx, x, alpha, dictionary, gamma, free: bool):
-        ctx.save_for_backward(x, alpha, dictionary, gamma)
         ctx.free = free
+        ctx.derivative = False
         if _use_native(x, alpha):
             # float32/bf16: the vector kernel checks the spacing itself while building its tables
             ctx.fast = not free and (x.dtype != torch.float64 or _kaf_native.is_evenly_spaced(dictionary))
             x3, restore = _as_3d(x)
-            return restore(
-                _kaf_native.forward(x3, alpha.contiguous(), dictionary.contiguous(), gamma.contiguous(), fast=ctx.fast)
-            )
+            params = alpha.contiguous(), dictionary.contiguous(), gamma.contiguous()
+            if x.dtype != torch.float64 and ctx.needs_input_grad[0] and not any(ctx.needs_input_grad[1:4]):
+                # parameters frozen (attacks, the FGSM step of fast AT): dy/dx comes from the same pass and
+                # is kept instead of x, so backward is gy * dy/dx instead of a second evaluation
+                y3, d3 = _kaf_native.forward(x3, *params, fast=ctx.fast, derivative=True)
+                ctx.save_for_backward(restore(d3))
+                ctx.derivative = True
+                return restore(y3)
+            ctx.save_for_backward(x, alpha, dictionary, gamma)
+            return restore(_kaf_native.forward(x3, *params, fast=ctx.fast))
+        ctx.save_for_backward(x, alpha, dictionary, gamma)
         shape = _param_shape(x)
         y = torch.zeros_like(x)
         for i in range(alpha.shape[1]):  # O(N*C*H*W) temporaries, never (..., D)
@@ -109,6 +118,10 @@ class _GaussianKAF(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
+        if ctx.derivative:
+            (d,) = ctx.saved_tensors
+            gx = torch.empty_like(d)  # in d's (= x's) memory format, whatever gy's
+            return torch.mul(gy.to(d.dtype), d, out=gx), None, None, None, None
         x, alpha, dictionary, gamma = ctx.saved_tensors
         free = ctx.free
         need_x = ctx.needs_input_grad[0]
