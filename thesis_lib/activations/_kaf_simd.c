@@ -97,19 +97,11 @@ INLINE void fwd_direct(const vf *s, vf *y, const float *cf, int vec, int D) {
     for (int q = 0; q < TILE; ++q) y[q] = vsel(visnan(s[q]), s[q], acc[q]);
 }
 
-/* Value and derivative in one pass (parameters frozen: attacks, the FGSM step of fast AT). The
- * derivative is the input-only backward's dL/ds with go = 1, so that backward becomes gy * d. */
-INLINE void fwdd_fixed(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D, int m) {
-    vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
-    vf ng = -coef(cf, F_G, vec);
-    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], Au[TILE], Bu[TILE], Ad[TILE], Bd[TILE];
-    vi in[TILE];
+/* A = sum_j aw_j k0 R^j and B = sum_j awo_j k0 R^j over the dictionary (j = i - m; R^-j below m), by
+ * Horner's rule in R and 1/R: f = A and, up to -2 gamma, df/ds = t A - B. */
+INLINE void horner_ab(const float *cf, int vec, int D, int m, const vf *k0, const vf *R, const vf *Ri, vf *A, vf *B) {
+    vf Au[TILE], Bu[TILE], Ad[TILE], Bd[TILE];
     for (int q = 0; q < TILE; ++q) {
-        vf tr = s[q] - dm;
-        in[q] = (tr < tmax) & (tr > -tmax);
-        t[q] = vmin(vmax(tr, -tmax), tmax);
-        k0[q] = vexp(ng * t[q] * t[q]);
-        vexp_pair(c1 * t[q], &R[q], &Ri[q]);
         Au[q] = coef(cf, F_AW + D - 1, vec); Bu[q] = coef(cf, F_AWO(D) + D - 1, vec);
         Ad[q] = coef(cf, F_AW, vec); Bd[q] = coef(cf, F_AWO(D), vec);
     }
@@ -121,13 +113,32 @@ INLINE void fwdd_fixed(const vf *s, vf *y, vf *dy, const float *cf, int vec, int
         vf aw = coef(cf, F_AW + i, vec), awo = coef(cf, F_AWO(D) + i, vec);
         for (int q = 0; q < TILE; ++q) { Ad[q] = Ad[q] * Ri[q] + aw; Bd[q] = Bd[q] * Ri[q] + awo; }
     }
+    for (int q = 0; q < TILE; ++q) {
+        A[q] = k0[q] * (m > 0 ? Au[q] + Ad[q] * Ri[q] : Au[q]);
+        B[q] = k0[q] * (m > 0 ? Bu[q] + Bd[q] * Ri[q] : Bu[q]);
+    }
+}
+
+/* Value and derivative in one pass (parameters frozen: attacks, the FGSM step of fast AT). The
+ * derivative is the input-only backward's dL/ds with go = 1, so that backward becomes gy * d. */
+INLINE void fwdd_fixed(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D, int m) {
+    vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
+    vf ng = -coef(cf, F_G, vec);
+    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], A[TILE], B[TILE];
+    vi in[TILE];
+    for (int q = 0; q < TILE; ++q) {
+        vf tr = s[q] - dm;
+        in[q] = (tr < tmax) & (tr > -tmax);
+        t[q] = vmin(vmax(tr, -tmax), tmax);
+        k0[q] = vexp(ng * t[q] * t[q]);
+        vexp_pair(c1 * t[q], &R[q], &Ri[q]);
+    }
+    horner_ab(cf, vec, D, m, k0, R, Ri, A, B);
     vf g2 = ng * 2.0f;
     for (int q = 0; q < TILE; ++q) {
-        vf A = k0[q] * (m > 0 ? Au[q] + Ad[q] * Ri[q] : Au[q]);
-        vf B = k0[q] * (m > 0 ? Bu[q] + Bd[q] * Ri[q] : Bu[q]);
         vi nan = visnan(s[q]);
-        y[q] = vsel(nan, s[q], (vf)((vi)A & in[q]));
-        dy[q] = vsel(nan, s[q], (vf)((vi)(g2 * (t[q] * A - B)) & in[q]));
+        y[q] = vsel(nan, s[q], (vf)((vi)A[q] & in[q]));
+        dy[q] = vsel(nan, s[q], (vf)((vi)(g2 * (t[q] * A[q] - B[q])) & in[q]));
     }
 }
 
@@ -168,23 +179,7 @@ INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf,
         vexp_pair(c1 * t[q], &R[q], &Ri[q]);
     }
     if (!want_a) {
-        vf Au[TILE], Bu[TILE], Ad[TILE], Bd[TILE];
-        for (int q = 0; q < TILE; ++q) {
-            Au[q] = coef(cf, F_AW + D - 1, vec); Bu[q] = coef(cf, F_AWO(D) + D - 1, vec);
-            Ad[q] = coef(cf, F_AW, vec); Bd[q] = coef(cf, F_AWO(D), vec);
-        }
-        for (int i = D - 2; i >= m; --i) {
-            vf aw = coef(cf, F_AW + i, vec), awo = coef(cf, F_AWO(D) + i, vec);
-            for (int q = 0; q < TILE; ++q) { Au[q] = Au[q] * R[q] + aw; Bu[q] = Bu[q] * R[q] + awo; }
-        }
-        for (int i = 1; i < m; ++i) {
-            vf aw = coef(cf, F_AW + i, vec), awo = coef(cf, F_AWO(D) + i, vec);
-            for (int q = 0; q < TILE; ++q) { Ad[q] = Ad[q] * Ri[q] + aw; Bd[q] = Bd[q] * Ri[q] + awo; }
-        }
-        for (int q = 0; q < TILE; ++q) {
-            A[q] = k0[q] * (m > 0 ? Au[q] + Ad[q] * Ri[q] : Au[q]);
-            B[q] = k0[q] * (m > 0 ? Bu[q] + Bd[q] * Ri[q] : Bu[q]);
-        }
+        horner_ab(cf, vec, D, m, k0, R, Ri, A, B);
     } else {
         vf aw = coef(cf, F_AW + m, vec), awo = coef(cf, F_AWO(D) + m, vec), acc = S[m];
         for (int q = 0; q < TILE; ++q) {
