@@ -51,22 +51,30 @@ INLINE vf coef(const float *cf, int f, int vec) {
 }
 
 /* ------------------------------------------------------------------ TILE groups: forward */
-/* Fixed dictionary: with z = R (up) and z = 1/R (down) the sums over the dictionary are polynomials,
- *     f = k0 * ( sum_{j>=0} aw_{m+j} R^j  +  sum_{j>=1} aw_{m-j} R^-j ),
- * evaluated by Horner's rule (one FMA per dictionary point). |t| is cut at tmax, where R^jmax stays
- * below e^80 and every kernel value is below e^-30 (checked per channel in build_table): beyond it
- * the output and the gradients are exactly 0. */
-INLINE void fwd_fixed(const vf *s, vf *y, const float *cf, int vec, int D, int m) {
+/* The shared start of the fixed-dictionary kernels: t = s - d_m cut at +-tmax (in: |t| < tmax),
+ * k0 = exp(-gamma t^2), R = exp(2 gamma h t) and 1/R. */
+INLINE void reduce_fixed(const vf *s, const float *cf, int vec, vi *in, vf *t, vf *k0, vf *R, vf *Ri) {
     vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
     vf ng = -coef(cf, F_G, vec);
-    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], up[TILE], dn[TILE];
-    vi in[TILE];
     for (int q = 0; q < TILE; ++q) {
         vf tr = s[q] - dm;
         in[q] = (tr < tmax) & (tr > -tmax);
         t[q] = vmin(vmax(tr, -tmax), tmax);
         k0[q] = vexp(ng * t[q] * t[q]);
         vexp_pair(c1 * t[q], &R[q], &Ri[q]);
+    }
+}
+
+/* Fixed dictionary: with z = R (up) and z = 1/R (down) the sums over the dictionary are polynomials,
+ *     f = k0 * ( sum_{j>=0} aw_{m+j} R^j  +  sum_{j>=1} aw_{m-j} R^-j ),
+ * evaluated by Horner's rule (one FMA per dictionary point). |t| is cut at tmax, where R^jmax stays
+ * below e^80 and every kernel value is below e^-30 (checked per channel in build_table): beyond it
+ * the output and the gradients are exactly 0. */
+INLINE void fwd_fixed(const vf *s, vf *y, const float *cf, int vec, int D, int m) {
+    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], up[TILE], dn[TILE];
+    vi in[TILE];
+    reduce_fixed(s, cf, vec, in, t, k0, R, Ri);
+    for (int q = 0; q < TILE; ++q) {
         up[q] = coef(cf, F_AW + D - 1, vec);
         dn[q] = coef(cf, F_AW, vec);
     }
@@ -122,17 +130,10 @@ INLINE void horner_ab(const float *cf, int vec, int D, int m, const vf *k0, cons
 /* Value and derivative in one pass (parameters frozen: attacks, the FGSM step of fast AT). The
  * derivative is the input-only backward's dL/ds with go = 1, so that backward becomes gy * d. */
 INLINE void fwdd_fixed(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D, int m) {
-    vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
     vf ng = -coef(cf, F_G, vec);
     vf t[TILE], k0[TILE], R[TILE], Ri[TILE], A[TILE], B[TILE];
     vi in[TILE];
-    for (int q = 0; q < TILE; ++q) {
-        vf tr = s[q] - dm;
-        in[q] = (tr < tmax) & (tr > -tmax);
-        t[q] = vmin(vmax(tr, -tmax), tmax);
-        k0[q] = vexp(ng * t[q] * t[q]);
-        vexp_pair(c1 * t[q], &R[q], &Ri[q]);
-    }
+    reduce_fixed(s, cf, vec, in, t, k0, R, Ri);
     horner_ab(cf, vec, D, m, k0, R, Ri, A, B);
     vf g2 = ng * 2.0f;
     for (int q = 0; q < TILE; ++q) {
@@ -168,16 +169,11 @@ INLINE void fwdd_direct(const vf *s, vf *y, vf *dy, const float *cf, int vec, in
  * (scaled by w_j when flushed), and A = sum aw P, B = sum awo P give dL/ds = go (-2 gamma)(t A - B).
  * Input gradient only (attacks, the FGSM step of fast AT): A and B by Horner's rule as in fwd_fixed. */
 INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf, int vec, int D, int m, int want_a) {
-    vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
     vf ng = -coef(cf, F_G, vec);
     vf t[TILE], k0[TILE], R[TILE], Ri[TILE], P[TILE], A[TILE], B[TILE], gm[TILE];
-    for (int q = 0; q < TILE; ++q) {
-        vf tr = s[q] - dm;
-        gm[q] = (vf)((vi)go[q] & ((tr < tmax) & (tr > -tmax)));
-        t[q] = vmin(vmax(tr, -tmax), tmax);
-        k0[q] = vexp(ng * t[q] * t[q]);
-        vexp_pair(c1 * t[q], &R[q], &Ri[q]);
-    }
+    vi in[TILE];
+    reduce_fixed(s, cf, vec, in, t, k0, R, Ri);
+    for (int q = 0; q < TILE; ++q) gm[q] = (vf)((vi)go[q] & in[q]);
     if (!want_a) {
         horner_ab(cf, vec, D, m, k0, R, Ri, A, B);
     } else {
