@@ -23,7 +23,16 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["load", "forward", "backward", "available", "is_evenly_spaced", "uses_recurrence", "DTYPES"]
+__all__ = [
+    "load",
+    "forward",
+    "backward",
+    "times_derivative",
+    "available",
+    "is_evenly_spaced",
+    "uses_recurrence",
+    "DTYPES",
+]
 
 _SRC = Path(__file__).with_name("_kaf_kernel.c")
 _SIMD_SRC = Path(__file__).with_name("_kaf_simd.c")
@@ -181,6 +190,12 @@ def forward(
     if rc != 0:
         raise MemoryError(f"the KAF kernel could not allocate its coefficient tables (C={C}, D={D})")
     return (y, dy) if derivative else y
+
+
+def times_derivative(gy: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """dL/dx = gy * dy/dx for an activation that kept its derivative d, in d's (= x's) memory format."""
+    gx = torch.empty_like(d)
+    return torch.mul(gy.to(d.dtype), d, out=gx)
 
 
 def backward(

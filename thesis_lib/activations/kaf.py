@@ -120,8 +120,7 @@ class _GaussianKAF(torch.autograd.Function):
     def backward(ctx, gy):
         if ctx.derivative:
             (d,) = ctx.saved_tensors
-            gx = torch.empty_like(d)  # in d's (= x's) memory format, whatever gy's
-            return torch.mul(gy.to(d.dtype), d, out=gx), None, None, None, None
+            return _kaf_native.times_derivative(gy, d), None, None, None, None
         x, alpha, dictionary, gamma = ctx.saved_tensors
         free = ctx.free
         need_x = ctx.needs_input_grad[0]
