@@ -1,6 +1,7 @@
 """Activations. KAF forward/backward equal the formula; ridge init; k-WTA keeps exactly k."""
 
 import math
+import os
 
 import pytest
 import torch
@@ -60,6 +61,15 @@ def _double_kaf(free: bool, C=5, preset="thesis", exact_grid=True):
             torch.linspace(-p["boundary"], p["boundary"], p["D"], dtype=torch.float64).expand(C, -1)
         )
     return m
+
+
+def test_kaf_kernels_compile_where_a_compiler_exists():
+    """The fused-kernel tests skip without a C compiler; with one, a kernel that fails to build must fail here."""
+    import shutil
+
+    if not any(shutil.which(c) for c in ("gcc", "cc", "clang")) and not os.environ.get("CC"):
+        pytest.skip("no C compiler on this machine")
+    assert _kaf_native.available(), "the fused KAF kernels did not compile (see the warning above)"
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["fused", "torch"])

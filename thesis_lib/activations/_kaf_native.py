@@ -64,8 +64,12 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+
+
 def _build(source: Path = _SRC, cflags: list[str] = _CFLAGS) -> Path | None:
-    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+    cc = _compiler()
     if cc is None:
         return None
     src = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))
@@ -102,7 +106,8 @@ def load() -> ctypes.CDLL | None:
         path = _build()
         simd = _build(_SIMD_SRC, _SIMD_CFLAGS)
         if path is None or simd is None:
-            warnings.warn("no C compiler found: the KAF uses its slower pure-PyTorch path")
+            if _compiler() is None:  # a failed compile has already warned with its error
+                warnings.warn("no C compiler found: the KAF uses its slower pure-PyTorch path")
             return None
         lib, slib = ctypes.CDLL(str(path)), ctypes.CDLL(str(simd))
     except OSError as e:  # pragma: no cover - broken toolchain
@@ -198,21 +203,18 @@ def times_derivative(gy: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return torch.mul(gy.to(d.dtype), d, out=gx)
 
 
-def backward(
-    x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False, need_alpha: bool = True
-):
-    """Returns (grad_x3 or None, grad_alpha or None, grad_dict or None, grad_gamma or None).
+def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False):
+    """Returns (grad_x3 or None, grad_alpha, grad_dict or None, grad_gamma or None).
 
-    Parameter gradients are in the parameters' dtype (float32 for float32/bfloat16 inputs). Without
-    `need_alpha` (parameters frozen, as in attacks) the float32/bfloat16 kernels compute dL/dx only."""
+    Parameter gradients are in the parameters' dtype (float32 for float32/bfloat16 inputs). With the
+    parameters frozen (attacks) the forward keeps dy/dx instead and this pass is not needed."""
     load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
     units = outer if (inner == 1 and x3.dtype != torch.float64) else outer * C
     nchunks = max(1, min(NCHUNKS, units))
     gx = torch.empty_like(x3) if need_x else None
-    need_alpha = need_alpha or need_free or x3.dtype == torch.float64
-    pa = torch.zeros(nchunks, C, D, dtype=torch.float64) if need_alpha else None
+    pa = torch.zeros(nchunks, C, D, dtype=torch.float64)
     pd = torch.zeros(nchunks, C, D, dtype=torch.float64) if need_free else None
     pg = torch.zeros(nchunks, C, dtype=torch.float64) if need_free else None
     nt = torch.get_num_threads()
@@ -265,7 +267,7 @@ def backward(
     dt = alpha.dtype
     return (
         gx,
-        pa.sum(0).to(dt) if need_alpha else None,
+        pa.sum(0).to(dt),
         pd.sum(0).to(dt) if need_free else None,
         pg.sum(0).to(dt) if need_free else None,
     )

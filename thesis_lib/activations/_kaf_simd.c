@@ -165,37 +165,33 @@ INLINE void fwdd_direct(const vf *s, vf *y, vf *dy, const float *cf, int vec, in
 
 /* ------------------------------------------------------------------ TILE groups: backward */
 /* S (D vectors) accumulates sum go * P_j (scaled by w_j when flushed); gx gets dL/ds. */
-/* Backward, fixed dictionary. With parameter gradients (want_a): S_i += go * P_j, P_j = k0 R^j
- * (scaled by w_j when flushed), and A = sum aw P, B = sum awo P give dL/ds = go (-2 gamma)(t A - B).
- * Input gradient only (attacks, the FGSM step of fast AT): A and B by Horner's rule as in fwd_fixed. */
-INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf, int vec, int D, int m, int want_a) {
+/* Backward, fixed dictionary: S_i += go * P_j, P_j = k0 R^j (scaled by w_j when flushed), and
+ * A = sum aw P, B = sum awo P give dL/ds = go (-2 gamma)(t A - B). (With the parameters frozen the
+ * forward keeps dy/dx instead, so every backward here also wants the parameter gradients.) */
+INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf, int vec, int D, int m) {
     vf ng = -coef(cf, F_G, vec);
     vf t[TILE], k0[TILE], R[TILE], Ri[TILE], P[TILE], A[TILE], B[TILE], gm[TILE];
     vi in[TILE];
     reduce_fixed(s, cf, vec, in, t, k0, R, Ri);
     for (int q = 0; q < TILE; ++q) gm[q] = (vf)((vi)go[q] & in[q]);
-    if (!want_a) {
-        horner_ab(cf, vec, D, m, k0, R, Ri, A, B);
-    } else {
-        vf aw = coef(cf, F_AW + m, vec), awo = coef(cf, F_AWO(D) + m, vec), acc = S[m];
-        for (int q = 0; q < TILE; ++q) {
-            P[q] = k0[q];
-            acc += gm[q] * k0[q];
-            A[q] = aw * k0[q];
-            B[q] = awo * k0[q];
-        }
-        S[m] = acc;
-        for (int i = m + 1; i < D; ++i) {
-            aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec); acc = S[i];
-            for (int q = 0; q < TILE; ++q) { P[q] *= R[q]; acc += gm[q] * P[q]; A[q] += aw * P[q]; B[q] += awo * P[q]; }
-            S[i] = acc;
-        }
-        for (int q = 0; q < TILE; ++q) P[q] = k0[q];
-        for (int i = m - 1; i >= 0; --i) {
-            aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec); acc = S[i];
-            for (int q = 0; q < TILE; ++q) { P[q] *= Ri[q]; acc += gm[q] * P[q]; A[q] += aw * P[q]; B[q] += awo * P[q]; }
-            S[i] = acc;
-        }
+    vf aw = coef(cf, F_AW + m, vec), awo = coef(cf, F_AWO(D) + m, vec), acc = S[m];
+    for (int q = 0; q < TILE; ++q) {
+        P[q] = k0[q];
+        acc += gm[q] * k0[q];
+        A[q] = aw * k0[q];
+        B[q] = awo * k0[q];
+    }
+    S[m] = acc;
+    for (int i = m + 1; i < D; ++i) {
+        aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec); acc = S[i];
+        for (int q = 0; q < TILE; ++q) { P[q] *= R[q]; acc += gm[q] * P[q]; A[q] += aw * P[q]; B[q] += awo * P[q]; }
+        S[i] = acc;
+    }
+    for (int q = 0; q < TILE; ++q) P[q] = k0[q];
+    for (int i = m - 1; i >= 0; --i) {
+        aw = coef(cf, F_AW + i, vec); awo = coef(cf, F_AWO(D) + i, vec); acc = S[i];
+        for (int q = 0; q < TILE; ++q) { P[q] *= Ri[q]; acc += gm[q] * P[q]; A[q] += aw * P[q]; B[q] += awo * P[q]; }
+        S[i] = acc;
     }
     vf g2 = ng * 2.0f;
     for (int q = 0; q < TILE; ++q) gx[q] = vsel(visnan(s[q]), s[q], gm[q] * g2 * (t[q] * A[q] - B[q]));
@@ -203,13 +199,13 @@ INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf,
 
 /* S0/S1/S2 accumulate sum go k_i, sum go k_i u_i, sum go k_i u_i^2 (u_i = s - d_i); S1, S2 only if free. */
 INLINE void bwd_direct(const vf *s, const vf *go, vf *gx, vf *S0, vf *S1, vf *S2, const float *cf, int vec,
-                       int D, int free_, int want_a) {
+                       int D, int free_) {
     vf ng = -coef(cf, F_G, vec), umax = coef(cf, F_UMAX, vec);
     vf B[TILE];
     for (int q = 0; q < TILE; ++q) B[q] = (vf){0};
     for (int i = 0; i < D; ++i) {
         vf a = coef(cf, F_A(D) + i, vec), d = coef(cf, F_D(D) + i, vec);
-        vf s0 = want_a ? S0[i] : (vf){0}, s1 = free_ ? S1[i] : (vf){0}, s2 = free_ ? S2[i] : (vf){0};
+        vf s0 = S0[i], s1 = free_ ? S1[i] : (vf){0}, s2 = free_ ? S2[i] : (vf){0};
         for (int q = 0; q < TILE; ++q) {
             vf u = vmin(vmax(s[q] - d, -umax), umax);
             vf e = vexp(ng * u * u);
@@ -218,7 +214,7 @@ INLINE void bwd_direct(const vf *s, const vf *go, vf *gx, vf *S0, vf *S1, vf *S2
             if (free_) { vf geu = ge * u; s1 += geu; s2 += geu * u; }
             B[q] += a * e * u;
         }
-        if (want_a) S0[i] = s0;
+        S0[i] = s0;
         if (free_) { S1[i] = s1; S2[i] = s2; }
     }
     vf g2 = ng * 2.0f;
@@ -328,7 +324,7 @@ static void forward_impl(const void *x, void *y, void *dy, int bf16, const float
 
 /* ------------------------------------------------------------------ backward */
 /* Partials: pa, pd (nchunks, C, D) and pg (nchunks, C), zeroed by the caller; pd/pg NULL unless free;
- * pa NULL when no parameter gradient is wanted (then only gx is computed; need_free must be 0). */
+ * gx NULL when no input gradient is wanted. */
 static void flush(const vf *S0, const vf *S1, const vf *S2, const float *row_or_vt, int vec, int64_t c0, int64_t C,
                   int64_t D, int fixed, double *pa, double *pd, double *pg) {
     /* vec: lanes are channels c0..c0+15 with coefficients in a lane table; else all lanes are channel c0 */
@@ -371,7 +367,7 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
         #pragma omp for schedule(static)
         for (int64_t k = 0; k < nchunks; ++k) {
             const int64_t u0 = units * k / nchunks, u1 = units * (k + 1) / nchunks;
-            double *pak = pa ? pa + k * C * D : 0, *pdk = pd ? pd + k * C * D : 0, *pgk = pg ? pg + k * C : 0;
+            double *pak = pa + k * C * D, *pdk = pd ? pd + k * C * D : 0, *pgk = pg ? pg + k * C : 0;
             if (!vec) {
                 const int64_t groups = (inner + VL - 1) / VL;
                 for (int64_t r = u0; r < u1; ++r) {
@@ -386,13 +382,12 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                             s[q] = load_any(x, r * inner + gi * VL, nv[q], bf16);
                             go[q] = load_any(gy, r * inner + gi * VL, nv[q], bf16);
                         }
-                        if (fixed) { if (pa) bwd_fixed(s, go, o, S0, cf, 0, (int)D, m, 1);
-                                     else bwd_fixed(s, go, o, S0, cf, 0, (int)D, m, 0); }
-                        else bwd_direct(s, go, o, S0, S1, S2, cf, 0, (int)D, free_, pa != 0);
+                        if (fixed) bwd_fixed(s, go, o, S0, cf, 0, (int)D, m);
+                        else bwd_direct(s, go, o, S0, S1, S2, cf, 0, (int)D, free_);
                         if (gx)
                             for (int q = 0; q < TILE; ++q) store_any(gx, r * inner + (g0 + q) * VL, o[q], nv[q], bf16);
                     }
-                    if (pa) flush(S0, free_ ? S1 : 0, free_ ? S2 : 0, cf, 0, r % C, C, D, fixed, pak,
+                    flush(S0, free_ ? S1 : 0, free_ ? S2 : 0, cf, 0, r % C, C, D, fixed, pak,
                                   free_ ? pdk : 0, free_ ? pgk : 0);
                 }
             } else {
@@ -409,14 +404,12 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                             s[q] = load_any(x, (p0 + q) * C + b * VL, nv[q], bf16);
                             go[q] = load_any(gy, (p0 + q) * C + b * VL, nv[q], bf16);
                         }
-                        if (fixed) { if (pa) bwd_fixed(s, go, o, S0 + b * D, cf, 1, (int)D, m, 1);
-                                     else bwd_fixed(s, go, o, S0 + b * D, cf, 1, (int)D, m, 0); }
-                        else bwd_direct(s, go, o, S0 + b * D, S1 + b * D, S2 + b * D, cf, 1, (int)D, free_,
-                                        pa != 0);
+                        if (fixed) bwd_fixed(s, go, o, S0 + b * D, cf, 1, (int)D, m);
+                        else bwd_direct(s, go, o, S0 + b * D, S1 + b * D, S2 + b * D, cf, 1, (int)D, free_);
                         if (gx)
                             for (int q = 0; q < TILE; ++q) store_any(gx, (p0 + q) * C + b * VL, o[q], nv[q], bf16);
                     }
-                    if (pa && (++since == 16 || p0 + TILE >= u1)) { /* flush float sums to double every 64 pixels */
+                    if (++since == 16 || p0 + TILE >= u1) { /* flush float sums to double every 64 pixels */
                         for (int64_t b = 0; b < CB; ++b)
                             flush(S0 + b * D, free_ ? S1 + b * D : 0, free_ ? S2 + b * D : 0, vt + b * NF * VL, 1,
                                   b * VL, C, D, fixed, pak, free_ ? pdk : 0, free_ ? pgk : 0);

@@ -137,10 +137,9 @@ class _GaussianKAF(torch.autograd.Function):
                 need_x,
                 need_free,
                 fast=ctx.fast,
-                need_alpha=ctx.needs_input_grad[1],
             )
             gx = restore(gx3) if need_x else None
-            return gx, ga, gd, gg, None
+            return gx, ga if ctx.needs_input_grad[1] else None, gd, gg, None
         shape = _param_shape(x)
         dims = [0] + list(range(2, x.dim()))
         gx = torch.zeros_like(x) if need_x else None
