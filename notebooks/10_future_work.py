@@ -32,6 +32,10 @@ figures_dir = "../figures"  # figures/<name>.pdf, .png and tables figures/<name>
 data = None  # CIFAR-10 location; None: $THESIS_DATA, else torchvision's download into ./data
 device = "auto"  # "auto" (CUDA when present), "cpu", "cuda"
 
+# %% tags=["injected-parameters"]
+# Parameters
+profile = "cpu"
+
 # %%
 from thesis_lib.notebook import setup
 
@@ -207,6 +211,23 @@ if res_resnet56_fix.result.get("final"):
 else:
     print(f"no final run of the best fix in the {profile} profile")
 
+# %% [markdown]
+# Why a fix can work: each Gaussian-KAF initialisation at construction, fed a standard normal input (what a
+# BatchNorm'd input looks like at initialisation). The gain sqrt(E[f'(s)^2]) is the factor by which a layer
+# scales a gradient (a ReLU has 0.71, an identity 1); the BatchNorm after the layer divides by the output's
+# standard deviation, so a layer with a small, erratic output hands a large gradient back, and 55 of them
+# compound (the unfixed network's gradient norms at initialisation above). The ELU and ReLU ridge fits both
+# start near a unit-like gain; the gain explains why the random initialisation fails, but not which of the two
+# fits trains: the reach analysis below shows where the others die in training.
+
+# %%
+from thesis_lib.analysis import init_gains
+
+gains = pd.DataFrame(init_gains(("kaf", "kaf_relu", "kaf_elu"))).set_index("activation").round(3)
+save_table(gains, "resnet56_fix_init_gains", figures_dir, float_format="%.3f", stamp=profile_stamp(),
+           caption="Gaussian-KAF initialisations fed a standard normal input: output std, gradient gain "
+           "sqrt(E[f'(s)^2]) and largest slope on the dictionary (mean over 64 channels; analytic).")
+
 # %%
 claims_verdicts("resnet56-fix")
 
@@ -227,9 +248,17 @@ reach = committed_reach("resnet56_fix", profile, results_dir, data=data, n_image
 if reach is None:
     print(f"no committed KAF weights of resnet56_fix at the {profile} profile (smoke weights are never committed)")
 else:
-    fig = plot_kaf_reach(reach, title="ResNet-56 fixes: KAF inputs beyond the dictionary's reach")
+    # lines that stay near 0 overlap: the legend gives each model's largest share
+    labelled = reach.rename(columns=lambda m: f"{m} (max {100 * reach[m].max():.1f}%)")
+    fig = plot_kaf_reach(labelled, title="ResNet-56 fixes: KAF inputs beyond the dictionary's reach")
     save_figure(fig, "resnet56_fix_kaf_reach", figures_dir, stamp=profile_stamp(res_resnet56_fix))
     display(Markdown("\n".join(reach_lines(reach))))
+    acc = {c["candidate"]: c["clean_acc"] for c in res_resnet56_fix.result["candidates"]}
+    stuck = [m for m in reach.columns if reach[m].max() <= 0.01 and (acc.get(m) or 1.0) < 0.2]
+    if stuck:
+        one = len(stuck) == 1
+        display(Markdown(f"Within reach is necessary, not sufficient: {', '.join(stuck)} {'keeps' if one else 'keep'} "
+                         f"every KAF layer's inputs within reach and still {'ends' if one else 'end'} near chance."))
 
 # %% [markdown]
 # ## Other kernels (analytic)

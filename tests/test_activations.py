@@ -226,3 +226,15 @@ def test_kwta_annealing_schedule():
     assert all(m.ratio == pytest.approx(0.28) for m in net if isinstance(m, KWTA))
     with pytest.raises(ValueError):
         KWTA(4, ratio=0)
+
+
+def test_init_gains_match_the_closed_form():
+    """A KAF ridge-fitted to ELU has ELU's gradient gain under N(0, 1): sqrt(1/2 + e^2 Phi(-2)) = 0.818."""
+    from thesis_lib.analysis import init_gains
+
+    rows = {r["activation"]: r for r in init_gains(("kaf", "kaf_elu"), channels=8)}
+    elu_gain = math.sqrt(0.5 + math.exp(2) * 0.5 * math.erfc(2 / math.sqrt(2)))
+    assert rows["kaf_elu"]["gain"] == pytest.approx(elu_gain, abs=0.01)
+    assert rows["kaf"]["gain"] < 0.3  # the random initialisation: a low gain
+    with pytest.raises(ValueError, match="not a Gaussian KAF"):
+        init_gains(("relu",))

@@ -3,7 +3,8 @@
 Each KAF module holds one function per channel; `KAF.evaluate(s)` returns them on a 1-D grid.
 `shape_changes` measures how far stored shapes moved in training, `slope_bound_parts` takes
 `KAF.slope_bound` apart (grid maximum and the grid's error term, against the slope's true maximum),
-`ridge_fits` shows what the kernel ridge regression of a ridge-initialised KAF solves.
+`ridge_fits` shows what the kernel ridge regression of a ridge-initialised KAF solves, `init_gains` how
+steep each KAF initialisation is where a BatchNorm'd input mostly lies (the gain that compounds with depth).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["kaf_curves", "shape_changes", "slope_bound_parts", "ridge_fits"]
+__all__ = ["kaf_curves", "shape_changes", "slope_bound_parts", "ridge_fits", "init_gains"]
 
 
 def kaf_curves(model: nn.Module, s_range=(-4.0, 4.0), points: int = 401, s=None) -> list[dict]:
@@ -153,5 +154,42 @@ def ridge_fits(target: str = "elu", eps_values=(1e-6, 1e-4, 1e-2), preset: str =
                 fit_error=float((K @ alpha - fn(d)).abs().max()),
                 fit_error_between=float((Ks @ alpha - fn(s)).abs().max()),
             )
+        )
+    return rows
+
+
+@torch.no_grad()
+def init_gains(activations=("kaf", "kaf_relu", "kaf_elu"), channels: int = 64, seed: int = 0) -> list[dict]:
+    """Each Gaussian-KAF initialisation at construction, fed a standard normal input (a BatchNorm'd one).
+
+    One row per activation, averaged over `channels` channels (random initialisations differ per channel):
+    the output's standard deviation and the gain sqrt(E[f'(s)^2]) by which the layer scales a gradient
+    (a ReLU has 0.71, an identity 1), with s ~ N(0, 1) on the dictionary's range, and the largest |slope|
+    there. A deep stack multiplies the gains of its layers, and the BatchNorm after a layer divides by
+    its output's std: that is how a low or erratic gain at initialisation grows into an exploding
+    gradient in a deep network.
+    """
+    from ..activations import KAF, make_activation
+
+    rows = []
+    for name in activations:
+        torch.manual_seed(seed)
+        kaf = make_activation(name, channels)
+        if not isinstance(kaf, KAF) or kaf.kernel != "gaussian":
+            raise ValueError(f"{name!r} is not a Gaussian KAF")
+        a, d, g = (t.detach().double() for t in (kaf.alpha, kaf.dictionary, kaf.gamma))
+        s = torch.linspace(float(d.min()), float(d.max()), 4001, dtype=torch.float64)
+        w = torch.exp(-0.5 * s * s)
+        w = w / w.sum()  # N(0, 1) weights on the grid
+        f = kaf.evaluate(s).double()
+        slope = torch.stack([_slope(a[c], d[c], g[c], s) for c in range(channels)])
+        mean = (f * w).sum(1, keepdim=True)
+        rows.append(
+            {
+                "activation": name,
+                "output std": float(((f - mean) ** 2 * w).sum(1).sqrt().mean()),
+                "gain": float((slope**2 * w).sum(1).sqrt().mean()),
+                "max |slope|": float(slope.abs().amax(1).mean()),
+            }
         )
     return rows
