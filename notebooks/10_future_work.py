@@ -11,6 +11,7 @@
 # | the same for the chapter-4 light CNNs, the k-WTA gradient-masking suspect (largest profile whose results exist) | `figures/autoattack_vs_pgd_light_cnn.tex` |
 # | a KafResNet-56 that trains: ablation of candidate fixes | `figures/resnet56_fix_ablation.tex`, `figures/resnet56_fix_ablation.pdf` / `.png` |
 # | the best fix at section 5.2's budget against no fix and ReLU, gradient norms at initialisation (cpu) | `figures/resnet56_fix_final.tex` |
+# | why the ELU initialisation can work (analytic): output std and gradient gain of each KAF initialisation | `figures/resnet56_fix_init_gains.tex` |
 # | which fixes keep the KAFs' inputs within the dictionary's reach | `figures/resnet56_fix_kaf_reach.pdf` / `.png` |
 # | other kernels (analytic): Gaussian, ReLU and softplus KAFs ridge-fitted to ELU | `figures/kaf_kernels.pdf` / `.png` |
 #
