@@ -255,7 +255,7 @@ else:
     save_figure(fig, "resnet56_fix_kaf_reach", figures_dir, stamp=profile_stamp(res_resnet56_fix))
     display(Markdown("\n".join(reach_lines(reach))))
     acc = {c["candidate"]: c["clean_acc"] for c in res_resnet56_fix.result["candidates"]}
-    stuck = [m for m in reach.columns if reach[m].max() <= 0.01 and (acc.get(m) or 1.0) < 0.2]
+    stuck = [m for m in reach.columns if reach[m].max() <= 0.01 and (acc.get(m) or 1.0) < c5.CHANCE_LEVEL]
     if stuck:
         one = len(stuck) == 1
         display(Markdown(f"Within reach is necessary, not sufficient: {', '.join(stuck)} {'keeps' if one else 'keep'} "

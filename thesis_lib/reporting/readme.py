@@ -250,6 +250,15 @@ than the difference (notebook 09):
 {chr(10).join(lines)}"""
 
 
+def _largest_init_grad(row) -> str:
+    """A row of `chapter5.exploding_table` / `fix_table`: its largest finite gradient norm at initialisation
+    and the layer group holding it, or "--"."""
+    g = {k.removeprefix("grad_init_"): row[k] for k in row.index if k.startswith("grad_init_")}
+    fin = {k: x for k, x in g.items() if isinstance(x, float) and math.isfinite(x)}
+    top = max(fin, key=fin.get) if fin else None
+    return f"{fin[top]:.3g} ({top})" if top else "--"
+
+
 def _resnet_standard_cpu(results: Path) -> str | None:
     from . import chapter5 as c5
 
@@ -261,10 +270,7 @@ def _resnet_standard_cpu(results: Path) -> str | None:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (arch, act), r in t.iterrows():
-        g = {k.removeprefix("grad_init_"): r[k] for k in t.columns if k.startswith("grad_init_")}
-        fin = {k: x for k, x in g.items() if isinstance(x, float) and math.isfinite(x)}
-        top = max(fin, key=fin.get) if fin else None
-        grad = f"{fin[top]:.3g} ({top})" if top else "--"
+        grad = _largest_init_grad(r)
         diverged = r["diverged_step"] if r["diverged_step"] is not None else "none"
         minutes = res.run(f"{arch}_{act}")["wall_time_s"] / 60
         rows.append(
@@ -315,10 +321,7 @@ def _resnet56_fix_cpu(results: Path) -> str | None:
         "| --- | ---: | ---: |",
     ]
     for run, r in t.iterrows():
-        g = {k.removeprefix("grad_init_"): r[k] for k in t.columns if k.startswith("grad_init_")}
-        fin = {k: x for k, x in g.items() if isinstance(x, float) and math.isfinite(x)}
-        top = max(fin, key=fin.get) if fin else None
-        grad = f"{fin[top]:.3g} ({top})" if top else "--"
+        grad = _largest_init_grad(r)
         frows.append(f"| ResNet-56 {run} | {_pct(r['clean'])}{_ci(r['clean_lo'], r['clean_hi'])} | {grad} |")
     epochs = res_std.settings.get("epochs")
     return f"""**A KAF ResNet-56 that trains (chapter 6) at the `{res.profile}` profile** ({_machine(res)}): each
