@@ -36,6 +36,7 @@ from _report import write_json  # benchmarks/ is on sys.path when a script runs
 
 from thesis_lib import build_model
 from thesis_lib.activations import ACTIVATIONS
+from thesis_lib.allocator import keep_freed_memory
 from thesis_lib.precision import Precision, cpu_has_bf16
 from thesis_lib.training.adversarial import fgsm_rs_perturb
 
@@ -76,6 +77,7 @@ def gemm_peak(dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
 
 class Case:
     def __init__(self, arch, act, prec: Precision, batch: int, kind: str):
+        keep_freed_memory()  # as `train` does on CPU (THESIS_KEEP_FREED_MEMORY=0 measures without)
         torch.manual_seed(0)
         self.model = build_model(arch, act)
         self.prec, self.kind = prec, kind

@@ -5,7 +5,7 @@ dependency a reader has to follow. `from . import x` counts as an import of the 
 as well as of `x`, since that is how the line reads. The layers, lowest first (see
 `thesis_lib/reporting/__init__.py`):
 
-1. building blocks: utils, precision, activations, models, data, training, attacks;
+1. building blocks: utils, precision, allocator, activations, models, data, training, attacks;
 2. analysis (computations and statistics), plotting (draws given data) and weights (safetensors + model cards);
 3. experiments (the registry, the runner and one module per experiment);
 4. reporting (everything that reads stored results back) and notebook_sources;
@@ -32,6 +32,7 @@ LAYER_NAMES = {
 LAYERS = {
     "thesis_lib.utils": 1,
     "thesis_lib.precision": 1,
+    "thesis_lib.allocator": 1,
     "thesis_lib.activations": 1,
     "thesis_lib.models": 1,
     "thesis_lib.data": 1,

@@ -3,7 +3,7 @@
 The layers of `thesis_lib`, lowest first (a layer imports only from the layers below it, never the
 other way, not even inside a function; `tests/test_layering.py` checks it):
 
-1. `utils`, `precision`, `activations`, `models`, `data`, `training`, `attacks`: the building blocks;
+1. `utils`, `precision`, `allocator`, `activations`, `models`, `data`, `training`, `attacks`: the building blocks;
 2. `analysis` (computations and statistics), `plotting` (draws the data it is given, reads no
    results) and `weights` (safetensors files and model cards);
 3. `experiments`: the registry, the runner and one module per experiment (they compute and store

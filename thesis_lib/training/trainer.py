@@ -33,6 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
+from ..allocator import keep_freed_memory
 from ..data import DeviceLoader, describe_source, load_cifar10, stratified_indices
 from ..precision import Precision, resolve_precision
 from ..utils import (
@@ -150,6 +151,8 @@ def _setup(cfg: TrainConfig, device: torch.device, data, warn=None):
     optimizer = _build_optimizer(cfg, model)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    else:
+        keep_freed_memory()  # every step re-allocates the same tensors: reuse the pages (thesis_lib.allocator)
     loader = DeviceLoader(
         *data["train"],
         batch_size=cfg.batch_size,
