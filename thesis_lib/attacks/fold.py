@@ -21,6 +21,8 @@ import copy
 import torch
 from torch import nn
 
+from ..models.batchnorm import BatchNorm2d
+
 __all__ = ["fold_batchnorm", "foldable_pairs"]
 
 
@@ -35,7 +37,7 @@ def foldable_pairs(model: nn.Module) -> list[tuple[nn.Sequential, str, str]]:
             conv, bn = seq._modules[a], seq._modules[b]
             if (
                 type(conv) is nn.Conv2d
-                and type(bn) is nn.BatchNorm2d
+                and type(bn) in (nn.BatchNorm2d, BatchNorm2d)
                 and bn.track_running_stats
                 and bn.running_mean is not None
                 and conv.out_channels == bn.num_features

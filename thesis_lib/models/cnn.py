@@ -16,12 +16,13 @@ from __future__ import annotations
 from torch import nn
 
 from .base import ActivationFactory, ThesisModel, he_uniform_
+from .batchnorm import BatchNorm2d
 
 __all__ = ["LightCNN", "VGG"]
 
 
 def _conv_bn_act(cin: int, cout: int, act: ActivationFactory) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), act(cout)]
+    return [nn.Conv2d(cin, cout, 3, padding=1), BatchNorm2d(cout), act(cout)]
 
 
 class _PlainCNN(ThesisModel):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from torch import nn
 
 from .base import ActivationFactory, ThesisModel
+from .batchnorm import BatchNorm2d
 
 __all__ = ["ResNet", "ThesisBlock", "HeBlock", "BLOCKS"]
 
@@ -30,7 +31,7 @@ class _Block(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, act: ActivationFactory):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = BatchNorm2d(cout)
         self.act1 = act(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
 
@@ -46,7 +47,7 @@ class ThesisBlock(_Block):
         self.shortcut = (
             nn.Conv2d(cin, cout, 3, stride, 1, bias=False) if (stride != 1 or cin != cout) else nn.Identity()
         )
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = BatchNorm2d(cout)
         self.act2 = act(cout)
 
     def forward(self, x):
@@ -59,9 +60,9 @@ class HeBlock(_Block):
 
     def __init__(self, cin: int, cout: int, stride: int, act: ActivationFactory):
         super().__init__(cin, cout, stride, act)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = BatchNorm2d(cout)
         self.shortcut = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), BatchNorm2d(cout))
             if (stride != 1 or cin != cout)
             else nn.Identity()
         )
@@ -98,7 +99,7 @@ class ResNet(ThesisModel):
         self.depth, self.block_type = depth, block
         n = (depth - 2) // 6
         act = ActivationFactory(activation, activation_options)
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), act(width))
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), BatchNorm2d(width), act(width))
         blocks, cin = [], width
         for stage, w in enumerate((width, 2 * width, 4 * width)):
             for b in range(n):

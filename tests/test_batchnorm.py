@@ -1,0 +1,112 @@
+"""thesis_lib.models.BatchNorm2d: the vector training-mode kernels against PyTorch's BatchNorm in float64."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from thesis_lib.activations import _kaf_native
+from thesis_lib.models.batchnorm import BatchNorm2d, native_available
+
+pytestmark = pytest.mark.skipif(not _kaf_native.available(), reason="no C compiler for the CPU kernels")
+
+
+def test_kernels_build_where_kaf_kernels_build():
+    assert native_available(), "the BatchNorm kernels did not compile (see the warning above)"
+
+
+def _pair(c, momentum=0.1):
+    torch.manual_seed(1)
+    fast = BatchNorm2d(c, momentum=momentum)
+    with torch.no_grad():
+        fast.weight.uniform_(0.5, 1.5)
+        fast.bias.normal_()
+        fast.running_mean.normal_()
+        fast.running_var.uniform_(0.5, 2)
+    ref = nn.BatchNorm2d(c, momentum=momentum).double()
+    ref.load_state_dict(fast.state_dict())
+    return fast, ref
+
+
+# channel counts of the thesis models (16-512) plus ones that leave a partial vector of 16
+@pytest.mark.parametrize("c", [3, 16, 37, 64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["ema", "cumulative"])
+def test_training_step_equals_pytorch_in_float64(c, dtype, momentum):
+    """Output, input/weight/bias gradients and running statistics vs float64 nn.BatchNorm2d."""
+    fast, ref = _pair(c, momentum)
+    g = torch.Generator().manual_seed(c)
+    # a large mean next to the spread: the shifted sums must not cancel
+    x64 = (3.0 + 0.5 * torch.randn(5, c, 6, 7, generator=g, dtype=torch.float64)).contiguous(
+        memory_format=torch.channels_last
+    )
+    gy64 = torch.randn(5, c, 6, 7, generator=g, dtype=torch.float64)
+    x = x64.to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x64 = x.detach().double().contiguous(memory_format=torch.channels_last).requires_grad_(True)  # same values
+    gy = gy64.to(dtype)
+    gy64 = gy.double()
+    for _ in range(2):  # two steps: the running statistics update twice
+        y = fast(x)
+        y64 = ref(x64)
+    assert y.dtype == dtype and y.is_contiguous(memory_format=torch.channels_last)
+    gx, gw, gb = torch.autograd.grad(y, [x, fast.weight, fast.bias], gy)
+    gx64, gw64, gb64 = torch.autograd.grad(y64, [x64, ref.weight, ref.bias], gy64)
+    tol = dict(rtol=0, atol=2e-5) if dtype == torch.float32 else dict(rtol=1e-2, atol=2e-2)
+    torch.testing.assert_close(y.double(), y64, **tol)
+    torch.testing.assert_close(gx.double(), gx64, **tol)
+    torch.testing.assert_close(gw.double(), gw64, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(gb.double(), gb64, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(fast.running_mean.double(), ref.running_mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fast.running_var.double(), ref.running_var, rtol=1e-5, atol=1e-6)
+    assert int(fast.num_batches_tracked) == int(ref.num_batches_tracked) == 2
+
+
+def test_frozen_parameters_still_give_the_input_gradient():
+    """The FGSM step of fast AT: train mode, parameters frozen, gradient for the input only."""
+    fast, ref = _pair(16)
+    ref = ref.float()
+    x = torch.randn(4, 16, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    for m in (fast, ref):
+        m.weight.requires_grad_(False)
+        m.bias.requires_grad_(False)
+    (gx,) = torch.autograd.grad(fast(x).square().sum(), [x])
+    (gx_ref,) = torch.autograd.grad(ref(x).square().sum(), [x])
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_same_result_for_any_number_of_threads():
+    fast, _ = _pair(32)
+    x = torch.randn(8, 32, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    threads = torch.get_num_threads()
+    outs = []
+    try:
+        for nt in (1, 2, 3):
+            torch.set_num_threads(nt)
+            m = copy.deepcopy(fast)
+            y = m(x)
+            outs.append((y, *torch.autograd.grad(y, [x, m.weight], torch.ones_like(y) * 0.1 + y), m.running_var))
+    finally:
+        torch.set_num_threads(threads)
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            assert torch.equal(a, b)
+
+
+def test_other_layouts_and_eval_mode_use_pytorch():
+    fast, ref = _pair(8)
+    ref = ref.float()
+    x = torch.randn(4, 8, 5, 5)  # NCHW: PyTorch's kernel, bitwise the same as nn.BatchNorm2d
+    assert torch.equal(fast(x), ref(x))
+    fast.eval(), ref.eval()
+    xc = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(fast(xc), ref(xc))
+
+
+def test_models_use_it_and_keep_their_state_dict_keys():
+    from thesis_lib import build_model
+
+    model = build_model("resnet20", "relu")
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(type(m) is BatchNorm2d for m in bns)
+    assert "stem.1.running_var" in model.state_dict()
