@@ -37,6 +37,7 @@ from _report import write_json  # benchmarks/ is on sys.path when a script runs
 from thesis_lib import build_model
 from thesis_lib.activations import ACTIVATIONS
 from thesis_lib.allocator import keep_freed_memory
+from thesis_lib.models.batchnorm import fuse_activations
 from thesis_lib.precision import Precision, cpu_has_bf16
 from thesis_lib.training.adversarial import fgsm_rs_perturb
 
@@ -80,6 +81,7 @@ class Case:
         keep_freed_memory()  # as `train` does on CPU (THESIS_KEEP_FREED_MEMORY=0 measures without)
         torch.manual_seed(0)
         self.model = build_model(arch, act)
+        fuse_activations(self.model)  # as `train` does on CPU
         self.prec, self.kind = prec, kind
         if prec.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

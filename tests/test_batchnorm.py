@@ -110,3 +110,71 @@ def test_models_use_it_and_keep_their_state_dict_keys():
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert bns and all(type(m) is BatchNorm2d for m in bns)
     assert "stem.1.running_var" in model.state_dict()
+
+
+FUSABLE = ["relu", "leaky_relu", "elu", "swish", "gelu", "softplus", "tanh", "sigmoid"]
+
+
+@pytest.mark.parametrize("act", FUSABLE)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("frozen", [False, True], ids=["train", "attack"])
+def test_fused_activation_equals_pytorch_in_float64(act, dtype, frozen):
+    """f(BN(x)) fused: output and gradients vs float64 PyTorch BatchNorm then the activation.
+
+    float32: within rounding. bfloat16: at least as close to float64 as the unfused path (PyTorch's
+    BatchNorm, then the activation module) on the same bf16 tensors.
+    """
+    from thesis_lib.activations import make_activation
+
+    fast, ref = _pair(37)
+    plain = nn.BatchNorm2d(37)
+    plain.load_state_dict(fast.state_dict())
+    fast.activation = make_activation(act, 37)
+    ref_act = make_activation(act, 37)
+    g = torch.Generator().manual_seed(3)
+    x = (0.3 + torch.randn(4, 37, 6, 5, generator=g)).to(dtype).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    x64 = x.detach().double().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    gy = torch.randn(4, 37, 6, 5, generator=g).to(dtype)
+
+    def run(bn, inp, act_module=None):
+        params = [] if frozen else [bn.weight, bn.bias]
+        y = bn(inp) if act_module is None else act_module(bn(inp))
+        return [y, *torch.autograd.grad(y, [inp, *params], gy.to(inp.dtype))]
+
+    fused, exact = run(fast, x), run(ref, x64, ref_act)
+    if dtype == torch.float32:
+        for a, b, tol in zip(fused, exact, [5e-5, 5e-5, 1e-4, 1e-4]):
+            torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=tol)
+    else:
+        unfused = run(plain, x, ref_act)
+        for a, b, c in zip(fused, unfused, exact):
+            assert (a.double() - c).abs().max() <= 1.25 * (b.double() - c).abs().max() + 1e-3
+
+
+@pytest.mark.parametrize("arch", ["light_cnn", "vgg", "resnet20"])
+@pytest.mark.parametrize("act", ["relu", "swish", "kaf"])
+def test_fuse_activations_keeps_the_model_function(arch, act):
+    """Fused, a model computes what it did (train and eval mode), with the same state dict; KAFs stay apart."""
+    from thesis_lib import build_model
+    from thesis_lib.attacks.fold import fold_batchnorm
+    from thesis_lib.models.batchnorm import fuse_activations
+
+    torch.manual_seed(0)
+    plain = build_model(arch, act).to(memory_format=torch.channels_last)
+    fused = copy.deepcopy(plain)
+    n = fuse_activations(fused)
+    expected = {"light_cnn": 4, "vgg": 6, "resnet20": 1 + 2 * 9}[arch] if act != "kaf" else 0
+    assert n == expected
+    assert fused.state_dict().keys() == plain.state_dict().keys()
+    x = torch.rand(8, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(1)  # the same dropout masks
+    y_plain = plain.train()(x)
+    torch.manual_seed(1)
+    y_fused = fused.train()(x)
+    torch.testing.assert_close(y_fused, y_plain, rtol=1e-4, atol=1e-4)
+    for m in (plain, fused):
+        m.eval()
+    with torch.no_grad():
+        assert torch.equal(fused(x), plain(x))
+        torch.testing.assert_close(fold_batchnorm(fused)(x), plain(x), rtol=1e-4, atol=1e-4)

@@ -80,8 +80,9 @@ def _fused(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """An eval-mode copy of `model` with foldable conv -> BN pairs fused; `model` itself if none is foldable.
 
-    The BN's slot keeps its name (it becomes an `nn.Identity`), so module paths and forward hooks on
-    the other modules are unchanged. A model that cannot be deep-copied is returned as it is.
+    The BN's slot keeps its name (it becomes an `nn.Identity`, or the activation fused into it by
+    `models.batchnorm.fuse_activations`), so module paths and forward hooks on the other modules are
+    unchanged. A model that cannot be deep-copied is returned as it is.
     """
     if not foldable_pairs(model):
         return model
@@ -90,6 +91,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     except Exception:  # e.g. modules holding non-copyable handles: attack the original instead
         return model
     for seq, a, b in foldable_pairs(net):
-        seq._modules[a] = _fused(seq._modules[a], seq._modules[b])
-        seq._modules[b] = nn.Identity()
+        bn = seq._modules[b]
+        seq._modules[a] = _fused(seq._modules[a], bn)
+        seq._modules[b] = getattr(bn, "activation", None) or nn.Identity()
     return net.eval()

@@ -1,13 +1,21 @@
-"""BatchNorm2d with a vectorised training-mode path for channels_last tensors on CPU.
+"""BatchNorm2d with a vectorised training-mode path for channels_last tensors on CPU, optionally
+fused with the element-wise activation that follows it.
 
-Every convolution of the thesis's networks is followed by BatchNorm (Ioffe and Szegedy 2015;
-sections 5.1-5.3), so on the CPU it is the largest cost outside the convolutions: PyTorch's kernel
-for channels_last float32/bfloat16 tensors makes more passes over memory than it needs. In training
-mode this module computes the batch statistics, the normalisation and the backward with the vector
-kernels of `activations/_batchnorm_simd.c`: one pass each, as `benchmarks/bench_batchnorm.py`
-measures. It is an `nn.BatchNorm2d` with the same parameters, buffers and state-dict keys, and it
-updates the running statistics as PyTorch does; eval mode, other layouts, dtypes and devices, and a
-machine without a C compiler use PyTorch's own kernel. The two agree to float32 rounding (tests).
+Every convolution of the thesis's networks is followed by BatchNorm and an activation (Ioffe and
+Szegedy 2015; sections 5.1-5.3), so on the CPU these memory-bound passes are the largest cost
+outside the convolutions. In training mode this module computes the batch statistics, the
+normalisation and the backward with the vector kernels of `activations/_batchnorm_simd.c`, one pass
+each (`benchmarks/bench_batchnorm.py`). It is an `nn.BatchNorm2d` with the same parameters, buffers
+and state-dict keys, and it updates the running statistics as PyTorch does; eval mode, other
+layouts, dtypes and devices, and a machine without a C compiler use PyTorch's own kernel. The two
+agree to float32 rounding (tests).
+
+`fuse_activations(model)` moves each fixed activation that directly follows one of these
+BatchNorms into it (`bn.activation`; the activation's own slot becomes `nn.Identity`): the
+normalised tensor then never goes through memory, and ReLU's backward reads its mask off the
+recomputed input. Fixed activations have no parameters, so the state dict is unchanged. `train` fuses
+its own model on CPU; models built by `build_model` are not fused, so hooks on their activation
+modules see what they expect.
 """
 
 from __future__ import annotations
@@ -19,8 +27,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 import thesis_lib.activations._kaf_native as _native  # the build and load helpers shared by the CPU kernels
+from thesis_lib.activations.fixed import FixedActivation
 
-__all__ = ["BatchNorm2d", "native_available"]
+__all__ = ["BatchNorm2d", "fuse_activations", "native_available"]
 
 _SRC = _native._SIMD_SRC.with_name("_batchnorm_simd.c")
 _LIB: ctypes.CDLL | None = None
@@ -28,6 +37,28 @@ _TRIED = False
 NCHUNKS = 64  # work chunks of the reductions; fixed, so results do not depend on the number of threads
 _MAX_CHANNELS = 1024  # the kernel's limit (MAXCB x 16)
 _p = _native._p
+# the kernels' activation codes (enum in _batchnorm_simd.c); those from ELU on keep f'(z) in the forward
+ACT_CODES = {
+    None: 0,
+    "relu": 1,
+    "leaky_relu": 2,
+    "elu": 3,
+    "swish": 4,
+    "gelu": 5,
+    "softplus": 6,
+    "tanh": 7,
+    "sigmoid": 8,
+}
+_KEEPS_D = 3
+
+
+def _act_code(act: nn.Module | None) -> tuple[int, float]:
+    """(code, parameter) of a fusable activation module (leaky ReLU's slope, ELU's alpha)."""
+    if act is None:
+        return 0, 0.0
+    name = act.name
+    param = act.negative_slope if name == "leaky_relu" else act.alpha if name == "elu" else 0.0
+    return ACT_CODES[name], float(param)
 
 
 def _load() -> ctypes.CDLL | None:
@@ -42,8 +73,8 @@ def _load() -> ctypes.CDLL | None:
         return None
     lib = ctypes.CDLL(str(path))
     ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
-    lib.bn_forward.argtypes = [ptr, ptr, cint, i64, i64, ptr, ptr, f32, ptr, ptr, ptr, i64, cint]
-    lib.bn_backward.argtypes = [ptr, ptr, ptr, cint, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, cint]
+    lib.bn_forward.argtypes = [ptr, ptr, ptr, cint, i64, i64, ptr, ptr, f32, cint, f32, ptr, ptr, ptr, i64, cint]
+    lib.bn_backward.argtypes = [ptr, ptr, ptr, ptr, cint, i64, i64, ptr, ptr, cint, f32, ptr, ptr, ptr, ptr, i64, cint]
     _LIB = lib
     return lib
 
@@ -71,55 +102,86 @@ def _applies(bn: nn.BatchNorm2d, x: torch.Tensor) -> bool:
 
 
 class _TrainBatchNorm(torch.autograd.Function):
-    """(y, batch mean, biased batch variance) of a channels_last x; gradients for x, weight and bias."""
+    """(f(BN(x)), batch mean, biased batch variance) of a channels_last x; gradients for x, weight and bias."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps: float):
+    def forward(ctx, x, weight, bias, eps: float, act: int, param: float):
         n, c, h, w = x.shape
         y = torch.empty_like(x)  # keeps channels_last
+        d = torch.empty_like(x) if act >= _KEEPS_D and any(ctx.needs_input_grad[:3]) else None  # f'(z)
         mean, var, invstd = (torch.empty(c) for _ in range(3))
-        nt = torch.get_num_threads()
         code = _native._DTYPE_CODE[x.dtype]
-        wd, bd = weight.detach(), bias.detach()
-        rc = _LIB.bn_forward(
-            _p(x), _p(y), code, n * h * w, c, _p(wd), _p(bd), eps, _p(mean), _p(var), _p(invstd), NCHUNKS, nt
-        )
-        if rc != 0:
+        args = (_p(x), _p(y), _p(d), code, n * h * w, c, _p(weight.detach()), _p(bias.detach()), eps, act, param)
+        if _LIB.bn_forward(*args, _p(mean), _p(var), _p(invstd), NCHUNKS, torch.get_num_threads()) != 0:
             raise MemoryError("the BatchNorm kernel could not allocate its work space")
-        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.save_for_backward(x, d, weight, bias, mean, invstd)
+        ctx.act, ctx.param = act, param
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gy, _gmean, _gvar):
-        x, weight, mean, invstd = ctx.saved_tensors
+        x, d, weight, bias, mean, invstd = ctx.saved_tensors
         n, c, h, w = x.shape
         gy = gy.to(x.dtype).contiguous(memory_format=torch.channels_last)
         gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         gw, gb = torch.empty(c), torch.empty(c)
         code = _native._DTYPE_CODE[x.dtype]
-        nt = torch.get_num_threads()
-        args = (_p(x), _p(gy), _p(gx), code, n * h * w, c, _p(weight.detach()), _p(mean), _p(invstd), _p(gw), _p(gb))
-        if _LIB.bn_backward(*args, NCHUNKS, nt) != 0:
-            raise MemoryError("the BatchNorm kernel could not allocate its work space")
-        return gx, gw if ctx.needs_input_grad[1] else None, gb if ctx.needs_input_grad[2] else None, None
+        args = (_p(x), _p(gy), _p(d), _p(gx), code, n * h * w, c, _p(weight.detach()), _p(bias.detach()))
+        args += (ctx.act, ctx.param, _p(mean), _p(invstd), _p(gw), _p(gb))
+        if _LIB.bn_backward(*args, NCHUNKS, torch.get_num_threads()) != 0:
+            raise RuntimeError("the BatchNorm kernel failed (out of memory, or no saved derivative)")
+        needs = ctx.needs_input_grad
+        return gx, gw if needs[1] else None, gb if needs[2] else None, None, None, None
 
 
 class BatchNorm2d(nn.BatchNorm2d):
-    """`nn.BatchNorm2d`; in training mode on a channels_last CPU tensor, computed by the vector kernels."""
+    """`nn.BatchNorm2d`; in training mode on a channels_last CPU tensor, computed by the vector kernels.
+
+    `activation`: None, or a fixed activation module applied to the output (set by `fuse_activations`).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.activation: nn.Module | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _applies(self, x):
-            return super().forward(x)
+            y = super().forward(x)
+            return y if self.activation is None else self.activation(y)
         self._check_input_dim(x)
         momentum = 0.0 if self.momentum is None else self.momentum
         self.num_batches_tracked.add_(1)
         if self.momentum is None:  # cumulative moving average, as nn.BatchNorm2d
             momentum = 1.0 / float(self.num_batches_tracked)
-        y, mean, var = _TrainBatchNorm.apply(x, self.weight, self.bias, self.eps)
+        y, mean, var = _TrainBatchNorm.apply(x, self.weight, self.bias, self.eps, *_act_code(self.activation))
         p = x.shape[0] * x.shape[2] * x.shape[3]
         with torch.no_grad():  # PyTorch's update: the running variance takes the unbiased batch variance
             self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
             self.running_var.mul_(1 - momentum).add_(var, alpha=momentum * p / (p - 1))
         return y
+
+
+def fuse_activations(model: nn.Module) -> int:
+    """Move every fixed activation that directly follows a `BatchNorm2d` into it; returns how many.
+
+    "Directly follows": adjacent in an `nn.Sequential`, or a (BatchNorm, activation) pair a module
+    lists in `bn_activation_pairs()` (the residual blocks, whose `forward` applies one to the other).
+    """
+    n = 0
+    for parent in list(model.modules()):
+        pairs = []
+        if isinstance(parent, nn.Sequential):
+            names = list(parent._modules)
+            pairs = list(zip(names, names[1:]))
+        elif hasattr(parent, "bn_activation_pairs"):
+            pairs = parent.bn_activation_pairs()
+        for bn_name, act_name in pairs:
+            bn, act = parent._modules[bn_name], parent._modules[act_name]
+            if type(bn) is BatchNorm2d and bn.activation is None and isinstance(act, FixedActivation):
+                if act.name in ACT_CODES:  # a parameter-free function the kernels know
+                    bn.activation = act
+                    setattr(parent, act_name, nn.Identity())
+                    n += 1
+    return n

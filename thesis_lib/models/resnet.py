@@ -38,6 +38,10 @@ class _Block(nn.Module):
     def last_bn(self) -> nn.BatchNorm2d:
         return self.bn2
 
+    def bn_activation_pairs(self) -> list[tuple[str, str]]:
+        """(BatchNorm, activation) attribute pairs whose activation `forward` applies right after the BatchNorm."""
+        return [("bn1", "act1")]
+
 
 class ThesisBlock(_Block):
     """conv -> BN -> act -> conv (+ shortcut) -> add -> BN -> act."""
@@ -49,6 +53,9 @@ class ThesisBlock(_Block):
         )
         self.bn2 = BatchNorm2d(cout)
         self.act2 = act(cout)
+
+    def bn_activation_pairs(self) -> list[tuple[str, str]]:
+        return [("bn1", "act1"), ("bn2", "act2")]
 
     def forward(self, x):
         out = self.conv2(self.act1(self.bn1(self.conv1(x))))

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..allocator import keep_freed_memory
 from ..data import DeviceLoader, describe_source, load_cifar10, stratified_indices
+from ..models.batchnorm import fuse_activations
 from ..precision import Precision, resolve_precision
 from ..utils import (
     ThesisError,
@@ -127,6 +128,8 @@ def _build_model(cfg: TrainConfig, device: torch.device, prec: Precision | None 
     model = cfg.build_model().to(device)
     if prec is not None and prec.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":
+        fuse_activations(model)  # BatchNorm + fixed activation in one kernel (same function and state dict)
     return model
 
 
