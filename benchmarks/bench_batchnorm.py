@@ -3,9 +3,11 @@
 For the BatchNorm shapes of ResNet-20 at batch 128 (16 channels at 32x32, 32 at 16x16, 64 at 8x8),
 in float32 and bfloat16: one forward (batch statistics + normalisation) and one backward (input,
 weight and bias gradients), timed for `thesis_lib.models.BatchNorm2d` and for `nn.BatchNorm2d` on the
-same tensors, interleaved round by round; the median of the rounds is reported with the ratio
-PyTorch / thesis_lib (> 1: the vector kernels are faster), and the effective memory bandwidth of
-the kernels' passes (forward: x read twice, y written; backward: x and gy read twice, gx written).
+same tensors, and the same for BatchNorm followed by ReLU (fused into the BatchNorm, as `train` does
+on CPU, vs `nn.BatchNorm2d` then `nn.ReLU`), interleaved round by round. The median of the rounds is
+reported with the ratio PyTorch / thesis_lib (> 1: the vector kernels are faster), and the effective
+memory bandwidth of the kernels' passes (forward: x read twice, y written; backward: x and gy read
+twice, gx written).
 
     OMP_NUM_THREADS=2 python benchmarks/bench_batchnorm.py [--rounds 7] [--json out.json]
 """
@@ -20,6 +22,7 @@ import torch
 from _report import write_json
 from torch import nn
 
+from thesis_lib.activations.fixed import ReLU
 from thesis_lib.allocator import keep_freed_memory
 from thesis_lib.models.batchnorm import BatchNorm2d, native_available
 
@@ -29,7 +32,7 @@ SHAPES = ((128, 16, 32, 32), (128, 32, 16, 16), (128, 64, 8, 8))
 def timed(bn: nn.Module, x: torch.Tensor, gy: torch.Tensor, reps: int) -> float:
     t = time.perf_counter()
     for _ in range(reps):
-        torch.autograd.grad(bn(x), [x, bn.weight, bn.bias], gy)
+        torch.autograd.grad(bn(x), [x, *bn.parameters()], gy)
     return (time.perf_counter() - t) / reps
 
 
@@ -49,7 +52,14 @@ def main():
             x = torch.randn(shape, generator=g).to(dtype).contiguous(memory_format=torch.channels_last)
             x.requires_grad_(True)
             gy = torch.randn(shape, generator=g).to(dtype).contiguous(memory_format=torch.channels_last)
-            mods = {"thesis_lib": BatchNorm2d(shape[1]), "pytorch": nn.BatchNorm2d(shape[1])}
+            fused = BatchNorm2d(shape[1])
+            fused.activation = ReLU()
+            mods = {
+                "thesis_lib": BatchNorm2d(shape[1]),
+                "pytorch": nn.BatchNorm2d(shape[1]),
+                "thesis_lib_relu": fused,
+                "pytorch_relu": nn.Sequential(nn.BatchNorm2d(shape[1]), nn.ReLU()),
+            }
             times = {k: [] for k in mods}
             for m in mods.values():
                 timed(m, x, gy, 2)  # warm-up (and the first build of the kernels)
@@ -64,6 +74,9 @@ def main():
                 "thesis_lib_ms": round(med["thesis_lib"] * 1e3, 3),
                 "pytorch_ms": round(med["pytorch"] * 1e3, 3),
                 "speedup": round(med["pytorch"] / med["thesis_lib"], 2),
+                "thesis_lib_relu_ms": round(med["thesis_lib_relu"] * 1e3, 3),
+                "pytorch_relu_ms": round(med["pytorch_relu"] * 1e3, 3),
+                "relu_speedup": round(med["pytorch_relu"] / med["thesis_lib_relu"], 2),
                 # 8 tensor passes in all (3 forward, 5 backward)
                 "thesis_lib_gb_per_s": round(8 * nbytes / med["thesis_lib"] / 1e9, 1),
             }

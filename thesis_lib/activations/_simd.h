@@ -1,4 +1,4 @@
-/* Shared vector helpers of the CPU activation kernels (_kaf_simd.c, _pointwise_simd.c): 16-lane
+/* Shared vector helpers of the CPU kernels (_kaf_simd.c, _pointwise_simd.c, _batchnorm_simd.c): 16-lane
  * float vectors (GCC vector extensions), a float32 exp, float32/bfloat16 loads and stores, and
  * flush-to-zero for the duration of a kernel. Included, not compiled on its own. */
 #ifndef THESIS_SIMD_H
