@@ -75,8 +75,12 @@ def test_frozen_parameters_still_give_the_input_gradient():
     torch.testing.assert_close(gx, gx_ref, rtol=1e-4, atol=1e-5)
 
 
-def test_same_result_for_any_number_of_threads():
+@pytest.mark.parametrize("act", [None, "relu", "swish"])
+def test_same_result_for_any_number_of_threads(act):
+    from thesis_lib.activations import make_activation
+
     fast, _ = _pair(32)
+    fast.activation = None if act is None else make_activation(act, 32)
     x = torch.randn(8, 32, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     threads = torch.get_num_threads()
     outs = []

@@ -28,6 +28,11 @@ enum { ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU, ACT_SWISH, ACT_GELU, ACT_SOF
 
 #define NBLOCK(C, b) ((int)((C) - (b) * VL < VL ? (C) - (b) * VL : VL))
 
+/* per-channel coefficients (C floats) as lane vectors, one per block of 16 channels */
+INLINE void channel_vectors(const float *src, int64_t C, vf *out) {
+    for (int64_t b = 0; b * VL < C; ++b) out[b] = load_f32(src + b * VL, NBLOCK(C, b));
+}
+
 /* y = f(z) and, for the activations that keep it, d = f'(z); NaN stays NaN */
 INLINE vf act_yd(int act, float a, vf z, vf *d) {
     vf y;
@@ -76,10 +81,8 @@ static void chunk_sums(const void *x, const struct gz_ctx *g, int bf16, int64_t 
                        const float *K, double *s1, double *s2) {
     const int64_t CB = (C + VL - 1) / VL;
     vf a1[MAXCB], a2[MAXCB], kv[MAXCB];
-    for (int64_t b = 0; b < CB; ++b) {
-        kv[b] = load_f32(K + b * VL, NBLOCK(C, b));
-        a1[b] = a2[b] = (vf){0};
-    }
+    channel_vectors(K, C, kv);
+    for (int64_t b = 0; b < CB; ++b) a1[b] = a2[b] = (vf){0};
     for (int64_t p = p0; p < p1; ++p) {
         for (int64_t b = 0; b < CB; ++b) {
             int nv = NBLOCK(C, b);
@@ -135,12 +138,9 @@ static void forward_pass(const void *x, void *y, void *d, int bf16, int64_t P, i
     {
         struct fpmode fp = ftz_on();
         vf kv[MAXCB], xv[MAXCB], cv[MAXCB];
-        for (int64_t b = 0; b < CB; ++b) {
-            int nv = NBLOCK(C, b);
-            kv[b] = load_f32(K + b * VL, nv);
-            xv[b] = load_f32(kx + b * VL, nv);
-            cv[b] = load_f32(k0 + b * VL, nv);
-        }
+        channel_vectors(K, C, kv);
+        channel_vectors(kx, C, xv);
+        channel_vectors(k0, C, cv);
         #pragma omp for schedule(static)
         for (int64_t p = 0; p < P; ++p)
             for (int64_t b = 0; b < CB; ++b) {
@@ -163,13 +163,10 @@ static void input_grad_pass(const void *x, const struct gz_ctx *g, void *gx, int
     {
         struct fpmode fp = ftz_on();
         vf mv[MAXCB], av[MAXCB], xv[MAXCB], cv[MAXCB];
-        for (int64_t b = 0; b < CB; ++b) {
-            int nv = NBLOCK(C, b);
-            mv[b] = load_f32(mean + b * VL, nv);
-            av[b] = load_f32(ka + b * VL, nv);
-            xv[b] = load_f32(kx + b * VL, nv);
-            cv[b] = load_f32(k0 + b * VL, nv);
-        }
+        channel_vectors(mean, C, mv);
+        channel_vectors(ka, C, av);
+        channel_vectors(kx, C, xv);
+        channel_vectors(k0, C, cv);
         #pragma omp for schedule(static)
         for (int64_t p = 0; p < P; ++p)
             for (int64_t b = 0; b < CB; ++b) {
@@ -223,7 +220,6 @@ int bn_backward(const void *x, const void *gy, const void *d, void *gx, int dtyp
                 float *gb, int64_t nchunks, int nthreads) {
     if (C > MAXCB * VL || P < 1 || (keeps_d(act) && !d)) return -1;
     const int bf16 = dtype == 1;
-    const int64_t CB = (C + VL - 1) / VL;
     float *ka = malloc((size_t)(5 * C) * sizeof(float)), *kx = ka + C, *k0 = ka + 2 * C, *zs = ka + 3 * C,
           *zb = ka + 4 * C;
     double *t = malloc((size_t)(2 * C) * sizeof(double));
@@ -234,10 +230,8 @@ int bn_backward(const void *x, const void *gy, const void *d, void *gx, int dtyp
         zb[c] = b[c];
     }
     g->gy = gy; g->d = d; g->act = act; g->bf16 = bf16; g->a = a;
-    for (int64_t k = 0; k < CB; ++k) {
-        g->zs[k] = load_f32(zs + k * VL, NBLOCK(C, k));
-        g->zb[k] = load_f32(zb + k * VL, NBLOCK(C, k));
-    }
+    channel_vectors(zs, C, g->zs);
+    channel_vectors(zb, C, g->zb);
     if (reduce(x, g, bf16, P, C, mean, nchunks, nthreads, t, t + C)) { free(ka); free(t); free(g); return -1; }
     for (int64_t c = 0; c < C; ++c) {
         double is = invstd[c], sg = t[c], sgx = t[C + c];

@@ -29,6 +29,7 @@ __all__ = [
     "backward",
     "times_derivative",
     "available",
+    "load_library",
     "is_evenly_spaced",
     "uses_recurrence",
     "DTYPES",
@@ -127,6 +128,14 @@ def load() -> ctypes.CDLL | None:
 
 def available() -> bool:
     return load() is not None
+
+
+def load_library(source: Path) -> ctypes.CDLL | None:
+    """Another vector-kernel library built like `_kaf_simd.c` (same switch, toolchain and flags), or None."""
+    if not available():
+        return None
+    path = _build(source, _SIMD_CFLAGS)
+    return None if path is None else ctypes.CDLL(str(path))
 
 
 def _p(t: torch.Tensor | None):

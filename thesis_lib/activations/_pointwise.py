@@ -33,12 +33,9 @@ def _load() -> ctypes.CDLL | None:
     if _TRIED:
         return _LIB
     _TRIED = True
-    if not _kaf_native.available():  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF kernels
+    lib = _kaf_native.load_library(_SRC)  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF kernels
+    if lib is None:
         return None
-    path = _kaf_native._build(_SRC, _kaf_native._SIMD_CFLAGS)
-    if path is None:
-        return None
-    lib = ctypes.CDLL(str(path))
     ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
     for name in NAMES:
         getattr(lib, f"{name}_forward").argtypes = [ptr, ptr, cint, i64, f32, cint]

@@ -66,12 +66,9 @@ def _load() -> ctypes.CDLL | None:
     if _TRIED:
         return _LIB
     _TRIED = True
-    if not _native.available():  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF kernels
+    lib = _native.load_library(_SRC)  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF kernels
+    if lib is None:
         return None
-    path = _native._build(_SRC, _native._SIMD_CFLAGS)
-    if path is None:
-        return None
-    lib = ctypes.CDLL(str(path))
     ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
     lib.bn_forward.argtypes = [ptr, ptr, ptr, cint, i64, i64, ptr, ptr, f32, cint, f32, ptr, ptr, ptr, i64, cint]
     lib.bn_backward.argtypes = [ptr, ptr, ptr, ptr, cint, i64, i64, ptr, ptr, cint, f32, ptr, ptr, ptr, ptr, i64, cint]
@@ -109,7 +106,7 @@ class _TrainBatchNorm(torch.autograd.Function):
         n, c, h, w = x.shape
         y = torch.empty_like(x)  # keeps channels_last
         d = torch.empty_like(x) if act >= _KEEPS_D and any(ctx.needs_input_grad[:3]) else None  # f'(z)
-        mean, var, invstd = (torch.empty(c) for _ in range(3))
+        mean, var, invstd = (torch.empty(c, dtype=torch.float32) for _ in range(3))  # the kernels' float32
         code = _native._DTYPE_CODE[x.dtype]
         args = (_p(x), _p(y), _p(d), code, n * h * w, c, _p(weight.detach()), _p(bias.detach()), eps, act, param)
         if _LIB.bn_forward(*args, _p(mean), _p(var), _p(invstd), NCHUNKS, torch.get_num_threads()) != 0:
@@ -126,7 +123,7 @@ class _TrainBatchNorm(torch.autograd.Function):
         n, c, h, w = x.shape
         gy = gy.to(x.dtype).contiguous(memory_format=torch.channels_last)
         gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        gw, gb = torch.empty(c), torch.empty(c)
+        gw, gb = torch.empty(c, dtype=torch.float32), torch.empty(c, dtype=torch.float32)
         code = _native._DTYPE_CODE[x.dtype]
         args = (_p(x), _p(gy), _p(d), _p(gx), code, n * h * w, c, _p(weight.detach()), _p(bias.detach()))
         args += (ctx.act, ctx.param, _p(mean), _p(invstd), _p(gw), _p(gb))
