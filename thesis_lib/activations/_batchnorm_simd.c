@@ -23,8 +23,9 @@
 #define FLUSH 64     /* pixels summed in float32 before the double partials take them */
 #define MAXCB 64     /* channel blocks of 16: up to 1,024 channels */
 
-/* the activation after the BatchNorm (the codes of thesis_lib/models/batchnorm.py) */
-enum { ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU, ACT_SWISH, ACT_GELU, ACT_SOFTPLUS, ACT_TANH, ACT_SIGMOID };
+/* the activation after the BatchNorm (the codes of thesis_lib/models/batchnorm.py); ACT_GIVEN_D, backward
+ * only: dL/dz = gy d with d the derivative another kernel kept (a KAF with frozen parameters) */
+enum { ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU, ACT_SWISH, ACT_GELU, ACT_SOFTPLUS, ACT_TANH, ACT_SIGMOID, ACT_GIVEN_D };
 
 #define NBLOCK(C, b) ((int)((C) - (b) * VL < VL ? (C) - (b) * VL : VL))
 
@@ -182,7 +183,8 @@ static void input_grad_pass(const void *x, const struct gz_ctx *g, void *gx, int
 /* ------------------------------------------------------------------ entry points (ctypes) */
 /* dtype: 0 float32, 1 bfloat16 (x, y, d); w, b float32 (C); act, a: the activation and its parameter
  * (leaky ReLU's slope, ELU's alpha); d: where f'(z) goes for the activations that keep it (NULL: not
- * wanted). Writes the batch mean, the biased variance and 1 / sqrt(var + eps) (C floats each).
+ * wanted); y NULL: the statistics only. Writes the batch mean, the biased variance and
+ * 1 / sqrt(var + eps) (C floats each).
  * Returns 0, or -1 if out of memory or C > 1,024. */
 int bn_forward(const void *x, void *y, void *d, int dtype, int64_t P, int64_t C, const float *w, const float *b,
                float eps, int act, float a, float *mean, float *var, float *invstd, int64_t nchunks, int nthreads) {
@@ -207,7 +209,7 @@ int bn_forward(const void *x, void *y, void *d, int dtype, int64_t P, int64_t C,
         kx[c] = (float)(w[c] * is);
         k0[c] = (float)(b[c] - m1 * w[c] * is);
     }
-    forward_pass(x, y, keeps_d(act) ? d : NULL, bf16, P, C, K, kx, k0, act, a, nthreads);
+    if (y) forward_pass(x, y, keeps_d(act) ? d : NULL, bf16, P, C, K, kx, k0, act, a, nthreads);
     free(K); free(t);
     return 0;
 }

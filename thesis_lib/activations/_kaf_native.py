@@ -119,8 +119,8 @@ def load() -> ctypes.CDLL | None:
     lib.kaf_backward_f64.argtypes = [ptr] * 9 + [i64] * 5 + [cint]
     lib.kaf_forward_fast_f64.argtypes = [ptr] * 5 + [i64] * 4 + [cint]
     lib.kaf_backward_fast_f64.argtypes = [ptr] * 7 + [i64] * 5 + [cint]
-    slib.kafs_forward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 3 + [i64] * 4 + [cint, cint]
-    slib.kafs_backward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 6 + [i64] * 4 + [cint, cint, i64, cint]
+    slib.kafs_forward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 3 + [i64] * 4 + [cint, cint, ptr, ptr]
+    slib.kafs_backward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 6 + [i64] * 4 + [cint, cint, i64, cint, ptr, ptr]
     slib.kafs_uses_recurrence.argtypes = [ptr] * 3 + [i64] * 2
     _LIB, _SIMD = lib, slib
     return lib
@@ -169,11 +169,14 @@ def forward(
     gamma: torch.Tensor,
     fast: bool = False,
     derivative: bool = False,
+    in_affine: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
     """x3: contiguous (outer, C, inner) float32, bfloat16 or float64; parameters contiguous (C, D),
     (C, D), (C,) in float32 (float64 for a float64 x3). `fast`: the dictionary is evenly spaced.
 
-    With `derivative` (float32/bfloat16 only) returns (y, dy/dx), both from one pass."""
+    With `derivative` (float32/bfloat16 only) returns (y, dy/dx), both from one pass. `in_affine`
+    (float32/bfloat16 only): (scale, shift), contiguous float32 (C,); the KAF is applied to
+    x * scale + shift (a BatchNorm fused into it), and dy/dx is for that input."""
     load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
@@ -186,6 +189,7 @@ def forward(
         getattr(_LIB, f"kaf_{kind}_f64")(_p(x3), _p(y), _p(alpha), _p(dictionary), _p(gamma), outer, C, inner, D, nt)
         return y
     dy = torch.empty_like(x3) if derivative else None
+    isc, ish = in_affine if in_affine is not None else (None, None)
     rc = _SIMD.kafs_forward(
         _p(x3),
         _p(y),
@@ -200,6 +204,8 @@ def forward(
         D,
         int(fast),
         nt,
+        _p(isc),
+        _p(ish),
     )
     if rc != 0:
         raise MemoryError(f"the KAF kernel could not allocate its coefficient tables (C={C}, D={D})")
@@ -212,11 +218,12 @@ def times_derivative(gy: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return torch.mul(gy.to(d.dtype), d, out=gx)
 
 
-def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False):
+def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False, in_affine=None):
     """Returns (grad_x3 or None, grad_alpha, grad_dict or None, grad_gamma or None).
 
     Parameter gradients are in the parameters' dtype (float32 for float32/bfloat16 inputs). With the
-    parameters frozen (attacks) the forward keeps dy/dx instead and this pass is not needed."""
+    parameters frozen (attacks) the forward keeps dy/dx instead and this pass is not needed.
+    `in_affine`: as in `forward` (float32/bfloat16); grad_x3 is then for x * scale + shift."""
     load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
@@ -270,6 +277,8 @@ def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, f
             int(need_free),
             nchunks,
             nt,
+            _p(in_affine[0] if in_affine is not None else None),
+            _p(in_affine[1] if in_affine is not None else None),
         )
         if rc != 0:
             raise MemoryError(f"the KAF kernel could not allocate its work buffers (C={C}, D={D})")

@@ -277,8 +277,13 @@ static void build_vec_table(const float *tbl, int64_t C, int64_t D, float *vt) {
 }
 
 /* ------------------------------------------------------------------ forward */
+/* The input as the KAF sees it: x itself, or x * scale_c + shift_c when a BatchNorm before the KAF is
+ * fused into it (its normalised output then never goes through memory). */
+INLINE vf in_affine(vf x, const float *isc, vf sc, vf sh) { return isc ? x * sc + sh : x; }
+
 static void forward_impl(const void *x, void *y, void *dy, int bf16, const float *tbl, const float *vt, int fixed,
-                         int64_t outer, int64_t C, int64_t inner, int64_t D, int nthreads) {
+                         int64_t outer, int64_t C, int64_t inner, int64_t D, int nthreads, const float *isc,
+                         const float *ish) {
     const int64_t NF = NFIELDS(D);
     const int m = (int)((D - 1) / 2);
     const int vec = inner == 1;
@@ -295,21 +300,24 @@ static void forward_impl(const void *x, void *y, void *dy, int bf16, const float
             int nv[TILE];
             int64_t off[TILE];
             const float *cf;
+            vf sc = splat(1.0f), sh = {0};
             if (vec) {
                 int64_t b = it % CB, p0 = (it / CB) * TILE;
                 int nvc = (int)(C - b * VL < VL ? C - b * VL : VL);
                 cf = vt + b * NF * VL;
+                if (isc) { sc = load_f32(isc + b * VL, nvc); sh = load_f32(ish + b * VL, nvc); }
                 for (int q = 0; q < TILE; ++q) { nv[q] = p0 + q < outer ? nvc : 0; off[q] = (p0 + q) * C + b * VL; }
             } else {
                 const int64_t tiles = (groups + TILE - 1) / TILE, r = it / tiles, g0 = (it % tiles) * TILE;
                 cf = tbl + (r % C) * NF;
+                if (isc) { sc = splat(isc[r % C]); sh = splat(ish[r % C]); }
                 for (int q = 0; q < TILE; ++q) {
                     int64_t gi = g0 + q, left = inner - gi * VL;
                     nv[q] = gi < groups ? (int)(left < VL ? left : VL) : 0;
                     off[q] = r * inner + gi * VL;
                 }
             }
-            for (int q = 0; q < TILE; ++q) s[q] = load_any(x, off[q], nv[q], bf16);
+            for (int q = 0; q < TILE; ++q) s[q] = in_affine(load_any(x, off[q], nv[q], bf16), isc, sc, sh);
             if (dy) {
                 if (vec) { if (fixed) fwdd_fixed(s, o, od, cf, 1, (int)D, m); else fwdd_direct(s, o, od, cf, 1, (int)D); }
                 else { if (fixed) fwdd_fixed(s, o, od, cf, 0, (int)D, m); else fwdd_direct(s, o, od, cf, 0, (int)D); }
@@ -352,7 +360,8 @@ static void flush(const vf *S0, const vf *S1, const vf *S2, const float *row_or_
 
 static void backward_impl(const void *x, const void *gy, void *gx, int bf16, const float *tbl, const float *vt,
                           int fixed, int free_, double *pa, double *pd, double *pg, int64_t outer, int64_t C,
-                          int64_t inner, int64_t D, int64_t nchunks, int nthreads) {
+                          int64_t inner, int64_t D, int64_t nchunks, int nthreads, const float *isc,
+                          const float *ish) {
     const int64_t NF = NFIELDS(D);
     const int m = (int)((D - 1) / 2);
     const int vec = inner == 1;
@@ -372,6 +381,7 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                 const int64_t groups = (inner + VL - 1) / VL;
                 for (int64_t r = u0; r < u1; ++r) {
                     const float *cf = tbl + (r % C) * NF;
+                    vf sc = isc ? splat(isc[r % C]) : splat(1.0f), sh = isc ? splat(ish[r % C]) : (vf){0};
                     memset(S0, 0, (size_t)nacc * 3 * sizeof(vf));
                     for (int64_t g0 = 0; g0 < groups; g0 += TILE) {
                         vf s[TILE], go[TILE], o[TILE];
@@ -379,7 +389,7 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                         for (int q = 0; q < TILE; ++q) {
                             int64_t gi = g0 + q, left = inner - gi * VL;
                             nv[q] = gi < groups ? (int)(left < VL ? left : VL) : 0;
-                            s[q] = load_any(x, r * inner + gi * VL, nv[q], bf16);
+                            s[q] = in_affine(load_any(x, r * inner + gi * VL, nv[q], bf16), isc, sc, sh);
                             go[q] = load_any(gy, r * inner + gi * VL, nv[q], bf16);
                         }
                         if (fixed) bwd_fixed(s, go, o, S0, cf, 0, (int)D, m);
@@ -397,11 +407,13 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                     for (int64_t b = 0; b < CB; ++b) {
                         const float *cf = vt + b * NF * VL;
                         int nvc = (int)(C - b * VL < VL ? C - b * VL : VL);
+                        vf sc = isc ? load_f32(isc + b * VL, nvc) : splat(1.0f);
+                        vf sh = isc ? load_f32(ish + b * VL, nvc) : (vf){0};
                         vf s[TILE], go[TILE], o[TILE];
                         int nv[TILE];
                         for (int q = 0; q < TILE; ++q) {
                             nv[q] = p0 + q < u1 ? nvc : 0;
-                            s[q] = load_any(x, (p0 + q) * C + b * VL, nv[q], bf16);
+                            s[q] = in_affine(load_any(x, (p0 + q) * C + b * VL, nv[q], bf16), isc, sc, sh);
                             go[q] = load_any(gy, (p0 + q) * C + b * VL, nv[q], bf16);
                         }
                         if (fixed) bwd_fixed(s, go, o, S0 + b * D, cf, 1, (int)D, m);
@@ -428,9 +440,11 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
 /* dtype: 0 float32, 1 bfloat16 (x, y, gy, gx); parameters are float32 (C, D), (C, D), (C,).
  * want_fixed: the dictionary is evenly spaced and fixed; the recurrence is used if it is valid.
  * Returns 0 on success, -1 if out of memory or D is too large. */
-/* dy: NULL, or where to write dy/dx (same dtype and layout as y) */
+/* dy: NULL, or where to write dy/dx (same dtype and layout as y). isc, ish: NULL, or C floats each: the
+ * kernels see x * isc_c + ish_c instead of x (a fused BatchNorm), and gx is the gradient for that input. */
 int kafs_forward(const void *x, void *y, void *dy, int dtype, const float *alpha, const float *dict,
-                 const float *gamma, int64_t outer, int64_t C, int64_t inner, int64_t D, int want_fixed, int nthreads) {
+                 const float *gamma, int64_t outer, int64_t C, int64_t inner, int64_t D, int want_fixed, int nthreads,
+                 const float *isc, const float *ish) {
     if (D < 1 || D > MAXD) return -1;
     const int64_t NF = NFIELDS(D), CB = (C + VL - 1) / VL;
     float *tbl = malloc((size_t)(C * NF) * sizeof(float));
@@ -438,14 +452,15 @@ int kafs_forward(const void *x, void *y, void *dy, int dtype, const float *alpha
     if (!tbl || !vt) { free(tbl); free(vt); return -1; }
     int fixed = build_table(alpha, dict, gamma, C, D, want_fixed, tbl);
     if (inner == 1) build_vec_table(tbl, C, D, vt);
-    forward_impl(x, y, dy, dtype == 1, tbl, vt, fixed, outer, C, inner, D, nthreads);
+    forward_impl(x, y, dy, dtype == 1, tbl, vt, fixed, outer, C, inner, D, nthreads, isc, ish);
     free(tbl); free(vt);
     return 0;
 }
 
 int kafs_backward(const void *x, const void *gy, void *gx, int dtype, const float *alpha, const float *dict,
                   const float *gamma, double *pa, double *pd, double *pg, int64_t outer, int64_t C, int64_t inner,
-                  int64_t D, int want_fixed, int need_free, int64_t nchunks, int nthreads) {
+                  int64_t D, int want_fixed, int need_free, int64_t nchunks, int nthreads, const float *isc,
+                  const float *ish) {
     if (D < 1 || D > MAXD) return -1;
     const int64_t NF = NFIELDS(D), CB = (C + VL - 1) / VL;
     float *tbl = malloc((size_t)(C * NF) * sizeof(float));
@@ -454,7 +469,7 @@ int kafs_backward(const void *x, const void *gy, void *gx, int dtype, const floa
     int fixed = build_table(alpha, dict, gamma, C, D, want_fixed && !need_free, tbl);
     if (inner == 1) build_vec_table(tbl, C, D, vt);
     backward_impl(x, gy, gx, dtype == 1, tbl, vt, fixed, need_free, pa, pd, pg, outer, C, inner, D, nchunks,
-                  nthreads);
+                  nthreads, isc, ish);
     free(tbl); free(vt);
     return 0;
 }

@@ -261,7 +261,26 @@ class KAF(nn.Module):
             self.register_buffer("dictionary", dict_c)
             self.register_buffer("gamma", gamma_c)
 
+    # Set by `models.batchnorm.fuse_activations`: the BatchNorm before this KAF computes it (its own
+    # kernel, or `function` after the BatchNorm), and the KAF's slot passes its input on. The parameters
+    # stay here, so state dict and optimizer see them unchanged.
+    fused_into_batchnorm = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.fused_into_batchnorm else self.function(x)
+
+    def fuses_with(self, x: torch.Tensor) -> bool:
+        """Whether the vector kernels can apply a fused BatchNorm's affine map to x on the way in."""
+        return (
+            self.kernel == "gaussian"
+            and x.dtype in (torch.float32, torch.bfloat16)
+            and self.alpha.dtype == torch.float32
+            and x.shape[1] == self.channels
+            and _use_native(x, self.alpha)
+        )
+
+    def function(self, x: torch.Tensor) -> torch.Tensor:
+        """The KAF of x (what `forward` computes when the KAF is not fused into a BatchNorm)."""
         if x.dim() < 2 or x.shape[1] != self.channels:
             raise ValueError(f"KAF with {self.channels} channels got input of shape {tuple(x.shape)}")
         dev = x.device.type

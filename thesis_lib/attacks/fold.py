@@ -80,9 +80,10 @@ def _fused(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """An eval-mode copy of `model` with foldable conv -> BN pairs fused; `model` itself if none is foldable.
 
-    The BN's slot keeps its name (it becomes an `nn.Identity`, or the activation fused into it by
-    `models.batchnorm.fuse_activations`), so module paths and forward hooks on the other modules are
-    unchanged. A model that cannot be deep-copied is returned as it is.
+    The BN's slot keeps its name (it becomes an `nn.Identity`, or the fixed activation fused into it
+    by `models.batchnorm.fuse_activations`; a KAF fused into it is computed in its own slot again), so
+    module paths and forward hooks on the other modules are unchanged. A model that cannot be
+    deep-copied is returned as it is.
     """
     if not foldable_pairs(model):
         return model
@@ -94,4 +95,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         bn = seq._modules[b]
         seq._modules[a] = _fused(seq._modules[a], bn)
         seq._modules[b] = getattr(bn, "activation", None) or nn.Identity()
+        if getattr(bn, "kaf", None) is not None:  # a KAF fused into the BN computes itself again in its slot
+            bn.kaf.fused_into_batchnorm = False
     return net.eval()

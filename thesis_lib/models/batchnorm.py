@@ -10,12 +10,14 @@ and state-dict keys, and it updates the running statistics as PyTorch does; eval
 layouts, dtypes and devices, and a machine without a C compiler use PyTorch's own kernel. The two
 agree to float32 rounding (tests).
 
-`fuse_activations(model)` moves each fixed activation that directly follows one of these
-BatchNorms into it (`bn.activation`; the activation's own slot becomes `nn.Identity`): the
-normalised tensor then never goes through memory, and ReLU's backward reads its mask off the
-recomputed input. Fixed activations have no parameters, so the state dict is unchanged. `train` fuses
-its own model on CPU; models built by `build_model` are not fused, so hooks on their activation
-modules see what they expect.
+`fuse_activations(model)` fuses each activation that directly follows one of these BatchNorms into
+it, so that the normalised tensor never goes through memory:
+- a fixed activation moves into the BatchNorm (`bn.activation`; its own slot becomes `nn.Identity`),
+  and ReLU's backward reads its mask off the recomputed input;
+- a Gaussian KAF stays in its slot, which then passes its input on (`KAF.fused_into_batchnorm`), and
+  the BatchNorm hands its per-channel scale and shift to the KAF kernels, which apply them on load.
+Either way the state dict is unchanged. `train` fuses its own model on CPU; models built by
+`build_model` are not fused, so hooks on their activation modules see what they expect.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 import thesis_lib.activations._kaf_native as _native  # the build and load helpers shared by the CPU kernels
 from thesis_lib.activations.fixed import FixedActivation
+from thesis_lib.activations.kaf import KAF, _as_3d
 
 __all__ = ["BatchNorm2d", "fuse_activations", "native_available"]
 
@@ -50,6 +53,7 @@ ACT_CODES = {
     "sigmoid": 8,
 }
 _KEEPS_D = 3
+_GIVEN_D = 9  # backward only: dL/dz = gy * d, d the derivative a fused KAF with frozen parameters kept
 
 
 def _act_code(act: nn.Module | None) -> tuple[int, float]:
@@ -98,19 +102,37 @@ def _applies(bn: nn.BatchNorm2d, x: torch.Tensor) -> bool:
     )
 
 
+def _bn_forward(x, y, d, weight, bias, eps: float, act: int = 0, param: float = 0.0):
+    """Batch statistics (mean, biased var, 1 / sqrt(var + eps)) of x; y = f(BN(x)) and d = f'(z) where given."""
+    n, c, h, w = x.shape
+    mean, var, invstd = (torch.empty(c, dtype=torch.float32) for _ in range(3))  # the kernels' float32
+    args = (_p(x), _p(y), _p(d), _native._DTYPE_CODE[x.dtype], n * h * w, c, _p(weight.detach()), _p(bias.detach()))
+    if _LIB.bn_forward(*args, eps, act, param, _p(mean), _p(var), _p(invstd), NCHUNKS, torch.get_num_threads()) != 0:
+        raise MemoryError("the BatchNorm kernel could not allocate its work space")
+    return mean, var, invstd
+
+
+def _bn_backward(x, gy, d, weight, bias, act: int, param: float, mean, invstd, need_x: bool):
+    """(dL/dx or None, dL/dweight, dL/dbias) from dL/dy; `d`: the kept derivative of the activations that keep one."""
+    n, c, h, w = x.shape
+    gy = gy.to(x.dtype).contiguous(memory_format=torch.channels_last)
+    gx = torch.empty_like(x) if need_x else None
+    gw, gb = torch.empty(c, dtype=torch.float32), torch.empty(c, dtype=torch.float32)
+    args = (_p(x), _p(gy), _p(d), _p(gx), _native._DTYPE_CODE[x.dtype], n * h * w, c, _p(weight.detach()))
+    args += (_p(bias.detach()), act, param, _p(mean), _p(invstd), _p(gw), _p(gb))
+    if _LIB.bn_backward(*args, NCHUNKS, torch.get_num_threads()) != 0:
+        raise RuntimeError("the BatchNorm kernel failed (out of memory, or no saved derivative)")
+    return gx, gw, gb
+
+
 class _TrainBatchNorm(torch.autograd.Function):
     """(f(BN(x)), batch mean, biased batch variance) of a channels_last x; gradients for x, weight and bias."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps: float, act: int, param: float):
-        n, c, h, w = x.shape
         y = torch.empty_like(x)  # keeps channels_last
         d = torch.empty_like(x) if act >= _KEEPS_D and any(ctx.needs_input_grad[:3]) else None  # f'(z)
-        mean, var, invstd = (torch.empty(c, dtype=torch.float32) for _ in range(3))  # the kernels' float32
-        code = _native._DTYPE_CODE[x.dtype]
-        args = (_p(x), _p(y), _p(d), code, n * h * w, c, _p(weight.detach()), _p(bias.detach()), eps, act, param)
-        if _LIB.bn_forward(*args, _p(mean), _p(var), _p(invstd), NCHUNKS, torch.get_num_threads()) != 0:
-            raise MemoryError("the BatchNorm kernel could not allocate its work space")
+        mean, var, invstd = _bn_forward(x, y, d, weight, bias, eps, act, param)
         ctx.save_for_backward(x, d, weight, bias, mean, invstd)
         ctx.act, ctx.param = act, param
         ctx.mark_non_differentiable(mean, var)
@@ -120,17 +142,51 @@ class _TrainBatchNorm(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gy, _gmean, _gvar):
         x, d, weight, bias, mean, invstd = ctx.saved_tensors
-        n, c, h, w = x.shape
-        gy = gy.to(x.dtype).contiguous(memory_format=torch.channels_last)
-        gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        gw, gb = torch.empty(c, dtype=torch.float32), torch.empty(c, dtype=torch.float32)
-        code = _native._DTYPE_CODE[x.dtype]
-        args = (_p(x), _p(gy), _p(d), _p(gx), code, n * h * w, c, _p(weight.detach()), _p(bias.detach()))
-        args += (ctx.act, ctx.param, _p(mean), _p(invstd), _p(gw), _p(gb))
-        if _LIB.bn_backward(*args, NCHUNKS, torch.get_num_threads()) != 0:
-            raise RuntimeError("the BatchNorm kernel failed (out of memory, or no saved derivative)")
         needs = ctx.needs_input_grad
+        gx, gw, gb = _bn_backward(x, gy, d, weight, bias, ctx.act, ctx.param, mean, invstd, needs[0])
         return gx, gw if needs[1] else None, gb if needs[2] else None, None, None, None
+
+
+class _TrainBatchNormKAF(torch.autograd.Function):
+    """(KAF(BN(x)), batch mean, biased batch variance): the KAF kernels read x and apply the BatchNorm's
+    scale and shift on load; gradients for x, the BatchNorm's and the KAF's parameters."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, alpha, dictionary, gamma, eps: float, free: bool):
+        mean, var, invstd = _bn_forward(x, None, None, weight, bias, eps)  # statistics only
+        scale = (weight.detach() * invstd).contiguous()
+        affine = (scale, (bias.detach() - mean * scale).contiguous())
+        x3, restore = _as_3d(x)
+        params = (alpha.detach().contiguous(), dictionary.detach().contiguous(), gamma.detach().contiguous())
+        ctx.frozen = not any(ctx.needs_input_grad[1:6])
+        ctx.free = free
+        if ctx.frozen:  # attacks, the FGSM step of fast AT: keep dy/dz, the BatchNorm backward multiplies
+            y3, d3 = _native.forward(x3, *params, fast=not free, derivative=True, in_affine=affine)
+            ctx.save_for_backward(x, restore(d3), weight, bias, mean, invstd)
+        else:
+            y3 = _native.forward(x3, *params, fast=not free, in_affine=affine)
+            ctx.save_for_backward(x, weight, bias, mean, invstd, *affine, *params)
+        ctx.mark_non_differentiable(mean, var)
+        return restore(y3), mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy, _gmean, _gvar):
+        needs = ctx.needs_input_grad
+        if ctx.frozen:
+            x, d, weight, bias, mean, invstd = ctx.saved_tensors
+            gx, _, _ = _bn_backward(x, gy, d, weight, bias, _GIVEN_D, 0.0, mean, invstd, needs[0])
+            return gx, None, None, None, None, None, None, None
+        x, weight, bias, mean, invstd, scale, shift, alpha, dictionary, gamma = ctx.saved_tensors
+        x3, restore = _as_3d(x)
+        gy3, _ = _as_3d(gy.to(x.dtype).contiguous(memory_format=torch.channels_last))
+        need_free = ctx.free and (needs[4] or needs[5])
+        gz3, ga, gd, gg = _native.backward(
+            x3, gy3, alpha, dictionary, gamma, True, need_free, fast=not ctx.free, in_affine=(scale, shift)
+        )
+        gx, gw, gb = _bn_backward(x, restore(gz3), None, weight, bias, 0, 0.0, mean, invstd, needs[0])
+        grads = (gw, gb, ga, gd, gg)
+        return (gx, *(g if need else None for g, need in zip(grads, needs[1:6])), None, None)
 
 
 class BatchNorm2d(nn.BatchNorm2d):
@@ -142,17 +198,28 @@ class BatchNorm2d(nn.BatchNorm2d):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.activation: nn.Module | None = None
+        # a fused KAF: not registered here (it stays a module of its own slot, with its parameters)
+        object.__setattr__(self, "kaf", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kaf = self.kaf
         if not _applies(self, x):
             y = super().forward(x)
-            return y if self.activation is None else self.activation(y)
+            if self.activation is not None:
+                y = self.activation(y)
+            return y if kaf is None else kaf.function(y)
         self._check_input_dim(x)
         momentum = 0.0 if self.momentum is None else self.momentum
         self.num_batches_tracked.add_(1)
         if self.momentum is None:  # cumulative moving average, as nn.BatchNorm2d
             momentum = 1.0 / float(self.num_batches_tracked)
-        y, mean, var = _TrainBatchNorm.apply(x, self.weight, self.bias, self.eps, *_act_code(self.activation))
+        if kaf is not None and kaf.fuses_with(x):
+            kp = (kaf.alpha, kaf.dictionary, kaf.gamma)
+            y, mean, var = _TrainBatchNormKAF.apply(x, self.weight, self.bias, *kp, self.eps, kaf.free)
+        else:
+            y, mean, var = _TrainBatchNorm.apply(x, self.weight, self.bias, self.eps, *_act_code(self.activation))
+            if kaf is not None:
+                y = kaf.function(y)
         p = x.shape[0] * x.shape[2] * x.shape[3]
         with torch.no_grad():  # PyTorch's update: the running variance takes the unbiased batch variance
             self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
@@ -161,7 +228,7 @@ class BatchNorm2d(nn.BatchNorm2d):
 
 
 def fuse_activations(model: nn.Module) -> int:
-    """Move every fixed activation that directly follows a `BatchNorm2d` into it; returns how many.
+    """Fuse every fixed activation or Gaussian KAF that directly follows a `BatchNorm2d` into it; returns how many.
 
     "Directly follows": adjacent in an `nn.Sequential`, or a (BatchNorm, activation) pair a module
     lists in `bn_activation_pairs()` (the residual blocks, whose `forward` applies one to the other).
@@ -176,9 +243,14 @@ def fuse_activations(model: nn.Module) -> int:
             pairs = parent.bn_activation_pairs()
         for bn_name, act_name in pairs:
             bn, act = parent._modules[bn_name], parent._modules[act_name]
-            if type(bn) is BatchNorm2d and bn.activation is None and isinstance(act, FixedActivation):
-                if act.name in ACT_CODES:  # a parameter-free function the kernels know
-                    bn.activation = act
-                    setattr(parent, act_name, nn.Identity())
-                    n += 1
+            if type(bn) is not BatchNorm2d or bn.activation is not None or bn.kaf is not None:
+                continue
+            if isinstance(act, FixedActivation) and act.name in ACT_CODES:  # a function the kernels know
+                bn.activation = act
+                setattr(parent, act_name, nn.Identity())
+                n += 1
+            elif isinstance(act, KAF) and act.kernel == "gaussian" and not act.fused_into_batchnorm:
+                object.__setattr__(bn, "kaf", act)
+                act.fused_into_batchnorm = True
+                n += 1
     return n
