@@ -130,12 +130,23 @@ def available() -> bool:
     return load() is not None
 
 
-def load_library(source: Path) -> ctypes.CDLL | None:
-    """Another vector-kernel library built like `_kaf_simd.c` (same switch, toolchain and flags), or None."""
-    if not available():
-        return None
-    path = _build(source, _SIMD_CFLAGS)
-    return None if path is None else ctypes.CDLL(str(path))
+_LIBRARIES: dict[Path, ctypes.CDLL | None] = {}
+
+
+def load_library(source: Path, configure) -> ctypes.CDLL | None:
+    """Another vector-kernel library built like `_kaf_simd.c` (same switch, toolchain and flags), or None.
+
+    Built, loaded and passed to `configure(lib)` (which sets the argument types) once per process;
+    a failure is remembered too."""
+    if source not in _LIBRARIES:
+        lib = None
+        if available():
+            path = _build(source, _SIMD_CFLAGS)
+            if path is not None:
+                lib = ctypes.CDLL(str(path))
+                configure(lib)
+        _LIBRARIES[source] = lib
+    return _LIBRARIES[source]
 
 
 def _p(t: torch.Tensor | None):

@@ -22,26 +22,19 @@ __all__ = ["apply", "NAMES"]
 
 NAMES = ("elu", "swish", "gelu", "softplus", "tanh")
 _SRC = Path(__file__).with_name("_pointwise_simd.c")
-_LIB: ctypes.CDLL | None = None
-_TRIED = False
 _CODES = _kaf_native._DTYPE_CODE  # float32 / bfloat16 codes of the shared loads and stores (_simd.h)
 _p = _kaf_native._p
 
 
-def _load() -> ctypes.CDLL | None:
-    global _LIB, _TRIED
-    if _TRIED:
-        return _LIB
-    _TRIED = True
-    lib = _kaf_native.load_library(_SRC)  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF kernels
-    if lib is None:
-        return None
+def _configure(lib: ctypes.CDLL) -> None:
     ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
     for name in NAMES:
         getattr(lib, f"{name}_forward").argtypes = [ptr, ptr, cint, i64, f32, cint]
         getattr(lib, f"{name}_forward_d").argtypes = [ptr, ptr, ptr, cint, i64, f32, cint]
-    _LIB = lib
-    return lib
+
+
+def _load() -> ctypes.CDLL | None:
+    return _kaf_native.load_library(_SRC, _configure)  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF
 
 
 def _dense(x: torch.Tensor) -> bool:
@@ -55,10 +48,10 @@ class _Pointwise(torch.autograd.Function):
         code, n, nt = _CODES[x.dtype], x.numel(), torch.get_num_threads()
         if ctx.needs_input_grad[0]:
             d = torch.empty_like(x)
-            getattr(_LIB, f"{name}_forward_d")(_p(x), _p(y), _p(d), code, n, alpha, nt)
+            getattr(_load(), f"{name}_forward_d")(_p(x), _p(y), _p(d), code, n, alpha, nt)
             ctx.save_for_backward(d)
         else:
-            getattr(_LIB, f"{name}_forward")(_p(x), _p(y), code, n, alpha, nt)
+            getattr(_load(), f"{name}_forward")(_p(x), _p(y), code, n, alpha, nt)
         return y
 
     @staticmethod

@@ -35,8 +35,6 @@ from thesis_lib.activations.kaf import KAF, _as_3d
 __all__ = ["BatchNorm2d", "fuse_activations", "native_available"]
 
 _SRC = _native._SIMD_SRC.with_name("_batchnorm_simd.c")
-_LIB: ctypes.CDLL | None = None
-_TRIED = False
 NCHUNKS = 64  # work chunks of the reductions; fixed, so results do not depend on the number of threads
 _MAX_CHANNELS = 1024  # the kernel's limit (MAXCB x 16)
 _p = _native._p
@@ -65,19 +63,14 @@ def _act_code(act: nn.Module | None) -> tuple[int, float]:
     return ACT_CODES[name], float(param)
 
 
-def _load() -> ctypes.CDLL | None:
-    global _LIB, _TRIED
-    if _TRIED:
-        return _LIB
-    _TRIED = True
-    lib = _native.load_library(_SRC)  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF kernels
-    if lib is None:
-        return None
+def _configure(lib: ctypes.CDLL) -> None:
     ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
     lib.bn_forward.argtypes = [ptr, ptr, ptr, cint, i64, i64, ptr, ptr, f32, cint, f32, ptr, ptr, ptr, i64, cint]
     lib.bn_backward.argtypes = [ptr, ptr, ptr, ptr, cint, i64, i64, ptr, ptr, cint, f32, ptr, ptr, ptr, ptr, i64, cint]
-    _LIB = lib
-    return lib
+
+
+def _load() -> ctypes.CDLL | None:
+    return _native.load_library(_SRC, _configure)  # same switch (THESIS_KAF_NATIVE=0) and toolchain as the KAF
 
 
 def native_available() -> bool:
@@ -107,7 +100,7 @@ def _bn_forward(x, y, d, weight, bias, eps: float, act: int = 0, param: float = 
     n, c, h, w = x.shape
     mean, var, invstd = (torch.empty(c, dtype=torch.float32) for _ in range(3))  # the kernels' float32
     args = (_p(x), _p(y), _p(d), _native._DTYPE_CODE[x.dtype], n * h * w, c, _p(weight.detach()), _p(bias.detach()))
-    if _LIB.bn_forward(*args, eps, act, param, _p(mean), _p(var), _p(invstd), NCHUNKS, torch.get_num_threads()) != 0:
+    if _load().bn_forward(*args, eps, act, param, _p(mean), _p(var), _p(invstd), NCHUNKS, torch.get_num_threads()) != 0:
         raise MemoryError("the BatchNorm kernel could not allocate its work space")
     return mean, var, invstd
 
@@ -120,7 +113,7 @@ def _bn_backward(x, gy, d, weight, bias, act: int, param: float, mean, invstd, n
     gw, gb = torch.empty(c, dtype=torch.float32), torch.empty(c, dtype=torch.float32)
     args = (_p(x), _p(gy), _p(d), _p(gx), _native._DTYPE_CODE[x.dtype], n * h * w, c, _p(weight.detach()))
     args += (_p(bias.detach()), act, param, _p(mean), _p(invstd), _p(gw), _p(gb))
-    if _LIB.bn_backward(*args, NCHUNKS, torch.get_num_threads()) != 0:
+    if _load().bn_backward(*args, NCHUNKS, torch.get_num_threads()) != 0:
         raise RuntimeError("the BatchNorm kernel failed (out of memory, or no saved derivative)")
     return gx, gw, gb
 
