@@ -271,10 +271,10 @@ class KAF(nn.Module):
 
     def fuses_with(self, x: torch.Tensor) -> bool:
         """Whether the vector kernels can apply a fused BatchNorm's affine map to x on the way in."""
+        # _use_native: CPU, float32 parameters for a float32/bf16 x, the kernels built
         return (
             self.kernel == "gaussian"
-            and x.dtype in (torch.float32, torch.bfloat16)
-            and self.alpha.dtype == torch.float32
+            and x.dtype != torch.float64
             and x.shape[1] == self.channels
             and _use_native(x, self.alpha)
         )

@@ -129,7 +129,7 @@ def _build_model(cfg: TrainConfig, device: torch.device, prec: Precision | None 
     if prec is not None and prec.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cpu":
-        fuse_activations(model)  # BatchNorm + fixed activation in one kernel (same function and state dict)
+        fuse_activations(model)  # BatchNorm + the activation after it in one kernel (same function and state dict)
     return model
 
 
