@@ -21,24 +21,6 @@ INLINE vf expm1_neg(vf x) { /* e^x - 1 for x <= 0 */
 INLINE vf vabs(vf x) { return (vf)((vi)x & 0x7fffffff); }
 INLINE vf copysign_(vf mag, vf sgn) { return (vf)(((vi)mag & 0x7fffffff) | ((vi)sgn & INT32_MIN)); }
 
-/* natural log for v >= 1 (finite): exponent and mantissa in [sqrt(1/2), sqrt(2)), log(m) = 2 atanh(f / (2 + f)) */
-INLINE vf vlog_ge1(vf v) {
-    vi b = (vi)v;
-    vi e = ((b >> 23) & 0xff) - 127;
-    vf m = (vf)((b & 0x007fffff) | 0x3f800000);
-    vi big = m > 1.41421356f;
-    m = vsel(big, m * 0.5f, m);
-    e = e + (big & 1);
-    vf f = m - 1.0f;
-    vf s = f * vrecip(f + 2.0f), s2 = s * s;
-    vf p = splat(1.0f / 9.0f);
-    p = p * s2 + 1.0f / 7.0f;
-    p = p * s2 + 1.0f / 5.0f;
-    p = p * s2 + 1.0f / 3.0f;
-    p = p * s2 + 1.0f;
-    return __builtin_convertvector(e, vf) * 0.69314718055994531f + 2.0f * s * p;
-}
-
 /* ------------------------------------------------------------------ y and f' of each function */
 INLINE void elu_yd(vf x, float a, vf *y, vf *d) {
     vf xn = vmin(x, splat(0.0f));
@@ -56,35 +38,41 @@ INLINE void swish_yd(vf x, vf *y, vf *d) {
 
 INLINE void gelu_yd(vf x, vf *y, vf *d) {
     vf z = vmin(vabs(x), splat(14.0f)) * 0.70710678118654752f; /* |x| / sqrt(2); Phi(-14) is below float32 */
+    vf g = vexp(-z * z);                                        /* e^(-x^2 / 2) */
+    /* erfcx(z) = e^(z^2) erfc(z) as a degree-9 polynomial in t = 1 / (1 + z / 2) */
     vf t = vrecip(1.0f + 0.5f * z);
-    vf p = splat(0.17087277f);
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    vf g = vexp(-z * z);                    /* e^(-x^2 / 2) */
-    vf erfc = t * g * vexp(p);              /* erfc(|x| / sqrt 2) */
-    vf phi_tail = 0.5f * erfc;              /* Phi(-|x|) */
+    vf p = splat(-0.054887287f);
+    p = p * t + 0.26303989f;
+    p = p * t - 0.43952098f;
+    p = p * t + 0.21869108f;
+    p = p * t + 0.019055640f;
+    p = p * t + 0.18024787f;
+    p = p * t + 0.25011751f;
+    p = p * t + 0.28103411f;
+    p = p * t + 0.28222847f;
+    p = p * t - 6.3426137e-06f;
+    vf phi_tail = 0.5f * g * p;             /* Phi(-|x|) = erfc(|x| / sqrt 2) / 2 */
     vf Phi = vsel(x < 0.0f, phi_tail, 1.0f - phi_tail);
     *y = x * Phi;
     *d = Phi + x * g * 0.39894228040143268f; /* phi(x) = e^(-x^2/2) / sqrt(2 pi) */
 }
 
 INLINE void softplus_yd(vf x, vf *y, vf *d) {
-    vf e = vexp(vmin(x, splat(20.0f)));
-    vf v = 1.0f + e;
-    /* log1p(e) = log(v) e / (v - 1): exact where 1 + e rounds (tiny e), else the plain log */
-    vf vm1 = v - 1.0f;
-    vf l = vlog_ge1(v);
-    vf lp = vsel(vm1 == 0.0f, e, l * e * vrecip(vsel(vm1 == 0.0f, splat(1.0f), vm1)));
-    vi big = x > 20.0f;
-    *y = vsel(big, x, lp);
-    *d = vsel(big, splat(1.0f), e * vrecip(v));
+    vf u = vexp(-vabs(x));                   /* e^-|x|, in (0, 1] */
+    vf r = vrecip(1.0f + u);
+    /* log1p(u) = 2 atanh(s), s = u / (2 + u) <= 1/3: the series to s^13 (next term below 2e-8 relative) */
+    vf s = u * vrecip(2.0f + u), s2 = s * s;
+    vf p = splat(1.0f / 13.0f);
+    p = p * s2 + 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    vi big = x > 20.0f, neg = x < 0.0f;
+    /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */
+    *y = vsel(big, x, vsel(neg, (vf){0}, x) + 2.0f * s * p);
+    *d = vsel(big, splat(1.0f), vsel(neg, u * r, r)); /* sigmoid(x) */
 }
 
 INLINE void tanh_yd(vf x, vf *y, vf *d) {
