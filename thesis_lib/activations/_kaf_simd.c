@@ -37,7 +37,7 @@
 #define MAXD 64
 
 /* coefficient table: per channel NF floats; fields */
-enum { F_DM, F_G, F_TMAX, F_C1, F_UMAX, F_AW };
+enum { F_DM, F_G, F_TMAX, F_C1, F_SLO, F_SHI, F_AW };
 #define F_AWO(D) (F_AW + (D))
 #define F_W(D) (F_AW + 2 * (D))
 #define F_A(D) (F_AW + 3 * (D))
@@ -51,16 +51,15 @@ INLINE vf coef(const float *cf, int f, int vec) {
 }
 
 /* ------------------------------------------------------------------ TILE groups: forward */
-/* The shared start of the fixed-dictionary kernels: t = s - d_m cut at +-tmax (in: |t| < tmax),
- * k0 = exp(-gamma t^2), R = exp(2 gamma h t) and 1/R. */
-INLINE void reduce_fixed(const vf *s, const float *cf, int vec, vi *in, vf *t, vf *k0, vf *R, vf *Ri) {
+/* The shared start of the fixed-dictionary kernels: t = s - d_m cut at +-tmax (tr: uncut; the results are 0
+ * unless |tr| < tmax), k0 = exp(-gamma t^2), R = exp(2 gamma h t) and 1/R. */
+INLINE void reduce_fixed(const vf *s, const float *cf, int vec, vf *tr, vf *t, vf *k0, vf *R, vf *Ri) {
     vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
     vf ng = -coef(cf, F_G, vec);
     for (int q = 0; q < TILE; ++q) {
-        vf tr = s[q] - dm;
-        in[q] = (tr < tmax) & (tr > -tmax);
-        t[q] = vmin(vmax(tr, -tmax), tmax);
-        k0[q] = vexp(ng * t[q] * t[q]);
+        tr[q] = s[q] - dm;
+        t[q] = vmin(vmax(tr[q], -tmax), tmax);
+        k0[q] = vexp_neg(ng * t[q] * t[q]);
         vexp_pair(c1 * t[q], &R[q], &Ri[q]);
     }
 }
@@ -71,9 +70,8 @@ INLINE void reduce_fixed(const vf *s, const float *cf, int vec, vi *in, vf *t, v
  * below e^80 and every kernel value is below e^-30 (checked per channel in build_table): beyond it
  * the output and the gradients are exactly 0. */
 INLINE void fwd_fixed(const vf *s, vf *y, const float *cf, int vec, int D, int m) {
-    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], up[TILE], dn[TILE];
-    vi in[TILE];
-    reduce_fixed(s, cf, vec, in, t, k0, R, Ri);
+    vf tr[TILE], t[TILE], k0[TILE], R[TILE], Ri[TILE], up[TILE], dn[TILE], tmax = coef(cf, F_TMAX, vec);
+    reduce_fixed(s, cf, vec, tr, t, k0, R, Ri);
     for (int q = 0; q < TILE; ++q) {
         up[q] = coef(cf, F_AW + D - 1, vec);
         dn[q] = coef(cf, F_AW, vec);
@@ -88,21 +86,30 @@ INLINE void fwd_fixed(const vf *s, vf *y, const float *cf, int vec, int D, int m
     }
     for (int q = 0; q < TILE; ++q) {
         vf acc = k0[q] * (m > 0 ? up[q] + dn[q] * Ri[q] : up[q]);
-        y[q] = vsel(visnan(s[q]), s[q], (vf)((vi)acc & in[q]));
+        y[q] = nan_or(s[q], zero_outside(acc, tr[q], tmax));
     }
 }
 
+/* Direct kernels: s clamped to [min d - umax, max d + umax] (per channel), outside which every kernel value is
+ * exactly 0 (gamma u^2 >= 104): u = s - d_i stays finite for infinite s, where go * k * u would be NaN,
+ * and the clamp costs two operations per element rather than per dictionary point. */
+INLINE void clamp_s(const vf *s, vf *sc, const float *cf, int vec) {
+    vf lo = coef(cf, F_SLO, vec), hi = coef(cf, F_SHI, vec);
+    for (int q = 0; q < TILE; ++q) sc[q] = vmin(vmax(s[q], lo), hi);
+}
+
 INLINE void fwd_direct(const vf *s, vf *y, const float *cf, int vec, int D) {
-    vf ng = -coef(cf, F_G, vec), umax = coef(cf, F_UMAX, vec), acc[TILE];
+    vf ng = -coef(cf, F_G, vec), acc[TILE], sc[TILE];
     for (int q = 0; q < TILE; ++q) acc[q] = (vf){0};
+    clamp_s(s, sc, cf, vec);
     for (int i = 0; i < D; ++i) {
         vf a = coef(cf, F_A(D) + i, vec), d = coef(cf, F_D(D) + i, vec);
         for (int q = 0; q < TILE; ++q) {
-            vf u = vmin(vmax(s[q] - d, -umax), umax);
-            acc[q] += a * vexp(ng * u * u);
+            vf u = sc[q] - d;
+            acc[q] += a * vexp_neg(ng * u * u);
         }
     }
-    for (int q = 0; q < TILE; ++q) y[q] = vsel(visnan(s[q]), s[q], acc[q]);
+    for (int q = 0; q < TILE; ++q) y[q] = nan_or(s[q], acc[q]);
 }
 
 /* A = sum_j aw_j k0 R^j and B = sum_j awo_j k0 R^j over the dictionary (j = i - m; R^-j below m), by
@@ -131,35 +138,33 @@ INLINE void horner_ab(const float *cf, int vec, int D, int m, const vf *k0, cons
  * derivative is the input-only backward's dL/ds with go = 1, so that backward becomes gy * d. */
 INLINE void fwdd_fixed(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D, int m) {
     vf ng = -coef(cf, F_G, vec);
-    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], A[TILE], B[TILE];
-    vi in[TILE];
-    reduce_fixed(s, cf, vec, in, t, k0, R, Ri);
+    vf tr[TILE], t[TILE], k0[TILE], R[TILE], Ri[TILE], A[TILE], B[TILE], tmax = coef(cf, F_TMAX, vec);
+    reduce_fixed(s, cf, vec, tr, t, k0, R, Ri);
     horner_ab(cf, vec, D, m, k0, R, Ri, A, B);
     vf g2 = ng * 2.0f;
     for (int q = 0; q < TILE; ++q) {
-        vi nan = visnan(s[q]);
-        y[q] = vsel(nan, s[q], (vf)((vi)A[q] & in[q]));
-        dy[q] = vsel(nan, s[q], (vf)((vi)(g2 * (t[q] * A[q] - B[q])) & in[q]));
+        y[q] = nan_or(s[q], zero_outside(A[q], tr[q], tmax));
+        dy[q] = nan_or(s[q], zero_outside(g2 * (t[q] * A[q] - B[q]), tr[q], tmax));
     }
 }
 
 INLINE void fwdd_direct(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D) {
-    vf ng = -coef(cf, F_G, vec), umax = coef(cf, F_UMAX, vec), acc[TILE], B[TILE];
+    vf ng = -coef(cf, F_G, vec), acc[TILE], B[TILE], sc[TILE];
     for (int q = 0; q < TILE; ++q) acc[q] = B[q] = (vf){0};
+    clamp_s(s, sc, cf, vec);
     for (int i = 0; i < D; ++i) {
         vf a = coef(cf, F_A(D) + i, vec), d = coef(cf, F_D(D) + i, vec);
         for (int q = 0; q < TILE; ++q) {
-            vf u = vmin(vmax(s[q] - d, -umax), umax);
-            vf ae = a * vexp(ng * u * u);
+            vf u = sc[q] - d;
+            vf ae = a * vexp_neg(ng * u * u);
             acc[q] += ae;
             B[q] += ae * u;
         }
     }
     vf g2 = ng * 2.0f;
     for (int q = 0; q < TILE; ++q) {
-        vi nan = visnan(s[q]);
-        y[q] = vsel(nan, s[q], acc[q]);
-        dy[q] = vsel(nan, s[q], g2 * B[q]);
+        y[q] = nan_or(s[q], acc[q]);
+        dy[q] = nan_or(s[q], g2 * B[q]);
     }
 }
 
@@ -170,10 +175,10 @@ INLINE void fwdd_direct(const vf *s, vf *y, vf *dy, const float *cf, int vec, in
  * forward keeps dy/dx instead, so every backward here also wants the parameter gradients.) */
 INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf, int vec, int D, int m) {
     vf ng = -coef(cf, F_G, vec);
-    vf t[TILE], k0[TILE], R[TILE], Ri[TILE], P[TILE], A[TILE], B[TILE], gm[TILE];
-    vi in[TILE];
-    reduce_fixed(s, cf, vec, in, t, k0, R, Ri);
-    for (int q = 0; q < TILE; ++q) gm[q] = (vf)((vi)go[q] & in[q]);
+    vf tr[TILE], t[TILE], k0[TILE], R[TILE], Ri[TILE], P[TILE], A[TILE], B[TILE], gm[TILE];
+    vf tmax = coef(cf, F_TMAX, vec);
+    reduce_fixed(s, cf, vec, tr, t, k0, R, Ri);
+    for (int q = 0; q < TILE; ++q) gm[q] = zero_outside(go[q], tr[q], tmax);
     vf aw = coef(cf, F_AW + m, vec), awo = coef(cf, F_AWO(D) + m, vec), acc = S[m];
     for (int q = 0; q < TILE; ++q) {
         P[q] = k0[q];
@@ -194,21 +199,22 @@ INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf,
         S[i] = acc;
     }
     vf g2 = ng * 2.0f;
-    for (int q = 0; q < TILE; ++q) gx[q] = vsel(visnan(s[q]), s[q], gm[q] * g2 * (t[q] * A[q] - B[q]));
+    for (int q = 0; q < TILE; ++q) gx[q] = nan_or(s[q], gm[q] * g2 * (t[q] * A[q] - B[q]));
 }
 
 /* S0/S1/S2 accumulate sum go k_i, sum go k_i u_i, sum go k_i u_i^2 (u_i = s - d_i); S1, S2 only if free. */
 INLINE void bwd_direct(const vf *s, const vf *go, vf *gx, vf *S0, vf *S1, vf *S2, const float *cf, int vec,
                        int D, int free_) {
-    vf ng = -coef(cf, F_G, vec), umax = coef(cf, F_UMAX, vec);
-    vf B[TILE];
+    vf ng = -coef(cf, F_G, vec);
+    vf B[TILE], sc[TILE];
     for (int q = 0; q < TILE; ++q) B[q] = (vf){0};
+    clamp_s(s, sc, cf, vec);
     for (int i = 0; i < D; ++i) {
         vf a = coef(cf, F_A(D) + i, vec), d = coef(cf, F_D(D) + i, vec);
         vf s0 = S0[i], s1 = free_ ? S1[i] : (vf){0}, s2 = free_ ? S2[i] : (vf){0};
         for (int q = 0; q < TILE; ++q) {
-            vf u = vmin(vmax(s[q] - d, -umax), umax);
-            vf e = vexp(ng * u * u);
+            vf u = sc[q] - d;
+            vf e = vexp_neg(ng * u * u);
             vf ge = go[q] * e;
             s0 += ge;
             if (free_) { vf geu = ge * u; s1 += geu; s2 += geu * u; }
@@ -218,7 +224,7 @@ INLINE void bwd_direct(const vf *s, const vf *go, vf *gx, vf *S0, vf *S1, vf *S2
         if (free_) { S1[i] = s1; S2[i] = s2; }
     }
     vf g2 = ng * 2.0f;
-    for (int q = 0; q < TILE; ++q) gx[q] = vsel(visnan(s[q]), s[q], go[q] * g2 * B[q]);
+    for (int q = 0; q < TILE; ++q) gx[q] = nan_or(s[q], go[q] * g2 * B[q]);
 }
 
 /* ------------------------------------------------------------------ coefficient tables */
@@ -233,7 +239,8 @@ static int build_table(const float *alpha, const float *dict, const float *gamma
         double g = gamma[c], h = D > 1 ? ((double)d[D - 1] - d[0]) / (double)(D - 1) : 0.0;
         float *row = tbl + c * NF;
         double jmax = (double)(m > D - 1 - m ? m : D - 1 - m);
-        double umax = g > 0 ? sqrt(104.0 / g) : 1e30;
+        double umax = g > 0 ? sqrt(104.0 / g) : 1e30, dlo = d[0], dhi = d[0];
+        for (int64_t i = 1; i < D; ++i) { dlo = fmin(dlo, d[i]); dhi = fmax(dhi, d[i]); }
         /* cut-off of |t|: R^jmax <= e^80 (Horner sums stay finite), and no further than where every
          * kernel value is exactly 0 in float32 anyway */
         double tmax = fmin(80.0 / (2.0 * g * h * (jmax > 0 ? jmax : 1.0)), jmax * h + umax);
@@ -249,7 +256,8 @@ static int build_table(const float *alpha, const float *dict, const float *gamma
         row[F_G] = (float)g;
         row[F_TMAX] = (float)tmax;
         row[F_C1] = (float)(2.0 * g * h);
-        row[F_UMAX] = (float)umax;
+        row[F_SLO] = (float)fmax(dlo - umax, -1e30);
+        row[F_SHI] = (float)fmin(dhi + umax, 1e30);
         for (int64_t i = 0; i < D; ++i) {
             double j = (double)(i - m), w = exp(-g * h * h * j * j);
             row[F_AW + i] = (float)(a[i] * w);
@@ -271,7 +279,7 @@ static void build_vec_table(const float *tbl, int64_t C, int64_t D, float *vt) {
                 int64_t c = b * VL + l;
                 float v = 0.0f;
                 if (c < C) v = tbl[c * NF + f];
-                else if (f == F_G || f == F_TMAX || f == F_UMAX) v = 1.0f;
+                else if (f == F_G || f == F_TMAX || f == F_SHI) v = 1.0f;
                 vt[(b * NF + f) * VL + l] = v;
             }
 }
@@ -333,28 +341,61 @@ static void forward_impl(const void *x, void *y, void *dy, int bf16, const float
 /* ------------------------------------------------------------------ backward */
 /* Partials: pa, pd (nchunks, C, D) and pg (nchunks, C), zeroed by the caller; pd/pg NULL unless free;
  * gx NULL when no input gradient is wanted. */
-static void flush(const vf *S0, const vf *S1, const vf *S2, const float *row_or_vt, int vec, int64_t c0, int64_t C,
-                  int64_t D, int fixed, double *pa, double *pd, double *pg) {
-    /* vec: lanes are channels c0..c0+15 with coefficients in a lane table; else all lanes are channel c0 */
-    for (int l = 0; l < (vec ? VL : 1); ++l) {
-        int64_t c = c0 + l;
-        if (c >= C) break;
-        const float *cf = vec ? row_or_vt + l : row_or_vt;
-        const int64_t st = vec ? VL : 1;
-        double gsum = 0.0, g = cf[F_G * st];
+/* NCHW flush: every lane is channel c; the float sums are added up in double, once per (n, c) plane. */
+static void flush(const vf *S0, const vf *S1, const vf *S2, const float *cf, int64_t c, int64_t D, int fixed,
+                  double *pa, double *pd, double *pg) {
+    double gsum = 0.0, g = cf[F_G];
+    for (int64_t i = 0; i < D; ++i) {
+        double s0 = 0, s1 = 0, s2 = 0;
+        for (int k = 0; k < VL; ++k) { s0 += S0[i][k]; if (S1) { s1 += S1[i][k]; s2 += S2[i][k]; } }
+        if (fixed) s0 *= cf[F_W(D) + i];
+        pa[c * D + i] += s0;
+        if (pd) {
+            double a = cf[F_A(D) + i];
+            pd[c * D + i] += 2.0 * g * a * s1;
+            gsum -= a * s2;
+        }
+    }
+    if (pg) pg[c] += gsum;
+}
+
+/* The channels-innermost layout's flush, a vector per 8 lanes: the float sums of 16 channels (lanes) are
+ * widened and added to double accumulators kept in lane order, acc0/acc1 (D x 16) and accg (16), which
+ * flush_lanes_out adds to the partials once per chunk. Per lane, the same operations as flush(). */
+typedef float vf8 __attribute__((vector_size(32)));
+typedef double vd __attribute__((vector_size(64)));
+INLINE vd half_d(const float *p) { vf8 h; memcpy(&h, p, sizeof h); return __builtin_convertvector(h, vd); }
+INLINE vd load_d(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
+INLINE void store_d(double *p, vd v) { memcpy(p, &v, sizeof v); }
+
+static void flush_lanes(const vf *S0, const vf *S1, const vf *S2, const float *cf, int64_t D, int fixed,
+                        double *acc0, double *acc1, double *accg) {
+    for (int h = 0; h < VL; h += 8) {
+        vd g2 = 2.0 * half_d(cf + F_G * VL + h), gsum = {0};
         for (int64_t i = 0; i < D; ++i) {
-            double s0 = 0, s1 = 0, s2 = 0;
-            if (vec) { s0 = S0[i][l]; if (S1) { s1 = S1[i][l]; s2 = S2[i][l]; } }
-            else for (int k = 0; k < VL; ++k) { s0 += S0[i][k]; if (S1) { s1 += S1[i][k]; s2 += S2[i][k]; } }
-            if (fixed) s0 *= cf[(F_W(D) + i) * st];
-            pa[c * D + i] += s0;
-            if (pd) {
-                double a = cf[(F_A(D) + i) * st];
-                pd[c * D + i] += 2.0 * g * a * s1;
+            vd s0 = half_d((const float *)&S0[i] + h);
+            if (fixed) s0 *= half_d(cf + (F_W(D) + i) * VL + h);
+            store_d(acc0 + i * VL + h, load_d(acc0 + i * VL + h) + s0);
+            if (S1) {
+                vd a = half_d(cf + (F_A(D) + i) * VL + h);
+                vd s1 = half_d((const float *)&S1[i] + h), s2 = half_d((const float *)&S2[i] + h);
+                store_d(acc1 + i * VL + h, load_d(acc1 + i * VL + h) + g2 * a * s1);
                 gsum -= a * s2;
             }
         }
-        if (pg) pg[c] += gsum;
+        if (S1) store_d(accg + h, load_d(accg + h) + gsum);
+    }
+}
+
+static void flush_lanes_out(const double *acc0, const double *acc1, const double *accg, int64_t c0, int64_t C,
+                            int64_t D, double *pa, double *pd, double *pg) {
+    for (int l = 0; l < VL && c0 + l < C; ++l) {
+        const int64_t c = c0 + l;
+        for (int64_t i = 0; i < D; ++i) {
+            pa[c * D + i] += acc0[i * VL + l];
+            if (pd) pd[c * D + i] += acc1[i * VL + l];
+        }
+        if (pg) pg[c] += accg[l];
     }
 }
 
@@ -373,6 +414,10 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
         const int64_t nacc = (vec ? CB : 1) * D;
         vf *S0 = aligned_alloc(64, (size_t)nacc * 3 * sizeof(vf));
         vf *S1 = S0 + nacc, *S2 = S1 + nacc;
+        /* double lane accumulators of the channels-innermost layout: acc0, acc1 (CB x D x 16), accg (CB x 16) */
+        const int64_t nd = vec ? CB * (2 * D + 1) * VL : 0;
+        double *acc0 = vec ? malloc((size_t)nd * sizeof(double)) : 0;
+        double *acc1 = vec ? acc0 + CB * D * VL : 0, *accg = vec ? acc1 + CB * D * VL : 0;
         #pragma omp for schedule(static)
         for (int64_t k = 0; k < nchunks; ++k) {
             const int64_t u0 = units * k / nchunks, u1 = units * (k + 1) / nchunks;
@@ -397,11 +442,12 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                         if (gx)
                             for (int q = 0; q < TILE; ++q) store_any(gx, r * inner + (g0 + q) * VL, o[q], nv[q], bf16);
                     }
-                    flush(S0, free_ ? S1 : 0, free_ ? S2 : 0, cf, 0, r % C, C, D, fixed, pak,
-                                  free_ ? pdk : 0, free_ ? pgk : 0);
+                    flush(S0, free_ ? S1 : 0, free_ ? S2 : 0, cf, r % C, D, fixed, pak,
+                          free_ ? pdk : 0, free_ ? pgk : 0);
                 }
             } else {
                 memset(S0, 0, (size_t)nacc * 3 * sizeof(vf));
+                memset(acc0, 0, (size_t)nd * sizeof(double));
                 int64_t since = 0;
                 for (int64_t p0 = u0; p0 < u1; p0 += TILE) {
                     for (int64_t b = 0; b < CB; ++b) {
@@ -423,15 +469,19 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                     }
                     if (++since == 16 || p0 + TILE >= u1) { /* flush float sums to double every 64 pixels */
                         for (int64_t b = 0; b < CB; ++b)
-                            flush(S0 + b * D, free_ ? S1 + b * D : 0, free_ ? S2 + b * D : 0, vt + b * NF * VL, 1,
-                                  b * VL, C, D, fixed, pak, free_ ? pdk : 0, free_ ? pgk : 0);
+                            flush_lanes(S0 + b * D, free_ ? S1 + b * D : 0, free_ ? S2 + b * D : 0, vt + b * NF * VL,
+                                        D, fixed, acc0 + b * D * VL, acc1 + b * D * VL, accg + b * VL);
                         memset(S0, 0, (size_t)nacc * 3 * sizeof(vf));
                         since = 0;
                     }
                 }
+                for (int64_t b = 0; b < CB; ++b)
+                    flush_lanes_out(acc0 + b * D * VL, acc1 + b * D * VL, accg + b * VL, b * VL, C, D, pak,
+                                    free_ ? pdk : 0, free_ ? pgk : 0);
             }
         }
         free(S0);
+        free(acc0);
         ftz_restore(fp);
     }
 }

@@ -21,8 +21,16 @@ typedef uint16_t vh __attribute__((vector_size(VL * 2)));
 
 INLINE vf splat(float a) { return (vf){0} + a; }
 INLINE vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+/* max / min as x86 defines them: a > b ? a : b (b if either is NaN); one instruction with AVX-512, where
+ * the generic select costs a compare, a mask-to-vector move and a blend */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+INLINE vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+INLINE vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
+#else
 INLINE vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
 INLINE vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
+#endif
 INLINE vi visnan(vf a) { return a != a; }
 
 /* 2^r for integral r in [-126, 126], times v: AVX-512's vscalefps (one instruction, exact here), else
@@ -36,10 +44,22 @@ INLINE vf scale2(vf v, vf r) { return v * (vf)((__builtin_convertvector(r, vi) +
 INLINE vf vround(vf z) { return (z + 12582912.0f) - 12582912.0f; }
 #endif
 
-INLINE vf vexp(vf x) {
-    vf z = x * 1.44269504088896341f;
-    vi ok = z >= -126.0f;
-    z = vmin(vmax(z, splat(-126.0f)), splat(126.0f));
+/* v * 2^r where z >= lo (resp. z <= hi), else 0 (also for NaN z): with AVX-512 the comparison gives a
+ * mask register and the scaling is masked, where the generic select costs a move and a blend more */
+#if defined(__AVX512F__)
+INLINE vf scale2_ge(vf v, vf r, vf z, float lo) {
+    return (vf)_mm512_maskz_scalef_ps(_mm512_cmp_ps_mask((__m512)z, _mm512_set1_ps(lo), _CMP_GE_OQ), (__m512)v, (__m512)r);
+}
+INLINE vf scale2_le(vf v, vf r, vf z, float hi) {
+    return (vf)_mm512_maskz_scalef_ps(_mm512_cmp_ps_mask((__m512)z, _mm512_set1_ps(hi), _CMP_LE_OQ), (__m512)v, (__m512)r);
+}
+#else
+INLINE vf scale2_ge(vf v, vf r, vf z, float lo) { return (vf)((vi)scale2(v, r) & (z >= lo)); }
+INLINE vf scale2_le(vf v, vf r, vf z, float hi) { return (vf)((vi)scale2(v, r) & (z <= hi)); }
+#endif
+
+/* 2^z0 from z = z0 clamped to [-126, 126] (0 below 2^-126 and for NaN) */
+INLINE vf vexp2_clamped(vf z0, vf z) {
     vf r = vround(z);
     vf f = z - r;
     vf p = splat(1.5403530393381606e-4f);
@@ -49,22 +69,46 @@ INLINE vf vexp(vf x) {
     p = p * f + 2.4022650695910071e-1f;
     p = p * f + 6.9314718055994531e-1f;
     p = p * f + 1.0f;
-    return (vf)((vi)scale2(p, r) & ok);
+    return scale2_ge(p, r, z0, -126.0f);
+}
+
+INLINE vf vexp(vf x) {
+    vf z0 = x * 1.44269504088896341f;
+    return vexp2_clamped(z0, vmin(vmax(z0, splat(-126.0f)), splat(126.0f)));
+}
+
+/* e^x for x <= 0 (a Gaussian's exponent): vexp's values there, without the upper clamp */
+INLINE vf vexp_neg(vf x) {
+    vf z0 = x * 1.44269504088896341f;
+    return vexp2_clamped(z0, vmax(z0, splat(-126.0f)));
 }
 
 /* exp(x) and exp(-x) from one range reduction: 2^(+-z) = 2^(+-n) * 2^(+-f), with 2^f = E(f^2) + f O(f^2)
  * split into its even and odd parts (the same degree-6 polynomial as vexp). */
 INLINE void vexp_pair(vf x, vf *ep, vf *em) {
-    vf z = x * 1.44269504088896341f;
-    vi okp = z >= -126.0f, okm = z <= 126.0f;
-    z = vmin(vmax(z, splat(-126.0f)), splat(126.0f));
+    vf z0 = x * 1.44269504088896341f;
+    vf z = vmin(vmax(z0, splat(-126.0f)), splat(126.0f));
     vf r = vround(z);
     vf f = z - r, f2 = f * f;
     vf E = ((splat(1.5403530393381606e-4f) * f2 + 9.6181291076284772e-3f) * f2 + 2.4022650695910071e-1f) * f2 + 1.0f;
     vf O = (splat(1.3333558146428443e-3f) * f2 + 5.5504108664821580e-2f) * f2 + 6.9314718055994531e-1f;
-    *ep = (vf)((vi)scale2(E + f * O, r) & okp);
-    *em = (vf)((vi)scale2(E - f * O, -r) & okm);
+    *ep = scale2_ge(E + f * O, r, z0, -126.0f);
+    *em = scale2_le(E - f * O, -r, z0, 126.0f);
 }
+
+/* s where s is NaN, else v; and v where |t| < lim, else 0 (also for NaN t). AVX-512 compares into a mask
+ * register and moves under it. */
+#if defined(__AVX512F__)
+INLINE vf nan_or(vf s, vf v) {
+    return (vf)_mm512_mask_mov_ps((__m512)v, _mm512_cmp_ps_mask((__m512)s, (__m512)s, _CMP_UNORD_Q), (__m512)s);
+}
+INLINE vf zero_outside(vf v, vf t, vf lim) {
+    return (vf)_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_abs_ps((__m512)t), (__m512)lim, _CMP_LT_OQ), (__m512)v);
+}
+#else
+INLINE vf nan_or(vf s, vf v) { return vsel(visnan(s), s, v); }
+INLINE vf zero_outside(vf v, vf t, vf lim) { return (vf)((vi)v & ((t < lim) & (t > -lim))); }
+#endif
 
 /* 1 / x: the AVX-512 reciprocal estimate (relative error 2^-14) refined by one Newton step (about 2^-23,
  * one float32 ulp), several times the throughput of a vector division; a division elsewhere. */
