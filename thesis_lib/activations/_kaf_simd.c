@@ -25,8 +25,8 @@
  * caller's table check enforces (the thesis and paper presets have gamma h^2 = 1/6 and 1/8).
  * Otherwise (a trained kaf_free dictionary) every kernel value is one exponential.
  *
- * exp is a degree-6 polynomial of 2^f on [-1/2, 1/2] times 2^n (relative error ~1e-7, about one
- * float32 ulp) that returns exactly 0 below 2^-126; denormals are flushed to zero inside the
+ * exp is a degree-5 polynomial of 2^f on [-1/2, 1/2] times 2^n (_simd.h; relative error 2e-7, about two
+ * float32 ulps) that returns exactly 0 below 2^-126; denormals are flushed to zero inside the
  * kernels (they would cost microcode assists) and the caller's floating-point mode is restored.
  */
 #include "_simd.h"
