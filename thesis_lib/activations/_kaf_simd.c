@@ -55,11 +55,11 @@ INLINE vf coef(const float *cf, int f, int vec) {
  * unless |tr| < tmax), k0 = exp(-gamma t^2), R = exp(2 gamma h t) and 1/R. */
 INLINE void reduce_fixed(const vf *s, const float *cf, int vec, vf *tr, vf *t, vf *k0, vf *R, vf *Ri) {
     vf tmax = coef(cf, F_TMAX, vec), dm = coef(cf, F_DM, vec), c1 = coef(cf, F_C1, vec);
-    vf ng = -coef(cf, F_G, vec);
+    vf ngl = -coef(cf, F_G, vec) * LOG2E;
     for (int q = 0; q < TILE; ++q) {
         tr[q] = s[q] - dm;
         t[q] = vmin(vmax(tr[q], -tmax), tmax);
-        k0[q] = vexp_neg(ng * t[q] * t[q]);
+        k0[q] = vexp2_neg_half(ngl * t[q] * t[q] + 0.5f);
         vexp_pair(c1 * t[q], &R[q], &Ri[q]);
     }
 }
@@ -99,14 +99,14 @@ INLINE void clamp_s(const vf *s, vf *sc, const float *cf, int vec) {
 }
 
 INLINE void fwd_direct(const vf *s, vf *y, const float *cf, int vec, int D) {
-    vf ng = -coef(cf, F_G, vec), acc[TILE], sc[TILE];
+    vf ngl = -coef(cf, F_G, vec) * LOG2E, acc[TILE], sc[TILE];
     for (int q = 0; q < TILE; ++q) acc[q] = (vf){0};
     clamp_s(s, sc, cf, vec);
     for (int i = 0; i < D; ++i) {
         vf a = coef(cf, F_A(D) + i, vec), d = coef(cf, F_D(D) + i, vec);
         for (int q = 0; q < TILE; ++q) {
             vf u = sc[q] - d;
-            acc[q] += a * vexp_neg(ng * u * u);
+            acc[q] += a * vexp2_neg_half(ngl * u * u + 0.5f);
         }
     }
     for (int q = 0; q < TILE; ++q) y[q] = nan_or(s[q], acc[q]);
@@ -149,14 +149,14 @@ INLINE void fwdd_fixed(const vf *s, vf *y, vf *dy, const float *cf, int vec, int
 }
 
 INLINE void fwdd_direct(const vf *s, vf *y, vf *dy, const float *cf, int vec, int D) {
-    vf ng = -coef(cf, F_G, vec), acc[TILE], B[TILE], sc[TILE];
+    vf ng = -coef(cf, F_G, vec), ngl = ng * LOG2E, acc[TILE], B[TILE], sc[TILE];
     for (int q = 0; q < TILE; ++q) acc[q] = B[q] = (vf){0};
     clamp_s(s, sc, cf, vec);
     for (int i = 0; i < D; ++i) {
         vf a = coef(cf, F_A(D) + i, vec), d = coef(cf, F_D(D) + i, vec);
         for (int q = 0; q < TILE; ++q) {
             vf u = sc[q] - d;
-            vf ae = a * vexp_neg(ng * u * u);
+            vf ae = a * vexp2_neg_half(ngl * u * u + 0.5f);
             acc[q] += ae;
             B[q] += ae * u;
         }
@@ -205,7 +205,7 @@ INLINE void bwd_fixed(const vf *s, const vf *go, vf *gx, vf *S, const float *cf,
 /* S0/S1/S2 accumulate sum go k_i, sum go k_i u_i, sum go k_i u_i^2 (u_i = s - d_i); S1, S2 only if free. */
 INLINE void bwd_direct(const vf *s, const vf *go, vf *gx, vf *S0, vf *S1, vf *S2, const float *cf, int vec,
                        int D, int free_) {
-    vf ng = -coef(cf, F_G, vec);
+    vf ng = -coef(cf, F_G, vec), ngl = ng * LOG2E;
     vf B[TILE], sc[TILE];
     for (int q = 0; q < TILE; ++q) B[q] = (vf){0};
     clamp_s(s, sc, cf, vec);
@@ -214,7 +214,7 @@ INLINE void bwd_direct(const vf *s, const vf *go, vf *gx, vf *S0, vf *S1, vf *S2
         vf s0 = S0[i], s1 = free_ ? S1[i] : (vf){0}, s2 = free_ ? S2[i] : (vf){0};
         for (int q = 0; q < TILE; ++q) {
             vf u = sc[q] - d;
-            vf e = vexp_neg(ng * u * u);
+            vf e = vexp2_neg_half(ngl * u * u + 0.5f);
             vf ge = go[q] * e;
             s0 += ge;
             if (free_) { vf geu = ge * u; s1 += geu; s2 += geu * u; }

@@ -58,41 +58,60 @@ INLINE vf scale2_ge(vf v, vf r, vf z, float lo) { return (vf)((vi)scale2(v, r) &
 INLINE vf scale2_le(vf v, vf r, vf z, float hi) { return (vf)((vi)scale2(v, r) & (z <= hi)); }
 #endif
 
-/* 2^f on [-1/2, 1/2]: 1 + f (C1 + f (C2 + ...)), degree 5, fitted (iteratively reweighted least squares
- * towards minimax relative error, constant term fixed at 1 so that 2^0 = 1): relative error 9e-8 in exact
- * arithmetic, 1.9e-7 evaluated in float32 (the Taylor-like degree-6 polynomial it replaced: 2.4e-7). */
+/* 2^f on [-1/2, 1/2] (vexp_pair): 1 + f (C1 + f (C2 + ...)), degree 5, fitted by iteratively reweighted
+ * least squares towards minimax relative error, the constant term fixed at 1 so that 2^0 = 1: relative
+ * error 9e-8 in exact arithmetic, 1.9e-7 evaluated in float32. */
 #define EXP2_C1 0.69314700365066528f
 #define EXP2_C2 0.24022242426872253f
 #define EXP2_C3 0.055507335811853409f
 #define EXP2_C4 0.0096714822575449944f
 #define EXP2_C5 0.0013264636509120464f
 
-/* 2^z0 from z = z0 clamped to [-126, 126] (0 below 2^-126 and for NaN) */
-INLINE vf vexp2_clamped(vf z0, vf z) {
-    vf r = vround(z);
-    vf f = z - r;
-    vf p = splat(EXP2_C5);
-    p = p * f + EXP2_C4;
-    p = p * f + EXP2_C3;
-    p = p * f + EXP2_C2;
-    p = p * f + EXP2_C1;
-    p = p * f + 1.0f;
-    return scale2_ge(p, r, z0, -126.0f);
+/* e^x = 2^z, z = x log2(e), from u = z + 1/2: n = floor(u), g = u - n in [0, 1), 2^z = 2^n Q(g) with
+ * Q(g) ~ 2^(g - 1/2) of degree 5, fitted like EXP2_C* (relative error 7.5e-8 exact, 1.7e-7 evaluated in
+ * float32 with FMAs; Q(1/2) = 1 exactly, so e^0 = 1). With AVX-512, g is one vreduceps and vscalefps
+ * floors u itself: one instruction fewer than rounding and subtracting. u is clamped to
+ * [-125.5, 126.5]; the result is 0 below 2^-126 and for NaN. */
+#define LOG2E 1.44269504088896341f
+#define EXPQ_C0 0.70710670948028564f
+#define EXPQ_C1 0.49013325572013855f
+#define EXPQ_C2 0.16981422901153564f
+#define EXPQ_C3 0.039475206285715103f
+#define EXPQ_C4 0.0063564172014594078f
+#define EXPQ_C5 0.0013276367681100965f
+
+INLINE vf expq_poly(vf g) {
+    vf p = splat(EXPQ_C5);
+    p = p * g + EXPQ_C4;
+    p = p * g + EXPQ_C3;
+    p = p * g + EXPQ_C2;
+    p = p * g + EXPQ_C1;
+    return p * g + EXPQ_C0;
+}
+
+/* 2^(u - 1/2) for u clamped to [lo, hi] (u0 unclamped: 0 where u0 < -125.5, or NaN) */
+INLINE vf vexp2_half(vf u0, vf u) {
+#if defined(__AVX512F__)
+    vf g = (vf)_mm512_reduce_ps((__m512)u, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    return scale2_ge(expq_poly(g), u, u0, -125.5f);
+#else
+    vf n = vround(u - 0.5f); /* floor(u), or u - 1 at integers: Q(1) is 2^(1/2) there, the same value */
+    return scale2_ge(expq_poly(u - n), n, u0, -125.5f);
+#endif
 }
 
 INLINE vf vexp(vf x) {
-    vf z0 = x * 1.44269504088896341f;
-    return vexp2_clamped(z0, vmin(vmax(z0, splat(-126.0f)), splat(126.0f)));
+    vf u0 = x * LOG2E + 0.5f;
+    return vexp2_half(u0, vmin(vmax(u0, splat(-125.5f)), splat(126.5f)));
 }
 
-/* e^x for x <= 0 (a Gaussian's exponent): vexp's values there, without the upper clamp */
-INLINE vf vexp_neg(vf x) {
-    vf z0 = x * 1.44269504088896341f;
-    return vexp2_clamped(z0, vmax(z0, splat(-126.0f)));
-}
+/* 2^(u0 - 1/2) for u0 <= 1/2, given u0 = z + 1/2 (a Gaussian's exponent in base 2, its scale and the 1/2
+ * folded by the caller into one multiply and one FMA): vexp's values there, without the upper clamp */
+INLINE vf vexp2_neg_half(vf u0) { return vexp2_half(u0, vmax(u0, splat(-125.5f))); }
+
 
 /* exp(x) and exp(-x) from one range reduction: 2^(+-z) = 2^(+-n) * 2^(+-f), with 2^f = E(f^2) + f O(f^2)
- * split into its even and odd parts (vexp's polynomial). */
+ * split into its even and odd parts: the centred polynomial EXP2_C*, whose symmetry gives both signs. */
 INLINE void vexp_pair(vf x, vf *ep, vf *em) {
     vf z0 = x * 1.44269504088896341f;
     vf z = vmin(vmax(z0, splat(-126.0f)), splat(126.0f));
