@@ -107,7 +107,13 @@ INLINE vf vexp(vf x) {
 
 /* 2^(u0 - 1/2) for u0 <= 1/2, given u0 = z + 1/2 (a Gaussian's exponent in base 2, its scale and the 1/2
  * folded by the caller into one multiply and one FMA): vexp's values there, without the upper clamp */
-INLINE vf vexp2_neg_half(vf u0) { return vexp2_half(u0, vmax(u0, splat(-125.5f))); }
+INLINE vf vexp2_neg_half(vf u0) {
+#if defined(__AVX512F__)
+    return vexp2_half(u0, u0); /* lanes below -125.5 (or NaN) are masked out of vscalefps: no clamp needed */
+#else
+    return vexp2_half(u0, vmax(u0, splat(-125.5f)));
+#endif
+}
 
 
 /* exp(x) and exp(-x) from one range reduction: 2^(+-z) = 2^(+-n) * 2^(+-f), with 2^f = E(f^2) + f O(f^2)
