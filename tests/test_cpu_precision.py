@@ -129,18 +129,34 @@ def test_recurrence_is_used_for_fixed_dictionaries_only():
     assert not _kaf_native.uses_recurrence(f.alpha, f.dictionary, f.gamma)
 
 
-def test_wide_and_non_finite_inputs_in_both_layouts():
-    m = make_activation("kaf", 16)
+@pytest.mark.parametrize("name", ["kaf", "kaf_free"])
+@pytest.mark.parametrize("frozen", [False, True], ids=["train", "attack"])
+def test_wide_and_non_finite_inputs_in_both_layouts(name, frozen):
+    """NaN stays NaN; +-inf and far inputs give 0 and finite (zero) gradients, never inf * 0 = NaN."""
+    m = _kaf(name, 16)
     x = torch.randn(2, 16, 4, 4) * 3
     x[0, :, 0, 0] = float("nan")
     x[0, :, 0, 1] = float("inf")
+    x[0, :, 1, 1] = -float("inf")
     x[0, :, 0, 2] = -1e6
     x[0, :, 0, 3] = 50.0
+    params = [] if frozen else list(m.parameters())
+    for p in m.parameters():
+        p.requires_grad_(not frozen)
     for fmt in (torch.contiguous_format, torch.channels_last):
         for dt in (torch.float32, torch.bfloat16):
-            y = m(x.to(dt).contiguous(memory_format=fmt))
-            assert torch.isnan(y[0, :, 0, 0]).all() and (y[0, :, 0, 1:4] == 0).all()
-            assert torch.isfinite(y[1]).all()
+            xi = x.to(dt).contiguous(memory_format=fmt).requires_grad_()
+            y, (gx, *gp) = _grads(m, xi, torch.ones_like(xi), params)
+            assert torch.isnan(y[0, :, 0, 0]).all() and torch.isnan(gx[0, :, 0, 0]).all()
+            far = torch.stack([y[0, :, 0, 1], y[0, :, 1, 1], y[0, :, 0, 2], y[0, :, 0, 3]])
+            gfar = torch.stack([gx[0, :, 0, 1], gx[0, :, 1, 1], gx[0, :, 0, 2], gx[0, :, 0, 3]])
+            assert (far == 0).all() and (gfar == 0).all()
+            assert torch.isfinite(y[1]).all() and torch.isfinite(gx[1]).all()
+            x_ok = xi.detach().clone()
+            x_ok[0, :, 0, 0] = 0.0  # the parameter gradients: every input but the NaN one
+            if params:
+                _, (_, *gp) = _grads(m, x_ok.requires_grad_(), torch.ones_like(xi), params)
+                assert all(torch.isfinite(g).all() for g in gp)
 
 
 # ------------------------------------------------------------------------------------------ training

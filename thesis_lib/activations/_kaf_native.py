@@ -119,11 +119,17 @@ def load() -> ctypes.CDLL | None:
     lib.kaf_backward_f64.argtypes = [ptr] * 9 + [i64] * 5 + [cint]
     lib.kaf_forward_fast_f64.argtypes = [ptr] * 5 + [i64] * 4 + [cint]
     lib.kaf_backward_fast_f64.argtypes = [ptr] * 7 + [i64] * 5 + [cint]
+    configure_simd(slib)
+    _LIB, _SIMD = lib, slib
+    return lib
+
+
+def configure_simd(slib: ctypes.CDLL) -> None:
+    """Argument types of the vector library's entry points (`_kaf_simd.c`)."""
+    i64, ptr, cint = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     slib.kafs_forward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 3 + [i64] * 4 + [cint, cint, ptr, ptr]
     slib.kafs_backward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 6 + [i64] * 4 + [cint, cint, i64, cint, ptr, ptr]
     slib.kafs_uses_recurrence.argtypes = [ptr] * 3 + [i64] * 2
-    _LIB, _SIMD = lib, slib
-    return lib
 
 
 def available() -> bool:
