@@ -60,7 +60,7 @@ INLINE void reduce_fixed(const vf *s, const float *cf, int vec, vf *tr, vf *t, v
         tr[q] = s[q] - dm;
         t[q] = vmin(vmax(tr[q], -tmax), tmax);
         k0[q] = vexp2_neg_half(ngl * t[q] * t[q] + 0.5f);
-        vexp_pair(c1 * t[q], &R[q], &Ri[q]);
+        vexp_pair(c1 * t[q], &R[q], &Ri[q]); /* |c1 t| <= 80 / jmax (build_table) */
     }
 }
 

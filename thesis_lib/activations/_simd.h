@@ -44,18 +44,14 @@ INLINE vf scale2(vf v, vf r) { return v * (vf)((__builtin_convertvector(r, vi) +
 INLINE vf vround(vf z) { return (z + 12582912.0f) - 12582912.0f; }
 #endif
 
-/* v * 2^r where z >= lo (resp. z <= hi), else 0 (also for NaN z): with AVX-512 the comparison gives a
+/* v * 2^r where z >= lo, else 0 (also for NaN z): with AVX-512 the comparison gives a
  * mask register and the scaling is masked, where the generic select costs a move and a blend more */
 #if defined(__AVX512F__)
 INLINE vf scale2_ge(vf v, vf r, vf z, float lo) {
     return (vf)_mm512_maskz_scalef_ps(_mm512_cmp_ps_mask((__m512)z, _mm512_set1_ps(lo), _CMP_GE_OQ), (__m512)v, (__m512)r);
 }
-INLINE vf scale2_le(vf v, vf r, vf z, float hi) {
-    return (vf)_mm512_maskz_scalef_ps(_mm512_cmp_ps_mask((__m512)z, _mm512_set1_ps(hi), _CMP_LE_OQ), (__m512)v, (__m512)r);
-}
 #else
 INLINE vf scale2_ge(vf v, vf r, vf z, float lo) { return (vf)((vi)scale2(v, r) & (z >= lo)); }
-INLINE vf scale2_le(vf v, vf r, vf z, float hi) { return (vf)((vi)scale2(v, r) & (z <= hi)); }
 #endif
 
 /* 2^f on [-1/2, 1/2] (vexp_pair): 1 + f (C1 + f (C2 + ...)), degree 5, fitted by iteratively reweighted
@@ -116,17 +112,17 @@ INLINE vf vexp2_neg_half(vf u0) {
 }
 
 
-/* exp(x) and exp(-x) from one range reduction: 2^(+-z) = 2^(+-n) * 2^(+-f), with 2^f = E(f^2) + f O(f^2)
- * split into its even and odd parts: the centred polynomial EXP2_C*, whose symmetry gives both signs. */
+/* exp(x) and exp(-x) from one range reduction, for finite |x| <= 87 (the caller guarantees it: no clamp,
+ * no mask): 2^(+-z) = 2^(+-n) * 2^(+-f), with 2^f = E(f^2) + f O(f^2) split into its even and odd parts,
+ * the centred polynomial EXP2_C*, whose symmetry gives both signs. */
 INLINE void vexp_pair(vf x, vf *ep, vf *em) {
-    vf z0 = x * 1.44269504088896341f;
-    vf z = vmin(vmax(z0, splat(-126.0f)), splat(126.0f));
+    vf z = x * LOG2E;
     vf r = vround(z);
     vf f = z - r, f2 = f * f;
     vf E = (splat(EXP2_C4) * f2 + EXP2_C2) * f2 + 1.0f;
     vf O = (splat(EXP2_C5) * f2 + EXP2_C3) * f2 + EXP2_C1;
-    *ep = scale2_ge(E + f * O, r, z0, -126.0f);
-    *em = scale2_le(E - f * O, -r, z0, 126.0f);
+    *ep = scale2(E + f * O, r);
+    *em = scale2(E - f * O, -r);
 }
 
 /* s where s is NaN, else v; and v where |t| < lim, else 0 (also for NaN t). AVX-512 compares into a mask
