@@ -119,6 +119,8 @@ class Layer:
             torch.get_num_threads(),
             None,
             None,
+            None,  # no fused BatchNorm sums (kernels older than that argument ignore the two trailing NULLs)
+            None,
         )
         assert rc == 0
         return (gx, pa.sum(0)) + ((pd.sum(0), pg.sum(0)) if self.free else ())

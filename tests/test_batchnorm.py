@@ -237,3 +237,37 @@ def test_fused_kaf_equals_pytorch_in_float64(name, dtype, frozen):
     else:
         for a, b, c in zip(fused, run_unfused(), exact):
             assert (a.double() - c).abs().max() <= 1.25 * (b.double() - c).abs().max() + 1e-3
+
+
+@pytest.mark.parametrize("name", ["kaf", "kaf_free"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("shape", [(4, 37, 6, 5), (1, 16, 4, 4), (8, 16, 16, 16)], ids=["105px", "16px", "2048px"])
+def test_kaf_kernel_takes_the_batchnorm_sums_bitwise(name, dtype, shape):
+    """The KAF backward's sums for the fused BatchNorm equal the BatchNorm's own pass over dL/dz, bit for bit."""
+    from thesis_lib.activations import make_activation
+    from thesis_lib.activations.kaf import _as_3d
+    from thesis_lib.models.batchnorm import _bn_backward, _bn_forward
+
+    c = shape[1]
+    g = torch.Generator().manual_seed(5)
+    kaf = make_activation(name, c)
+    with torch.no_grad():
+        kaf.alpha.normal_(0, 0.7, generator=g)
+        if name == "kaf_free":
+            kaf.dictionary.add_(0.05 * torch.randn(kaf.dictionary.shape, generator=g))
+    x = (1.5 + 2 * torch.randn(shape, generator=g)).to(dtype).contiguous(memory_format=torch.channels_last)
+    gy = torch.randn(shape, generator=g).to(dtype).contiguous(memory_format=torch.channels_last)
+    w, b = 0.5 + torch.rand(c, generator=g), torch.randn(c, generator=g)
+    mean, _, invstd = _bn_forward(x, None, None, w, b, 1e-5)
+    scale = (w * invstd).contiguous()
+    affine = (scale, (b - mean * scale).contiguous())
+    x3, restore = _as_3d(x)
+    gy3, _ = _as_3d(gy)
+    params = (kaf.alpha.detach().contiguous(), kaf.dictionary.detach().contiguous(), kaf.gamma.detach().contiguous())
+    free = name == "kaf_free"
+    gz3, *_, sums = _kaf_native.backward(x3, gy3, *params, True, free, fast=not free, in_affine=affine, bn_mean=mean)
+    assert sums is not None and sums.shape[1:] == (2, c)
+    two_pass = _bn_backward(x, restore(gz3), None, w, b, 0, 0.0, mean, invstd, True)
+    one_pass = _bn_backward(x, restore(gz3), None, w, b, 0, 0.0, mean, invstd, True, sums)
+    for u, v in zip(one_pass, two_pass):
+        assert torch.equal(u, v)

@@ -9,18 +9,18 @@
  *   forward:  statistics (read x), then y = f(x * scale_c + shift_c) (read x, write y, and f'(z) where
  *             f needs it);
  *   backward: dL/dz = gy f'(z), then sum dL/dz and sum dL/dz (x - mean) (read x, gy), then dL/dx
- *             (read x, gy, write gx).
+ *             (read x, gy, write gx). After a fused KAF, whose backward kernel writes dL/dz, that kernel
+ *             takes the two sums as it goes, and the pass that would read them is skipped.
  * ReLU and leaky ReLU read their derivative off the sign of z, recomputed from x, so nothing more is
  * stored; the other activations (_pointwise.h) keep f'(z) in the forward. Fused, z never goes through
  * memory: five passes fewer than BatchNorm then ReLU, and z is not rounded to bfloat16 before f.
  * The statistics are sums of x - K_c with K_c the channel's first value (the "shifted data" method:
- * no cancellation when the mean is large next to the spread), summed in float32 over FLUSH pixels and
+ * no cancellation when the mean is large next to the spread), summed in float32 over FLUSH_PIXELS and
  * then in double, per work chunk; the chunks' partials are added in a fixed order, so the results do
  * not depend on the number of threads.
  */
 #include "_pointwise.h"
 
-#define FLUSH 64     /* pixels summed in float32 before the double partials take them */
 #define MAXCB 64     /* channel blocks of 16: up to 1,024 channels */
 
 /* the activation after the BatchNorm (the codes of thesis_lib/models/batchnorm.py); ACT_GIVEN_D, backward
@@ -97,7 +97,7 @@ static void chunk_sums(const void *x, const struct gz_ctx *g, int bf16, int64_t 
                 a2[b] += xc * xc;
             }
         }
-        if ((p - p0) % FLUSH == FLUSH - 1 || p == p1 - 1) {
+        if ((p - p0) % FLUSH_PIXELS == FLUSH_PIXELS - 1 || p == p1 - 1) {
             for (int64_t b = 0; b < CB; ++b) {
                 int nv = NBLOCK(C, b);
                 for (int l = 0; l < nv; ++l) {
@@ -215,11 +215,13 @@ int bn_forward(const void *x, void *y, void *d, int dtype, int64_t P, int64_t C,
 }
 
 /* gy, gx, d in x's dtype; gw, gb float32 (C); gx NULL: parameter gradients only; d must be the forward's
- * f'(z) for the activations that keep it.
+ * f'(z) for the activations that keep it. parts: NULL, or the sums of dL/dz and dL/dz (x - mean) already
+ * taken by the kernel that produced gy (nparts chunks x 2 x C doubles, added here in chunk order, as the
+ * first pass would): then that pass is skipped.
  * dL/dx = w is (gz - mean(gz) - (x - mean) is^2 mean(gz (x - mean))), gz = dL/dz. */
 int bn_backward(const void *x, const void *gy, const void *d, void *gx, int dtype, int64_t P, int64_t C,
                 const float *w, const float *b, int act, float a, const float *mean, const float *invstd, float *gw,
-                float *gb, int64_t nchunks, int nthreads) {
+                float *gb, int64_t nchunks, int nthreads, const double *parts, int64_t nparts) {
     if (C > MAXCB * VL || P < 1 || (keeps_d(act) && !d)) return -1;
     const int bf16 = dtype == 1;
     float *ka = malloc((size_t)(5 * C) * sizeof(float)), *kx = ka + C, *k0 = ka + 2 * C, *zs = ka + 3 * C,
@@ -234,7 +236,17 @@ int bn_backward(const void *x, const void *gy, const void *d, void *gx, int dtyp
     g->gy = gy; g->d = d; g->act = act; g->bf16 = bf16; g->a = a;
     channel_vectors(zs, C, g->zs);
     channel_vectors(zb, C, g->zb);
-    if (reduce(x, g, bf16, P, C, mean, nchunks, nthreads, t, t + C)) { free(ka); free(t); free(g); return -1; }
+    if (parts) {
+        for (int64_t c = 0; c < C; ++c) t[c] = t[C + c] = 0.0;
+        for (int64_t k = 0; k < nparts; ++k)
+            for (int64_t c = 0; c < C; ++c) {
+                t[c] += parts[2 * k * C + c];
+                t[C + c] += parts[(2 * k + 1) * C + c];
+            }
+    } else if (reduce(x, g, bf16, P, C, mean, nchunks, nthreads, t, t + C)) {
+        free(ka); free(t); free(g);
+        return -1;
+    }
     for (int64_t c = 0; c < C; ++c) {
         double is = invstd[c], sg = t[c], sgx = t[C + c];
         gb[c] = (float)sg;

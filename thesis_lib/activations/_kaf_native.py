@@ -128,7 +128,7 @@ def configure_simd(slib: ctypes.CDLL) -> None:
     """Argument types of the vector library's entry points (`_kaf_simd.c`)."""
     i64, ptr, cint = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     slib.kafs_forward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 3 + [i64] * 4 + [cint, cint, ptr, ptr]
-    slib.kafs_backward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 6 + [i64] * 4 + [cint, cint, i64, cint, ptr, ptr]
+    slib.kafs_backward.argtypes = [ptr, ptr, ptr, cint] + [ptr] * 6 + [i64] * 4 + [cint, cint, i64, cint] + [ptr] * 4
     slib.kafs_uses_recurrence.argtypes = [ptr] * 3 + [i64] * 2
 
 
@@ -235,12 +235,16 @@ def times_derivative(gy: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return torch.mul(gy.to(d.dtype), d, out=gx)
 
 
-def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False, in_affine=None):
-    """Returns (grad_x3 or None, grad_alpha, grad_dict or None, grad_gamma or None).
+def backward(
+    x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, fast: bool = False, in_affine=None, bn_mean=None
+):
+    """Returns (grad_x3 or None, grad_alpha, grad_dict or None, grad_gamma or None, bn_sums or None).
 
     Parameter gradients are in the parameters' dtype (float32 for float32/bfloat16 inputs). With the
     parameters frozen (attacks) the forward keeps dy/dx instead and this pass is not needed.
-    `in_affine`: as in `forward` (float32/bfloat16); grad_x3 is then for x * scale + shift."""
+    `in_affine`: as in `forward` (float32/bfloat16); grad_x3 is then for x * scale + shift.
+    `bn_mean` (channels-innermost x3, with `in_affine` and need_x): the fused BatchNorm's batch mean; then
+    bn_sums are its backward's sums, (chunks, 2, C) float64, for `_batchnorm_simd.c`'s bn_backward."""
     load()
     outer, C, inner = x3.shape
     D = alpha.shape[1]
@@ -250,6 +254,7 @@ def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, f
     pa = torch.zeros(nchunks, C, D, dtype=torch.float64)
     pd = torch.zeros(nchunks, C, D, dtype=torch.float64) if need_free else None
     pg = torch.zeros(nchunks, C, dtype=torch.float64) if need_free else None
+    pz = torch.zeros(nchunks, 2, C, dtype=torch.float64) if bn_mean is not None else None
     nt = torch.get_num_threads()
     if x3.dtype == torch.float64:
         if fast and not need_free:
@@ -296,6 +301,8 @@ def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, f
             nt,
             _p(in_affine[0] if in_affine is not None else None),
             _p(in_affine[1] if in_affine is not None else None),
+            _p(bn_mean),
+            _p(pz),
         )
         if rc != 0:
             raise MemoryError(f"the KAF kernel could not allocate its work buffers (C={C}, D={D})")
@@ -305,6 +312,7 @@ def backward(x3, gy3, alpha, dictionary, gamma, need_x: bool, need_free: bool, f
         pa.sum(0).to(dt),
         pd.sum(0).to(dt) if need_free else None,
         pg.sum(0).to(dt) if need_free else None,
+        pz,
     )
 
 

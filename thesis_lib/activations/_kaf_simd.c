@@ -402,7 +402,7 @@ static void flush_lanes_out(const double *acc0, const double *acc1, const double
 static void backward_impl(const void *x, const void *gy, void *gx, int bf16, const float *tbl, const float *vt,
                           int fixed, int free_, double *pa, double *pd, double *pg, int64_t outer, int64_t C,
                           int64_t inner, int64_t D, int64_t nchunks, int nthreads, const float *isc,
-                          const float *ish) {
+                          const float *ish, const float *bn_mean, double *pz) {
     const int64_t NF = NFIELDS(D);
     const int m = (int)((D - 1) / 2);
     const int vec = inner == 1;
@@ -418,6 +418,8 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
         const int64_t nd = vec ? CB * (2 * D + 1) * VL : 0;
         double *acc0 = vec ? malloc((size_t)nd * sizeof(double)) : 0;
         double *acc1 = vec ? acc0 + CB * D * VL : 0, *accg = vec ? acc1 + CB * D * VL : 0;
+        /* the fused BatchNorm's sums (pz): sum gz and sum gz (x - mean) per channel, float per FLUSH_PIXELS */
+        vf *z1 = aligned_alloc(64, (size_t)(2 * CB) * sizeof(vf)), *z2 = z1 + CB;
         #pragma omp for schedule(static)
         for (int64_t k = 0; k < nchunks; ++k) {
             const int64_t u0 = units * k / nchunks, u1 = units * (k + 1) / nchunks;
@@ -448,6 +450,8 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
             } else {
                 memset(S0, 0, (size_t)nacc * 3 * sizeof(vf));
                 memset(acc0, 0, (size_t)nd * sizeof(double));
+                memset(z1, 0, (size_t)(2 * CB) * sizeof(vf));
+                double *pzk = pz ? pz + k * 2 * C : 0;
                 int64_t since = 0;
                 for (int64_t p0 = u0; p0 < u1; p0 += TILE) {
                     for (int64_t b = 0; b < CB; ++b) {
@@ -455,17 +459,26 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                         int nvc = (int)(C - b * VL < VL ? C - b * VL : VL);
                         vf sc = isc ? load_f32(isc + b * VL, nvc) : splat(1.0f);
                         vf sh = isc ? load_f32(ish + b * VL, nvc) : (vf){0};
-                        vf s[TILE], go[TILE], o[TILE];
+                        vf s[TILE], xr[TILE], go[TILE], o[TILE];
                         int nv[TILE];
                         for (int q = 0; q < TILE; ++q) {
                             nv[q] = p0 + q < u1 ? nvc : 0;
-                            s[q] = in_affine(load_any(x, (p0 + q) * C + b * VL, nv[q], bf16), isc, sc, sh);
+                            xr[q] = load_any(x, (p0 + q) * C + b * VL, nv[q], bf16);
+                            s[q] = in_affine(xr[q], isc, sc, sh);
                             go[q] = load_any(gy, (p0 + q) * C + b * VL, nv[q], bf16);
                         }
                         if (fixed) bwd_fixed(s, go, o, S0 + b * D, cf, 1, (int)D, m);
                         else bwd_direct(s, go, o, S0 + b * D, S1 + b * D, S2 + b * D, cf, 1, (int)D, free_);
                         if (gx)
                             for (int q = 0; q < TILE; ++q) store_any(gx, (p0 + q) * C + b * VL, o[q], nv[q], bf16);
+                        if (pz) { /* gz as stored (rounded to bf16), in pixel order, as the BatchNorm's own sums */
+                            vf mb = load_f32(bn_mean + b * VL, nvc);
+                            for (int q = 0; q < TILE && p0 + q < u1; ++q) {
+                                vf gz = bf16 ? round_bf16(o[q]) : o[q];
+                                z1[b] += gz;
+                                z2[b] += gz * (xr[q] - mb);
+                            }
+                        }
                     }
                     if (++since == 16 || p0 + TILE >= u1) { /* flush float sums to double every 64 pixels */
                         for (int64_t b = 0; b < CB; ++b)
@@ -473,6 +486,15 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                                         D, fixed, acc0 + b * D * VL, acc1 + b * D * VL, accg + b * VL);
                         memset(S0, 0, (size_t)nacc * 3 * sizeof(vf));
                         since = 0;
+                    }
+                    if (pz && ((p0 + TILE - u0) % FLUSH_PIXELS == 0 || p0 + TILE >= u1)) {
+                        for (int64_t b = 0; b < CB; ++b) {
+                            for (int l = 0; l < VL && b * VL + l < C; ++l) {
+                                pzk[b * VL + l] += z1[b][l];
+                                pzk[C + b * VL + l] += z2[b][l];
+                            }
+                            z1[b] = z2[b] = (vf){0};
+                        }
                     }
                 }
                 for (int64_t b = 0; b < CB; ++b)
@@ -482,6 +504,7 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
         }
         free(S0);
         free(acc0);
+        free(z1);
         ftz_restore(fp);
     }
 }
@@ -507,10 +530,15 @@ int kafs_forward(const void *x, void *y, void *dy, int dtype, const float *alpha
     return 0;
 }
 
+/* bn_mean, pz: NULL, or (channels-innermost layout, gx wanted, a fused BatchNorm) the BatchNorm's batch mean
+ * (C floats) and, zeroed, its backward's sums per chunk, pz (nchunks, 2, C) doubles: sum gx and
+ * sum gx (x - mean) over the chunk's pixels, gx as stored. The BatchNorm backward then skips its own pass
+ * over x and gx for them; the sums are taken in the same order and precision as that pass. */
 int kafs_backward(const void *x, const void *gy, void *gx, int dtype, const float *alpha, const float *dict,
                   const float *gamma, double *pa, double *pd, double *pg, int64_t outer, int64_t C, int64_t inner,
                   int64_t D, int want_fixed, int need_free, int64_t nchunks, int nthreads, const float *isc,
-                  const float *ish) {
+                  const float *ish, const float *bn_mean, double *pz) {
+    if (pz && (inner != 1 || !gx || !bn_mean)) return -1;
     if (D < 1 || D > MAXD) return -1;
     const int64_t NF = NFIELDS(D), CB = (C + VL - 1) / VL;
     float *tbl = malloc((size_t)(C * NF) * sizeof(float));
@@ -519,7 +547,7 @@ int kafs_backward(const void *x, const void *gy, void *gx, int dtype, const floa
     int fixed = build_table(alpha, dict, gamma, C, D, want_fixed && !need_free, tbl);
     if (inner == 1) build_vec_table(tbl, C, D, vt);
     backward_impl(x, gy, gx, dtype == 1, tbl, vt, fixed, need_free, pa, pd, pg, outer, C, inner, D, nchunks,
-                  nthreads, isc, ish);
+                  nthreads, isc, ish, bn_mean, pz);
     free(tbl); free(vt);
     return 0;
 }

@@ -12,6 +12,7 @@
 #endif
 
 #define VL 16
+#define FLUSH_PIXELS 64 /* pixels summed in float32 before double partials take them (BatchNorm sums) */
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef int32_t vi __attribute__((vector_size(VL * 4)));
 typedef uint32_t vu __attribute__((vector_size(VL * 4)));
@@ -183,6 +184,12 @@ INLINE void store_bf16(uint16_t *p, vf v, int nv) {
 #endif
     if (nv == VL) memcpy(p, &h, sizeof h);
     else if (nv > 0) memcpy(p, &h, (size_t)nv * 2);
+}
+/* v rounded to bfloat16 and widened back: the value a bf16 store keeps */
+INLINE vf round_bf16(vf v) {
+    uint16_t h[VL];
+    store_bf16(h, v, VL);
+    return load_bf16(h, VL);
 }
 INLINE vf load_any(const void *p, int64_t off, int nv, int bf16) {
     return bf16 ? load_bf16((const uint16_t *)p + off, nv) : load_f32((const float *)p + off, nv);

@@ -128,7 +128,7 @@ class _GaussianKAF(torch.autograd.Function):
             x3, restore = _as_3d(x)
             gy3, _ = _as_3d(gy.to(x.dtype).contiguous(memory_format=_memory_format(x)))
             need_free = free and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-            gx3, ga, gd, gg = _kaf_native.backward(
+            gx3, ga, gd, gg, _ = _kaf_native.backward(
                 x3,
                 gy3,
                 alpha.contiguous(),

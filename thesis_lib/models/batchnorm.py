@@ -67,6 +67,7 @@ def _configure(lib: ctypes.CDLL) -> None:
     ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
     lib.bn_forward.argtypes = [ptr, ptr, ptr, cint, i64, i64, ptr, ptr, f32, cint, f32, ptr, ptr, ptr, i64, cint]
     lib.bn_backward.argtypes = [ptr, ptr, ptr, ptr, cint, i64, i64, ptr, ptr, cint, f32, ptr, ptr, ptr, ptr, i64, cint]
+    lib.bn_backward.argtypes += [ptr, i64]
 
 
 def _load() -> ctypes.CDLL | None:
@@ -105,15 +106,19 @@ def _bn_forward(x, y, d, weight, bias, eps: float, act: int = 0, param: float = 
     return mean, var, invstd
 
 
-def _bn_backward(x, gy, d, weight, bias, act: int, param: float, mean, invstd, need_x: bool):
-    """(dL/dx or None, dL/dweight, dL/dbias) from dL/dy; `d`: the kept derivative of the activations that keep one."""
+def _bn_backward(x, gy, d, weight, bias, act: int, param: float, mean, invstd, need_x: bool, sums=None):
+    """(dL/dx or None, dL/dweight, dL/dbias) from dL/dy; `d`: the kept derivative of the activations that keep one.
+
+    `sums`: None, or the backward's sums already taken by the kernel that produced gy ((chunks, 2, C)
+    float64, `_kaf_native.backward`'s bn_sums); then the kernel's pass over x and gy for them is skipped."""
     n, c, h, w = x.shape
     gy = gy.to(x.dtype).contiguous(memory_format=torch.channels_last)
     gx = torch.empty_like(x) if need_x else None
     gw, gb = torch.empty(c, dtype=torch.float32), torch.empty(c, dtype=torch.float32)
     args = (_p(x), _p(gy), _p(d), _p(gx), _native._DTYPE_CODE[x.dtype], n * h * w, c, _p(weight.detach()))
     args += (_p(bias.detach()), act, param, _p(mean), _p(invstd), _p(gw), _p(gb))
-    if _load().bn_backward(*args, NCHUNKS, torch.get_num_threads()) != 0:
+    nparts = 0 if sums is None else sums.shape[0]
+    if _load().bn_backward(*args, NCHUNKS, torch.get_num_threads(), _p(sums), nparts) != 0:
         raise RuntimeError("the BatchNorm kernel failed (out of memory, or no saved derivative)")
     return gx, gw, gb
 
@@ -174,10 +179,20 @@ class _TrainBatchNormKAF(torch.autograd.Function):
         x3, restore = _as_3d(x)
         gy3, _ = _as_3d(gy.to(x.dtype).contiguous(memory_format=torch.channels_last))
         need_free = ctx.free and (needs[4] or needs[5])
-        gz3, ga, gd, gg = _native.backward(
-            x3, gy3, alpha, dictionary, gamma, True, need_free, fast=not ctx.free, in_affine=(scale, shift)
+        # the KAF kernel also takes the BatchNorm backward's sums over dL/dz as it writes it (one pass fewer)
+        gz3, ga, gd, gg, sums = _native.backward(
+            x3,
+            gy3,
+            alpha,
+            dictionary,
+            gamma,
+            True,
+            need_free,
+            fast=not ctx.free,
+            in_affine=(scale, shift),
+            bn_mean=mean,
         )
-        gx, gw, gb = _bn_backward(x, restore(gz3), None, weight, bias, 0, 0.0, mean, invstd, needs[0])
+        gx, gw, gb = _bn_backward(x, restore(gz3), None, weight, bias, 0, 0.0, mean, invstd, needs[0], sums)
         grads = (gw, gb, ga, gd, gg)
         return (gx, *(g if need else None for g, need in zip(grads, needs[1:6])), None, None)
 
