@@ -34,6 +34,7 @@
 #ifndef TILE
 #define TILE 4 /* groups processed together: independent dependency chains, shared coefficient loads */
 #endif
+_Static_assert(FLUSH_PIXELS % TILE == 0, "the backward's float sums are flushed at tile boundaries");
 #define MAXD 64
 
 /* coefficient table: per channel NF floats; fields */
@@ -452,7 +453,6 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                 memset(acc0, 0, (size_t)nd * sizeof(double));
                 memset(z1, 0, (size_t)(2 * CB) * sizeof(vf));
                 double *pzk = pz ? pz + k * 2 * C : 0;
-                int64_t since = 0;
                 for (int64_t p0 = u0; p0 < u1; p0 += TILE) {
                     for (int64_t b = 0; b < CB; ++b) {
                         const float *cf = vt + b * NF * VL;
@@ -480,14 +480,13 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                             }
                         }
                     }
-                    if (++since == 16 || p0 + TILE >= u1) { /* flush float sums to double every 64 pixels */
-                        for (int64_t b = 0; b < CB; ++b)
-                            flush_lanes(S0 + b * D, free_ ? S1 + b * D : 0, free_ ? S2 + b * D : 0, vt + b * NF * VL,
-                                        D, fixed, acc0 + b * D * VL, acc1 + b * D * VL, accg + b * VL);
-                        memset(S0, 0, (size_t)nacc * 3 * sizeof(vf));
-                        since = 0;
-                    }
-                    if (pz && ((p0 + TILE - u0) % FLUSH_PIXELS == 0 || p0 + TILE >= u1)) {
+                    /* float sums to double every FLUSH_PIXELS pixels of the chunk (TILE divides it), and at its end */
+                    if ((p0 + TILE - u0) % FLUSH_PIXELS != 0 && p0 + TILE < u1) continue;
+                    for (int64_t b = 0; b < CB; ++b)
+                        flush_lanes(S0 + b * D, free_ ? S1 + b * D : 0, free_ ? S2 + b * D : 0, vt + b * NF * VL, D,
+                                    fixed, acc0 + b * D * VL, acc1 + b * D * VL, accg + b * VL);
+                    memset(S0, 0, (size_t)nacc * 3 * sizeof(vf));
+                    if (pz)
                         for (int64_t b = 0; b < CB; ++b) {
                             for (int l = 0; l < VL && b * VL + l < C; ++l) {
                                 pzk[b * VL + l] += z1[b][l];
@@ -495,7 +494,6 @@ static void backward_impl(const void *x, const void *gy, void *gx, int bf16, con
                             }
                             z1[b] = z2[b] = (vf){0};
                         }
-                    }
                 }
                 for (int64_t b = 0; b < CB; ++b)
                     flush_lanes_out(acc0 + b * D * VL, acc1 + b * D * VL, accg + b * VL, b * VL, C, D, pak,
