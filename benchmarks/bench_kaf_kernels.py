@@ -40,9 +40,12 @@ def baseline_library(rev: str, workdir: Path):
     """Compile and load the vector kernels as they are at git revision `rev`."""
     root = Path(__file__).resolve().parents[1]
     folder = "thesis_lib/activations"
-    names = subprocess.run(
-        ["git", "ls-tree", "--name-only", f"{rev}:{folder}"], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.split()
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{rev}:{folder}"], cwd=root, capture_output=True, text=True
+    )
+    if listing.returncode != 0:
+        raise SystemExit(f"--baseline {rev!r}: not a git revision of this repository with {folder}/")
+    names = listing.stdout.split()
     for name in names:
         if name.endswith((".c", ".h")):
             blob = subprocess.run(["git", "show", f"{rev}:{folder}/{name}"], cwd=root, capture_output=True, check=True)
